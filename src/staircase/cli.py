@@ -1,0 +1,103 @@
+"""Command line: ``staircase train``, ``staircase variants``, ``staircase check-config``.
+
+The workflow calls these; a user can too, to run one job by hand::
+
+    staircase variants config.yaml                       # experiments and their variants
+    staircase train --config config.yaml --experiment fit1d --out /tmp/fit1d
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import yaml
+
+from staircase import config as cfgmod
+
+
+def _load_config(path: str, overrides: list[str]) -> dict:
+    with open(path) as fh:
+        config = yaml.safe_load(fh)
+    for item in overrides:
+        key, _, value = item.partition("=")
+        config[key] = yaml.safe_load(value)
+    return config
+
+
+def _run_config(args) -> dict:
+    if args.run_config:
+        text = Path(args.run_config[1:]).read_text() if args.run_config.startswith("@") else args.run_config
+        return json.loads(text)
+    if not (args.config and args.experiment):
+        raise SystemExit("staircase train: give --run-config, or --config with --experiment")
+    config = _load_config(args.config, args.set)
+    vs = cfgmod.variants(config, args.experiment)
+    variant = args.variant or next(iter(vs))
+    if variant not in vs:
+        raise SystemExit(f"staircase train: experiment {args.experiment!r} has no variant {variant!r}; have {sorted(vs)}")
+    return vs[variant]
+
+
+def cmd_train(args) -> int:
+    from staircase import train
+
+    cfg = _run_config(args)
+    if args.device:
+        cfg["device"] = args.device
+    train.run(cfg, args.out, args.checkpoint_dir, progress=not args.no_progress)
+    return 0
+
+
+def cmd_variants(args) -> int:
+    config = _load_config(args.config, args.set)
+    for name in cfgmod.enabled_experiments(config):
+        for vname, cfg in cfgmod.variants(config, name).items():
+            print(f"{name}\t{vname}\tseeds={cfg['seeds']}")
+    return 0
+
+
+def cmd_check_config(args) -> int:
+    config = _load_config(args.config, args.set)
+    cfgmod.check(config)
+    print(f"{args.config}: ok")
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="staircase", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train every seed of one experiment variant")
+    p.add_argument("--run-config", help="resolved run config as JSON, or @file")
+    p.add_argument("--config", help="config.yaml (with --experiment)")
+    p.add_argument("--experiment")
+    p.add_argument("--variant")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="top-level override, e.g. scale=full")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--checkpoint-dir", help="where to keep the resume checkpoint")
+    p.add_argument("--device", help="cpu, cuda or auto (overrides the config)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_train)
+
+    for name, func, text in (
+        ("variants", cmd_variants, "list enabled experiments and their variants"),
+        ("check-config", cmd_check_config, "checks beyond the schema (task parameters, sweeps)"),
+    ):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("config")
+        p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+        p.set_defaults(func=func)
+
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (cfgmod.ConfigError, ValueError) as err:
+        print(f"staircase: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

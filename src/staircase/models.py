@@ -1,0 +1,127 @@
+"""Fully connected networks stacked along a leading model axis.
+
+One ``StackedMLP`` holds S independent networks of the same shape (one per seed or sweep cell):
+weights have shape (S, fan_in, fan_out) and every layer is one batched matmul. Small MLPs are
+bound by per-operation overhead, so training S models this way costs about as much as one
+(see PERFORMANCE in the README). Because the total loss is the sum of the per-model losses, each
+model's gradient, and so its Adam/SGD trajectory, is exactly that of training it alone.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class Activation:
+    """sigma with its first two derivatives (needed by the forward Laplacian of PDE tasks)."""
+
+    fn: Callable[[torch.Tensor], torch.Tensor]
+    d1: Callable[[torch.Tensor], torch.Tensor]
+    d2: Callable[[torch.Tensor], torch.Tensor]
+
+
+def _gauss_pdf(z):
+    return torch.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
+
+
+def _gauss_cdf(z):
+    return 0.5 * (1 + torch.erf(z / math.sqrt(2)))
+
+
+def _tanh_d1(z):
+    return 1 - torch.tanh(z) ** 2
+
+
+def _tanh_d2(z):
+    t = torch.tanh(z)
+    return -2 * t * (1 - t * t)
+
+
+def _sigmoid_d1(z):
+    s = torch.sigmoid(z)
+    return s * (1 - s)
+
+
+def _sigmoid_d2(z):
+    s = torch.sigmoid(z)
+    return s * (1 - s) * (1 - 2 * s)
+
+
+ACTIVATIONS: dict[str, Activation] = {
+    "tanh": Activation(torch.tanh, _tanh_d1, _tanh_d2),
+    "sin": Activation(torch.sin, torch.cos, lambda z: -torch.sin(z)),
+    "relu": Activation(torch.relu, lambda z: (z > 0).to(z.dtype), torch.zeros_like),
+    "sigmoid": Activation(torch.sigmoid, _sigmoid_d1, _sigmoid_d2),
+    # exact (erf) GELU: x Phi(x); derivatives Phi + x phi and (2 - x^2) phi
+    "gelu": Activation(
+        lambda z: z * _gauss_cdf(z),
+        lambda z: _gauss_cdf(z) + z * _gauss_pdf(z),
+        lambda z: (2 - z * z) * _gauss_pdf(z),
+    ),
+}
+
+
+def get_activation(name: str) -> Activation:
+    try:
+        return ACTIVATIONS[name]
+    except KeyError:
+        raise ValueError(f"unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}") from None
+
+
+class StackedMLP(nn.Module):
+    """S fully connected networks d_in -> width x depth -> d_out with a shared activation.
+
+    ``depth`` is the number of hidden layers. Each model s is initialised from its own
+    ``torch.Generator`` seeded with ``seeds[s]``, as ``nn.Linear`` does by default
+    (weights and biases uniform in +-1/sqrt(fan_in)), so a model's initial weights depend only on
+    its seed, not on which other models share the stack.
+    """
+
+    def __init__(self, seeds, d_in: int, width: int, depth: int, activation: str, d_out: int = 1, dtype=torch.float32):
+        super().__init__()
+        if width < 1 or depth < 1:
+            raise ValueError(f"width and depth must be >= 1, got width={width}, depth={depth}")
+        self.act_name = activation
+        self.act = get_activation(activation)
+        self.seeds = [int(s) for s in seeds]
+        sizes = [d_in] + [width] * depth + [d_out]
+        self.weights = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+            self.weights.append(nn.Parameter(torch.empty(len(self.seeds), fan_in, fan_out, dtype=dtype)))
+            self.biases.append(nn.Parameter(torch.empty(len(self.seeds), 1, fan_out, dtype=dtype)))
+        self.reset_parameters()
+
+    @property
+    def n_models(self) -> int:
+        return len(self.seeds)
+
+    @property
+    def depth(self) -> int:
+        return len(self.weights) - 1
+
+    @torch.no_grad()
+    def reset_parameters(self):
+        for s, seed in enumerate(self.seeds):
+            gen = torch.Generator().manual_seed(seed)
+            for w, b in zip(self.weights, self.biases):
+                bound = 1.0 / math.sqrt(w.shape[1])
+                w[s].copy_((torch.rand(w.shape[1:], generator=gen, dtype=torch.float64) * 2 - 1) * bound)
+                b[s].copy_((torch.rand(b.shape[1:], generator=gen, dtype=torch.float64) * 2 - 1) * bound)
+
+    def forward(self, x: torch.Tensor, return_hidden: bool = False):
+        """x: (N, d_in) shared by all models, or (S, N, d_in). Returns (S, N, d_out) and,
+        if asked, the list of hidden-layer outputs, each (S, N, width)."""
+        h = x.expand(self.n_models, *x.shape) if x.dim() == 2 else x
+        hidden = []
+        for w, b in zip(self.weights[:-1], self.biases[:-1]):
+            h = self.act.fn(torch.baddbmm(b, h, w))
+            hidden.append(h)
+        out = torch.baddbmm(self.biases[-1], h, self.weights[-1])
+        return (out, hidden) if return_hidden else out

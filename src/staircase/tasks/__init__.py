@@ -1,0 +1,75 @@
+"""Learning problems. A task knows its domain, training data, loss, exact solution, the points on
+which the epsilon-rank is measured, and the linear system its loss lower bound is built on.
+
+Add a task by subclassing ``Task`` and registering it in ``TASKS``; the config names it by key.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+
+@dataclass
+class BoundSystem:
+    """The loss written as sum_k weights_k (features_k . coef - target_k)^2, per model.
+
+    features: (S, M, n) with a column of ones for the bias; coef: (S, n); target, weights: (M,).
+    """
+
+    features: np.ndarray
+    target: np.ndarray
+    weights: np.ndarray
+    coef: np.ndarray
+
+
+class Task(ABC):
+    """Base class. Subclasses set ``d`` (input dimension) and ``bounds`` (the box Omega)."""
+
+    d: int
+    bounds: list[tuple[float, float]]
+
+    def __init__(self, **params):
+        self.params = params
+
+    @abstractmethod
+    def exact(self, x: np.ndarray) -> np.ndarray:
+        """The exact solution / target function at points x (N, d) -> (N,)."""
+
+    @abstractmethod
+    def train_data(self, device, dtype) -> dict[str, torch.Tensor]:
+        """Tensors the loss needs, built once."""
+
+    @abstractmethod
+    def loss(self, model, data) -> torch.Tensor:
+        """Per-model loss, shape (S,)."""
+
+    @abstractmethod
+    def bound_system(self, model, data) -> BoundSystem:
+        """The loss as a linear least-squares problem in the output layer."""
+
+    @abstractmethod
+    def rank_points(self) -> tuple[np.ndarray, np.ndarray]:
+        """Quadrature points (N, d) and weights (N,) for the Gram matrix (integral normalisation)."""
+
+    @abstractmethod
+    def error_points(self) -> np.ndarray:
+        """Points (N, d) on which the relative L2 error against ``exact`` is measured."""
+
+
+from staircase.tasks.fitting import MultiFrequency1D  # noqa: E402
+
+TASKS: dict[str, type[Task]] = {
+    "multifreq1d": MultiFrequency1D,
+}
+
+
+def make_task(name: str, **params) -> Task:
+    try:
+        cls = TASKS[name]
+    except KeyError:
+        raise ValueError(f"unknown task {name!r}; choose one of {sorted(TASKS)}") from None
+    return cls(**params)

@@ -1,0 +1,287 @@
+"""The training loop: trains every seed of one experiment variant at once and records, on a
+schedule dense early and sparse later, the loss, the error, the full Gram spectrum of every hidden
+layer, and the loss lower bound.
+
+Outputs (all written atomically, in ``out_dir``):
+
+* ``metrics.parquet`` - one row per (seed, step): loss, rel_l2, eps_rank (last hidden layer at
+  the main eps), lower_bound, best_loss, best_loss_top_r, bound_rank, bound_eps, elapsed_s
+* ``ranks.parquet``   - tidy: (seed, step, layer, metric, eps, value) for the eps-rank at every
+  eps and the peer metrics (effective, stable, numerical rank) of every hidden layer
+* ``spectra.npz``     - ``steps``, ``seeds`` and ``layer<l>`` arrays (seed, step, n) of the sorted
+  Gram eigenvalues, so any eps or metric can be recomputed without retraining
+* ``run.json``        - resolved config, provenance, wall time, per-seed status (ok / diverged)
+
+A checkpoint is written every ``train.checkpoint_every`` steps to ``checkpoint_dir`` (outside the
+workflow's declared outputs, which Snakemake deletes before re-running a job); a restarted job
+resumes from it, and on the CPU finishes with the same numbers as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from staircase import rank as rk
+from staircase.bounds import loss_lower_bound
+from staircase.models import StackedMLP
+from staircase.provenance import atomic_write, provenance, write_json
+from staircase.tasks import make_task
+
+
+def log_schedule(steps: int, dense_every: int, dense_until: int, sparse_every: int) -> np.ndarray:
+    """Steps at which to measure: every ``dense_every`` up to ``dense_until``, then every
+    ``sparse_every``, always including 0 and the last step."""
+    dense = np.arange(0, min(dense_until, steps) + 1, dense_every)
+    sparse = np.arange(dense_until, steps + 1, sparse_every)
+    return np.unique(np.concatenate([dense, sparse, [0, steps]]))
+
+
+def choose_device(requested: str) -> str:
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device: 'cuda' requested but no CUDA device is available")
+    return requested
+
+
+def make_optimizer(params, train_cfg: dict) -> torch.optim.Optimizer:
+    name = train_cfg["optimizer"]
+    lr = train_cfg["lr"]
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr)
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=train_cfg.get("momentum", 0.0))
+    raise ValueError(f"train.optimizer: unknown optimizer {name!r}; choose one of ['adam', 'sgd']")
+
+
+def config_hash(cfg: dict) -> str:
+    """Identifies the run a checkpoint belongs to (device excluded: it does not change the run)."""
+    keep = {k: v for k, v in cfg.items() if k != "device"}
+    return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:16]
+
+
+class Recorder:
+    """Collects measurements at log steps; everything is plain arrays so it checkpoints cheaply."""
+
+    SCALARS = ("loss", "rel_l2", "lower_bound", "best_loss", "best_loss_top_r", "bound_rank", "elapsed_s")
+
+    def __init__(self):
+        self.steps: list[int] = []
+        self.scalars: dict[str, list[np.ndarray]] = {k: [] for k in self.SCALARS}
+        self.spectra: list[list[np.ndarray]] = []  # per step: one (S, n) array per layer
+
+    def state(self) -> dict:
+        return {"steps": self.steps, "scalars": self.scalars, "spectra": self.spectra}
+
+    def load(self, state: dict) -> None:
+        self.steps, self.scalars, self.spectra = state["steps"], state["scalars"], state["spectra"]
+
+
+class Trainer:
+    def __init__(self, cfg: dict, out_dir: Path, checkpoint_dir: Path | None = None, progress: bool = True):
+        self.cfg = cfg
+        self.out_dir = Path(out_dir)
+        self.checkpoint_path = Path(checkpoint_dir) / "checkpoint.pt" if checkpoint_dir else None
+        self.progress = progress
+        self.name = f"{cfg['experiment']}/{cfg['variant']}"
+        self.device = choose_device(cfg.get("device", "auto"))
+        torch.set_num_threads(int(cfg.get("threads", 1)))
+        dtype = torch.float64 if cfg["train"].get("dtype", "float32") == "float64" else torch.float32
+        task_params = dict(cfg["task"])
+        self.task = make_task(task_params.pop("name"), **task_params)
+        m = cfg["model"]
+        self.model = StackedMLP(cfg["seeds"], self.task.d, m["width"], m["depth"], m["activation"], dtype=dtype).to(self.device)
+        self.opt = make_optimizer(self.model.parameters(), cfg["train"])
+        self.data = self.task.train_data(self.device, dtype)
+        xr, self.rank_w = self.task.rank_points()
+        if cfg["rank"]["normalisation"] == "mean":
+            self.rank_w = np.full(len(xr), 1.0 / len(xr))
+        self.rank_x = torch.as_tensor(xr, device=self.device, dtype=dtype)
+        xe = self.task.error_points()
+        self.err_x = torch.as_tensor(xe, device=self.device, dtype=dtype)
+        self.err_f = torch.as_tensor(self.task.exact(xe), device=self.device, dtype=torch.float64)
+        self.eps = [float(e) for e in cfg["rank"]["eps"]]
+        self.main_eps = float(cfg["rank"]["main_eps"])
+        lg = cfg["log"]
+        self.log_steps = log_schedule(cfg["train"]["steps"], lg["dense_every"], lg["dense_until"], lg["sparse_every"])
+        self.rec = Recorder()
+        self.step = 0
+        self.elapsed = 0.0
+        self.diverged_at = np.full(len(cfg["seeds"]), -1)  # first log step with a non-finite loss
+        self.bound_eps = float("nan")
+
+    # ---- measurement -------------------------------------------------------------------------
+    @torch.no_grad()
+    def measure(self) -> None:
+        ok = self.diverged_at < 0
+        loss = self.task.loss(self.model, self.data).to(torch.float64).cpu().numpy()
+        newly = ok & ~np.isfinite(loss)
+        for s in np.flatnonzero(newly):
+            print(
+                f"staircase: {self.name} seed {self.cfg['seeds'][s]} diverged: loss is {loss[s]} at step {self.step}; "
+                "recorded as diverged",
+                file=sys.stderr,
+            )
+            self.diverged_at[s] = self.step
+        ok = self.diverged_at < 0
+        n_models = len(ok)
+        u_err = self.model(self.err_x)[..., 0].to(torch.float64)
+        rel = torch.linalg.vector_norm(u_err - self.err_f, dim=-1) / torch.linalg.vector_norm(self.err_f)
+        _, hidden = self.model(self.rank_x, return_hidden=True)
+        spectra = []
+        for h in hidden:
+            spec = np.full((n_models, h.shape[-1]), np.nan)
+            if ok.any():
+                spec[ok] = rk.spectrum(h[torch.as_tensor(ok, device=h.device)], self.rank_w)
+            spectra.append(spec)
+        bs = self.task.bound_system(self.model, self.data)
+        # the bound's eps in the loss's quadrature: Gram eigenvalues scale with the total weight
+        self.bound_eps = self.main_eps * float(np.sum(bs.weights)) / float(np.sum(self.rank_w))
+        bound = np.full((4, n_models), np.nan)
+        for s in np.flatnonzero(ok):
+            r = loss_lower_bound(bs.features[s], bs.target, bs.coef[s], bs.weights, self.bound_eps)
+            bound[:, s] = (r.lower_bound, r.best_loss, r.best_loss_top_r, r.rank)
+        rec = self.rec
+        rec.steps.append(self.step)
+        for key, val in zip(
+            Recorder.SCALARS,
+            (loss, rel.cpu().numpy(), *bound, np.full(n_models, self.elapsed)),
+        ):
+            rec.scalars[key].append(np.where(ok, val, np.nan) if key != "elapsed_s" else val)
+        rec.spectra.append(spectra)
+
+    # ---- checkpointing ------------------------------------------------------------------------
+    def save_checkpoint(self) -> None:
+        if self.checkpoint_path is None:
+            return
+        state = {
+            "config_hash": config_hash(self.cfg),
+            "step": self.step,
+            "elapsed": self.elapsed,
+            "diverged_at": self.diverged_at,
+            "model": self.model.state_dict(),
+            "opt": self.opt.state_dict(),
+            "recorder": self.rec.state(),
+        }
+        atomic_write(self.checkpoint_path, lambda tmp: torch.save(state, tmp))
+
+    def try_resume(self) -> bool:
+        if self.checkpoint_path is None or not self.checkpoint_path.exists():
+            return False
+        state = torch.load(self.checkpoint_path, map_location=self.device, weights_only=False)
+        if state["config_hash"] != config_hash(self.cfg):
+            print(f"staircase: {self.name}: ignoring checkpoint of a different configuration", file=sys.stderr)
+            return False
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["opt"])
+        self.rec.load(state["recorder"])
+        self.step, self.elapsed, self.diverged_at = state["step"], state["elapsed"], state["diverged_at"]
+        print(f"staircase: {self.name}: resumed from checkpoint at step {self.step}", file=sys.stderr)
+        return True
+
+    # ---- the loop -----------------------------------------------------------------------------
+    def train(self) -> None:
+        resumed = self.try_resume()
+        steps = self.cfg["train"]["steps"]
+        every = int(self.cfg["train"].get("checkpoint_every", 0))
+        log_set = set(int(s) for s in self.log_steps)
+        bar = tqdm(
+            total=steps, initial=self.step, desc=self.name, disable=not self.progress,
+            mininterval=5.0, file=sys.stderr, unit="step",
+        )
+        t0 = time.perf_counter() - self.elapsed
+        if not resumed or self.step not in self.rec.steps:
+            if self.step in log_set:
+                self.measure()
+        while self.step < steps and (self.diverged_at < 0).any():
+            self.opt.zero_grad(set_to_none=True)
+            self.task.loss(self.model, self.data).sum().backward()
+            self.opt.step()
+            self.step += 1
+            bar.update(1)
+            self.elapsed = time.perf_counter() - t0
+            if self.step in log_set:
+                self.measure()
+            if every and self.step % every == 0 and self.step < steps:
+                self.save_checkpoint()
+        bar.close()
+        self.elapsed = time.perf_counter() - t0
+
+    # ---- outputs ------------------------------------------------------------------------------
+    def write_outputs(self) -> None:
+        seeds = np.asarray(self.cfg["seeds"])
+        steps = np.asarray(self.rec.steps)
+        n_t, n_s = len(steps), len(seeds)
+        cols = {"seed": np.tile(seeds, n_t), "step": np.repeat(steps, n_s)}
+        for key, vals in self.rec.scalars.items():
+            cols[key] = np.concatenate(vals)
+        metrics = pd.DataFrame(cols)
+        spec = {f"layer{l}": np.stack([st[l] for st in self.rec.spectra], axis=1) for l in range(self.model.depth)}
+        last = spec[f"layer{self.model.depth - 1}"]
+        main_rank = rk.eps_rank_from_spectrum(np.nan_to_num(last, nan=-np.inf), self.main_eps)
+        metrics.insert(3, "eps_rank", np.where(np.isnan(last[..., 0]), np.nan, main_rank).T.reshape(-1))
+        metrics["bound_eps"] = self.bound_eps
+        metrics["bound_violation"] = metrics["lower_bound"] > metrics["loss"] * (1 + 1e-9) + 1e-12
+        metrics = metrics.sort_values(["seed", "step"], kind="stable").reset_index(drop=True)
+
+        frames = []
+        for l in range(self.model.depth):
+            s = spec[f"layer{l}"]  # (S, T, n)
+            valid = ~np.isnan(s[..., 0])
+            clean = np.nan_to_num(s, nan=0.0)
+            ranks = rk.eps_rank_from_spectrum(clean, self.eps)  # (S, T, E)
+            base = {"seed": np.repeat(seeds, n_t), "step": np.tile(steps, n_s), "layer": l}
+            for e_i, e in enumerate(self.eps):
+                frames.append(pd.DataFrame({**base, "metric": "eps_rank", "eps": e, "value": np.where(valid, ranks[..., e_i], np.nan).reshape(-1)}))
+            for metric, fn in rk.PEER_METRICS.items():
+                frames.append(pd.DataFrame({**base, "metric": metric, "eps": np.nan, "value": np.where(valid, fn(clean), np.nan).reshape(-1).astype(float)}))
+        ranks = pd.concat(frames, ignore_index=True)
+
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write(self.out_dir / "metrics.parquet", lambda t: metrics.to_parquet(t, index=False))
+        atomic_write(self.out_dir / "ranks.parquet", lambda t: ranks.to_parquet(t, index=False))
+
+        def _npz(tmp):
+            with open(tmp, "wb") as fh:
+                np.savez_compressed(fh, steps=steps, seeds=seeds, normalisation=self.cfg["rank"]["normalisation"], **spec)
+
+        atomic_write(self.out_dir / "spectra.npz", _npz)
+        status = {
+            str(int(s)): ("ok" if d < 0 else f"diverged at step {int(d)}") for s, d in zip(seeds, self.diverged_at)
+        }
+        run = {
+            "config": self.cfg,
+            "seeds": [int(s) for s in seeds],
+            "status": status,
+            "diverged": bool((self.diverged_at >= 0).any()),
+            "gram_normalisation": self.cfg["rank"]["normalisation"],
+            "wall_time_s": round(self.elapsed, 3),
+            "steps_per_s": round(self.step / self.elapsed, 2) if self.elapsed > 0 else None,
+            **provenance(self.device),
+        }
+        write_json(self.out_dir / "run.json", run)
+        if self.checkpoint_path is not None and self.checkpoint_path.exists():
+            os.unlink(self.checkpoint_path)
+
+
+def run(cfg: dict, out_dir, checkpoint_dir=None, progress: bool = True) -> Path:
+    trainer = Trainer(cfg, out_dir, checkpoint_dir, progress)
+    trainer.train()
+    trainer.write_outputs()
+    bad = [f"seed {s}: {st}" for s, st in json.load(open(Path(out_dir) / "run.json"))["status"].items() if st != "ok"]
+    summary = f"{trainer.name}: {len(cfg['seeds'])} seed(s), {trainer.step} steps in {trainer.elapsed:.1f}s"
+    print(f"staircase: {summary}; results in {out_dir}" + (f" ({'; '.join(bad)})" if bad else ""), file=sys.stderr)
+    return Path(out_dir)
+
+
+__all__ = ["Trainer", "log_schedule", "run"]
