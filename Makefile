@@ -1,0 +1,46 @@
+# Two commands on a fresh machine (see README):
+#   make run   - set up .venv and run the whole workflow at the default scale (snakemake --cores all)
+#   make test  - set up .venv and run every check CI runs (.ci/run calls this)
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+CORES ?= all
+
+.PHONY: setup run test check lint format e2e clean lock
+
+$(VENV)/.installed: envs/requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r envs/requirements.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	# a python3 kernel inside the venv, pointing at the venv's interpreter, for papermill
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (staircase)"
+	touch $@
+
+setup: $(VENV)/.installed
+
+run: setup
+	$(BIN)/snakemake --cores $(CORES)
+
+test: setup lint
+	$(BIN)/snakemake --dry-run --cores $(CORES) --quiet rules
+	$(BIN)/pytest -q -rs
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/snakefmt --check Snakefile workflow
+	$(BIN)/snakemake --lint
+
+format: setup
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+	$(BIN)/snakefmt Snakefile workflow
+
+# regenerate the full lock after editing envs/requirements.in
+lock: setup
+	$(BIN)/python -m pip install --quiet -r envs/requirements.in
+	( echo "# Full lock of envs/requirements.in for Python 3.11 (make lock). Do not edit by hand."; \
+	  $(BIN)/python -m pip freeze --exclude-editable | sed 's/^torch==2.13.0+cpu$$/torch==2.13.0/' ) > envs/requirements.txt
+
+clean:
+	rm -rf results .snakemake

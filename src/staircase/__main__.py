@@ -1,0 +1,5 @@
+import sys
+
+from staircase.cli import main
+
+sys.exit(main())

@@ -1,0 +1,164 @@
+"""Known-answer tests for the quadrature rules (src/staircase/quadrature.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from staircase.quadrature import box_volume, monte_carlo_box, trapezoid_1d, trapezoid_box
+
+
+def integrate(x, w, g):
+    return float(np.sum(w * g(x)))
+
+
+# ---- trapezoid_1d ------------------------------------------------------------------------------
+
+
+def test_trapezoid_1d_points_and_weights():
+    x, w = trapezoid_1d(-1.0, 1.0, 5)
+    np.testing.assert_allclose(x, [-1.0, -0.5, 0.0, 0.5, 1.0], rtol=0, atol=1e-15)
+    np.testing.assert_allclose(w, [0.25, 0.5, 0.5, 0.5, 0.25], rtol=0, atol=1e-15)
+    assert x.shape == w.shape == (5,)
+
+
+@pytest.mark.parametrize("a,b,n", [(-1.0, 1.0, 2), (-1.0, 1.0, 101), (0.0, 3.5, 17), (2.0, 2.5, 1000)])
+def test_trapezoid_1d_weights_sum_to_length(a, b, n):
+    _, w = trapezoid_1d(a, b, n)
+    assert np.all(w > 0)
+    assert w.sum() == pytest.approx(b - a, rel=1e-13)
+
+
+def test_trapezoid_1d_linear_is_exact():
+    x, w = trapezoid_1d(0.0, 3.0, 4)
+    assert integrate(x, w, lambda t: 2 * t + 1) == pytest.approx(12.0, rel=1e-14)
+
+
+@pytest.mark.parametrize("n", [3, 11, 101, 1001])
+def test_trapezoid_1d_x_squared_error_is_h2_over_3(n):
+    # composite trapezoid error is (b - a) h^2 f'' / 12 exactly for a quadratic: here h^2 / 3
+    x, w = trapezoid_1d(-1.0, 1.0, n)
+    h = 2.0 / (n - 1)
+    val = integrate(x, w, lambda t: t**2)
+    assert val - 2.0 / 3.0 == pytest.approx(h**2 / 3.0, rel=1e-9, abs=1e-15)
+
+
+def test_trapezoid_1d_second_order_convergence():
+    exact = np.e - np.exp(-1.0)  # int_{-1}^{1} e^x dx
+    errs = []
+    for n in (21, 41, 81, 161):  # h halves each time
+        x, w = trapezoid_1d(-1.0, 1.0, n)
+        errs.append(abs(integrate(x, w, np.exp) - exact))
+    ratios = np.array(errs[:-1]) / np.array(errs[1:])
+    np.testing.assert_allclose(ratios, 4.0, rtol=0.01)
+
+
+@pytest.mark.parametrize("n", [4, 11, 100, 801])
+def test_trapezoid_1d_periodic_sin_squared_is_exact(n):
+    # sin^2(pi x) = (1 - cos 2 pi x) / 2 is periodic on [-1, 1]: trapezoid is exact (>= 3 intervals)
+    x, w = trapezoid_1d(-1.0, 1.0, n)
+    assert integrate(x, w, lambda t: np.sin(np.pi * t) ** 2) == pytest.approx(1.0, rel=1e-13)
+
+
+@pytest.mark.parametrize("n", [1, 0, -3])
+def test_trapezoid_1d_rejects_fewer_than_two_points(n):
+    with pytest.raises(ValueError, match="at least 2"):
+        trapezoid_1d(0.0, 1.0, n)
+
+
+# ---- trapezoid_box -----------------------------------------------------------------------------
+
+
+def test_trapezoid_box_shapes_and_ij_ordering():
+    x, w = trapezoid_box([(0.0, 1.0), (10.0, 12.0)], 3)
+    assert x.shape == (9, 2) and w.shape == (9,)
+    # "ij" indexing: the first coordinate varies slowest
+    np.testing.assert_allclose(x[:3], [[0.0, 10.0], [0.0, 11.0], [0.0, 12.0]])
+    np.testing.assert_allclose(x[-1], [1.0, 12.0])
+    # weights are products of the 1-D weights (0.25, 0.5, 0.25) x (0.5, 1, 0.5)
+    np.testing.assert_allclose(w[:3], [0.125, 0.25, 0.125])
+    np.testing.assert_allclose(w[4], 0.5)
+
+
+@pytest.mark.parametrize(
+    "bounds,n",
+    [([(-1.0, 1.0)], 7), ([(-1.0, 1.0), (-1.0, 1.0)], 9), ([(0.0, 2.0), (-1.0, 3.0), (0.5, 1.0)], 6)],
+)
+def test_trapezoid_box_weights_sum_to_volume(bounds, n):
+    x, w = trapezoid_box(bounds, n)
+    assert x.shape == (n ** len(bounds), len(bounds))
+    assert w.sum() == pytest.approx(box_volume(bounds), rel=1e-13)
+    lo = np.array([a for a, _ in bounds])
+    hi = np.array([b for _, b in bounds])
+    assert np.all(x >= lo - 1e-15) and np.all(x <= hi + 1e-15)
+
+
+@pytest.mark.parametrize("n", [5, 41, 201])
+def test_trapezoid_box_x2y2(n):
+    # the tensor rule of a product is the product of 1-D rules: (2/3 + h^2/3)^2 -> 4/9
+    x, w = trapezoid_box([(-1.0, 1.0), (-1.0, 1.0)], n)
+    h = 2.0 / (n - 1)
+    val = integrate(x, w, lambda p: p[:, 0] ** 2 * p[:, 1] ** 2)
+    assert val == pytest.approx((2.0 / 3.0 + h**2 / 3.0) ** 2, rel=1e-12)
+    assert abs(val - 4.0 / 9.0) <= 1.0 * h**2
+
+
+def test_trapezoid_box_second_order_non_separable():
+    # int_0^1 int_0^2 exp(x + 2y) dy dx = (e - 1)(e^4 - 1) / 2
+    exact = (np.e - 1) * (np.e**4 - 1) / 2
+    errs = []
+    for n in (11, 21, 41, 81):
+        x, w = trapezoid_box([(0.0, 1.0), (0.0, 2.0)], n)
+        errs.append(abs(integrate(x, w, lambda p: np.exp(p[:, 0] + 2 * p[:, 1])) - exact))
+    np.testing.assert_allclose(np.array(errs[:-1]) / np.array(errs[1:]), 4.0, rtol=0.02)
+
+
+def test_trapezoid_box_periodic_2d_is_exact():
+    # int over [-1,1]^2 of sin^2(pi x) cos^2(pi y) = 1 * 1
+    x, w = trapezoid_box([(-1.0, 1.0), (-1.0, 1.0)], 13)
+    val = integrate(x, w, lambda p: np.sin(np.pi * p[:, 0]) ** 2 * np.cos(np.pi * p[:, 1]) ** 2)
+    assert val == pytest.approx(1.0, rel=1e-13)
+
+
+def test_trapezoid_box_rejects_fewer_than_two_points():
+    with pytest.raises(ValueError):
+        trapezoid_box([(0.0, 1.0), (0.0, 1.0)], 1)
+
+
+def test_box_volume():
+    assert box_volume([(0.0, 2.0), (-1.0, 3.0), (0.5, 1.0)]) == pytest.approx(4.0)
+    assert box_volume([(-1.0, 1.0)]) == pytest.approx(2.0)
+    assert isinstance(box_volume([(0.0, 1.0)]), float)
+
+
+# ---- monte_carlo_box ---------------------------------------------------------------------------
+
+
+def test_monte_carlo_box_weights_points_and_determinism():
+    bounds = [(-1.0, 1.0), (0.0, 3.0), (2.0, 2.5)]
+    x, w = monte_carlo_box(bounds, 500, seed=7)
+    assert x.shape == (500, 3) and w.shape == (500,)
+    np.testing.assert_allclose(w, box_volume(bounds) / 500, rtol=1e-15)
+    assert w.sum() == pytest.approx(3.0, rel=1e-13)
+    lo = np.array([a for a, _ in bounds])
+    hi = np.array([b for _, b in bounds])
+    assert np.all(x >= lo) and np.all(x <= hi)
+    # every coordinate roughly fills its interval
+    assert np.all(x.min(axis=0) < lo + 0.05 * (hi - lo)) and np.all(x.max(axis=0) > hi - 0.05 * (hi - lo))
+    x2, _ = monte_carlo_box(bounds, 500, seed=7)
+    x3, _ = monte_carlo_box(bounds, 500, seed=8)
+    np.testing.assert_array_equal(x, x2)
+    assert not np.allclose(x, x3)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_monte_carlo_box_mean_within_standard_errors(seed):
+    # int_{[-1,1]^3} (x^2 + y^2 + z^2) = 3 * (2/3) * 4 = 8
+    bounds = [(-1.0, 1.0)] * 3
+    n = 4000
+    x, w = monte_carlo_box(bounds, n, seed=seed)
+    g = np.sum(x**2, axis=1)
+    est = float(np.sum(w * g))
+    se = box_volume(bounds) * g.std(ddof=1) / np.sqrt(n)
+    assert abs(est - 8.0) < 4 * se
+    assert se < 0.1  # and the estimate is actually informative

@@ -1,0 +1,129 @@
+"""The training job: its outputs, determinism on CPU, resume after SIGKILL, divergence."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from staircase import config as cfgmod
+from staircase import train
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def tiny_cfg(**train_overrides):
+    config = yaml.safe_load((REPO / "tests/config/config.yaml").read_text())
+    cfg = cfgmod.variants(config, "fit1d")["base"]
+    cfg["train"].update(train_overrides)
+    return cfg
+
+
+def test_log_schedule_dense_then_sparse():
+    steps = train.log_schedule(1000, dense_every=10, dense_until=100, sparse_every=200)
+    assert steps[0] == 0 and steps[-1] == 1000
+    assert list(steps[:11]) == list(range(0, 101, 10))
+    assert list(steps[11:]) == [200, 400, 600, 800, 1000]
+
+
+def test_outputs_and_columns(tmp_path):
+    cfg = tiny_cfg(steps=40)
+    train.run(cfg, tmp_path, progress=False)
+    m = pd.read_parquet(tmp_path / "metrics.parquet")
+    assert {"seed", "step", "loss", "rel_l2", "eps_rank", "lower_bound", "best_loss", "best_loss_top_r"} <= set(m.columns)
+    assert len(m) == 2 * len(train.log_schedule(40, 10, 50, 25))
+    assert (m["lower_bound"] <= m["loss"] * (1 + 1e-9)).all()
+    assert (m["best_loss"] <= m["loss"] * (1 + 1e-9)).all()
+    ranks = pd.read_parquet(tmp_path / "ranks.parquet")
+    assert set(ranks["layer"]) == {0, 1}
+    assert set(ranks["metric"]) == {"eps_rank", "effective_rank", "stable_rank", "numerical_rank"}
+    # the main-eps rank column agrees with the long table
+    last = ranks[(ranks.layer == 1) & (ranks.metric == "eps_rank") & (ranks.eps == 1e-3)]
+    merged = m.merge(last, on=["seed", "step"])
+    assert (merged["eps_rank"] == merged["value"]).all()
+    spectra = np.load(tmp_path / "spectra.npz")
+    assert spectra["layer1"].shape == (2, len(spectra["steps"]), 12)
+    assert np.all(np.diff(spectra["layer1"], axis=-1) <= 1e-12)  # sorted decreasing
+    run = json.loads((tmp_path / "run.json").read_text())
+    for key in ("config", "seeds", "git_commit", "git_dirty", "torch_version", "numpy_version", "device", "wall_time_s", "host"):
+        assert key in run
+    assert run["status"] == {"0": "ok", "1": "ok"}
+
+
+def _metrics_without_timing(path):
+    return pd.read_parquet(path).drop(columns=["elapsed_s"])
+
+
+def test_deterministic_on_cpu(tmp_path):
+    cfg = tiny_cfg(steps=60)
+    train.run(cfg, tmp_path / "a", progress=False)
+    train.run(cfg, tmp_path / "b", progress=False)
+    pd.testing.assert_frame_equal(_metrics_without_timing(tmp_path / "a/metrics.parquet"), _metrics_without_timing(tmp_path / "b/metrics.parquet"))
+    assert pd.read_parquet(tmp_path / "a/ranks.parquet").equals(pd.read_parquet(tmp_path / "b/ranks.parquet"))
+
+
+def test_seed_result_does_not_depend_on_its_companions(tmp_path):
+    cfg = tiny_cfg(steps=30)
+    train.run(cfg, tmp_path / "both", progress=False)
+    alone = dict(cfg, seeds=[1])
+    train.run(alone, tmp_path / "alone", progress=False)
+    both = pd.read_parquet(tmp_path / "both/metrics.parquet").query("seed == 1").reset_index(drop=True)
+    one = pd.read_parquet(tmp_path / "alone/metrics.parquet")
+    np.testing.assert_allclose(both["loss"], one["loss"], rtol=1e-5)
+    np.testing.assert_array_equal(both["eps_rank"], one["eps_rank"])
+
+
+def test_resume_after_sigkill_gives_identical_metrics(tmp_path):
+    cfg = tiny_cfg(steps=3000, checkpoint_every=200)
+    cfg_file = tmp_path / "run.json"
+    cfg_file.write_text(json.dumps(cfg))
+    cmd = [sys.executable, "-m", "staircase", "train", "--run-config", f"@{cfg_file}", "--no-progress"]
+    ckpt = tmp_path / "ckpt"
+    proc = subprocess.Popen([*cmd, "--out", str(tmp_path / "killed"), "--checkpoint-dir", str(ckpt)])
+    deadline = time.time() + 120
+    while not (ckpt / "checkpoint.pt").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert (ckpt / "checkpoint.pt").exists(), "no checkpoint written before the kill"
+    assert not (tmp_path / "killed/metrics.parquet").exists(), "the run finished before it was killed"
+    resumed = subprocess.run([*cmd, "--out", str(tmp_path / "killed"), "--checkpoint-dir", str(ckpt)], capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resumed from checkpoint at step" in resumed.stderr
+    subprocess.run([*cmd, "--out", str(tmp_path / "straight")], check=True)
+    pd.testing.assert_frame_equal(
+        _metrics_without_timing(tmp_path / "killed/metrics.parquet"),
+        _metrics_without_timing(tmp_path / "straight/metrics.parquet"),
+    )
+
+
+def test_divergence_is_recorded_not_hidden(tmp_path, capsys):
+    cfg = tiny_cfg(steps=60, lr=1.0e6, optimizer="sgd")
+    train.run(cfg, tmp_path, progress=False)
+    err = capsys.readouterr().err
+    assert "fit1d/base seed 0 diverged: loss is" in err and "at step" in err
+    run = json.loads((tmp_path / "run.json").read_text())
+    assert run["diverged"] and run["status"]["0"].startswith("diverged at step")
+    m = pd.read_parquet(tmp_path / "metrics.parquet")
+    assert m["loss"].isna().any()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_matches_cpu_ranks(tmp_path):
+    cfg = tiny_cfg(steps=20)
+    train.run(dict(cfg, device="cpu"), tmp_path / "cpu", progress=False)
+    train.run(dict(cfg, device="cuda"), tmp_path / "cuda", progress=False)
+    a = pd.read_parquet(tmp_path / "cpu/metrics.parquet")
+    b = pd.read_parquet(tmp_path / "cuda/metrics.parquet")
+    np.testing.assert_allclose(a["loss"], b["loss"], rtol=1e-3)

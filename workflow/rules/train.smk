@@ -1,0 +1,25 @@
+rule train:
+    """Train every seed of one experiment variant (stacked in one process) and measure
+    loss, error, spectra and eps-ranks of every hidden layer, and the loss lower bound.
+    """
+    output:
+        metrics="results/runs/{experiment}/{variant}/metrics.parquet",
+        ranks="results/runs/{experiment}/{variant}/ranks.parquet",
+        spectra="results/runs/{experiment}/{variant}/spectra.npz",
+        run="results/runs/{experiment}/{variant}/run.json",
+    log:
+        "results/logs/train/{experiment}/{variant}.log",
+    conda:
+        ENV
+    threads: 1
+    params:
+        # the resolved settings: changing any of them re-runs exactly the jobs they touch
+        run_config=lambda w: json.dumps(
+            VARIANTS[w.experiment][w.variant], sort_keys=True
+        ),
+        out=lambda w: run_dir(w.experiment, w.variant),
+        # outside the declared outputs, so a re-run job can resume from it
+        checkpoint_dir=lambda w: f"results/checkpoints/{w.experiment}/{w.variant}",
+    shell:
+        "python -m staircase train --run-config {params.run_config:q} --out {params.out}"
+        " --checkpoint-dir {params.checkpoint_dir} > {log} 2>&1"
