@@ -39,7 +39,9 @@ def test_outputs_and_columns(tmp_path):
     cfg = tiny_cfg(steps=40)
     train.run(cfg, tmp_path, progress=False)
     m = pd.read_parquet(tmp_path / "metrics.parquet")
-    assert {"seed", "step", "loss", "rel_l2", "eps_rank", "lower_bound", "best_loss", "best_loss_top_r"} <= set(m.columns)
+    assert {"seed", "step", "loss", "rel_l2", "eps_rank", "lower_bound", "best_loss", "best_loss_top_r"} <= set(
+        m.columns
+    )
     assert len(m) == 2 * len(train.log_schedule(40, 10, 50, 25))
     assert (m["lower_bound"] <= m["loss"] * (1 + 1e-9)).all()
     assert (m["best_loss"] <= m["loss"] * (1 + 1e-9)).all()
@@ -54,7 +56,17 @@ def test_outputs_and_columns(tmp_path):
     assert spectra["layer1"].shape == (2, len(spectra["steps"]), 12)
     assert np.all(np.diff(spectra["layer1"], axis=-1) <= 1e-12)  # sorted decreasing
     run = json.loads((tmp_path / "run.json").read_text())
-    for key in ("config", "seeds", "git_commit", "git_dirty", "torch_version", "numpy_version", "device", "wall_time_s", "host"):
+    for key in (
+        "config",
+        "seeds",
+        "git_commit",
+        "git_dirty",
+        "torch_version",
+        "numpy_version",
+        "device",
+        "wall_time_s",
+        "host",
+    ):
         assert key in run
     assert run["status"] == {"0": "ok", "1": "ok"}
 
@@ -67,7 +79,9 @@ def test_deterministic_on_cpu(tmp_path):
     cfg = tiny_cfg(steps=60)
     train.run(cfg, tmp_path / "a", progress=False)
     train.run(cfg, tmp_path / "b", progress=False)
-    pd.testing.assert_frame_equal(_metrics_without_timing(tmp_path / "a/metrics.parquet"), _metrics_without_timing(tmp_path / "b/metrics.parquet"))
+    pd.testing.assert_frame_equal(
+        _metrics_without_timing(tmp_path / "a/metrics.parquet"), _metrics_without_timing(tmp_path / "b/metrics.parquet")
+    )
     assert pd.read_parquet(tmp_path / "a/ranks.parquet").equals(pd.read_parquet(tmp_path / "b/ranks.parquet"))
 
 
@@ -97,7 +111,9 @@ def test_resume_after_sigkill_gives_identical_metrics(tmp_path):
     proc.wait()
     assert (ckpt / "checkpoint.pt").exists(), "no checkpoint written before the kill"
     assert not (tmp_path / "killed/metrics.parquet").exists(), "the run finished before it was killed"
-    resumed = subprocess.run([*cmd, "--out", str(tmp_path / "killed"), "--checkpoint-dir", str(ckpt)], capture_output=True, text=True)
+    resumed = subprocess.run(
+        [*cmd, "--out", str(tmp_path / "killed"), "--checkpoint-dir", str(ckpt)], capture_output=True, text=True
+    )
     assert resumed.returncode == 0, resumed.stderr
     assert "resumed from checkpoint at step" in resumed.stderr
     subprocess.run([*cmd, "--out", str(tmp_path / "straight")], check=True)

@@ -45,12 +45,30 @@ def _bad(tmp_path, edit):
     "edit, expected",
     [
         (lambda c: c.update(colour="blue"), "config: Additional properties are not allowed ('colour' was unexpected)"),
-        (lambda c: c["experiments"]["fit1d"]["train"].update(lr="1e-3"), "experiments.fit1d.train.lr: '1e-3' is not of type 'number'"),
-        (lambda c: c["experiments"]["fit1d"]["model"].update(width=-3), "experiments.fit1d.model.width: -3 is less than the minimum of 1"),
-        (lambda c: c["experiments"]["fit1d"]["model"].update(activation="swish"), "experiments.fit1d.model.activation: 'swish' is not one of"),
-        (lambda c: c["experiments"]["fit1d"]["task"].update(rank_pts=10), "experiments.fit1d.task: Additional properties are not allowed ('rank_pts'"),
-        (lambda c: c["experiments"]["fit1d"]["task"].pop("frequencies"), "experiments.fit1d.task.frequencies: required by task 'multifreq1d' but missing"),
-        (lambda c: c["experiments"]["fit1d"]["rank"].update(main_eps=0.5), "experiments.fit1d.rank.main_eps: 0.5 is not one of rank.eps"),
+        (
+            lambda c: c["experiments"]["fit1d"]["train"].update(lr="1e-3"),
+            "experiments.fit1d.train.lr: '1e-3' is not of type 'number'",
+        ),
+        (
+            lambda c: c["experiments"]["fit1d"]["model"].update(width=-3),
+            "experiments.fit1d.model.width: -3 is less than the minimum of 1",
+        ),
+        (
+            lambda c: c["experiments"]["fit1d"]["model"].update(activation="swish"),
+            "experiments.fit1d.model.activation: 'swish' is not one of",
+        ),
+        (
+            lambda c: c["experiments"]["fit1d"]["task"].update(rank_pts=10),
+            "experiments.fit1d.task: Additional properties are not allowed ('rank_pts'",
+        ),
+        (
+            lambda c: c["experiments"]["fit1d"]["task"].pop("frequencies"),
+            "experiments.fit1d.task.frequencies: required by task 'multifreq1d' but missing",
+        ),
+        (
+            lambda c: c["experiments"]["fit1d"]["rank"].update(main_eps=0.5),
+            "experiments.fit1d.rank.main_eps: 0.5 is not one of rank.eps",
+        ),
     ],
 )
 def test_bad_config_fails_before_any_job_with_one_line(tmp_path, edit, expected):

@@ -37,7 +37,9 @@ def _run_config(args) -> dict:
     vs = cfgmod.variants(config, args.experiment)
     variant = args.variant or next(iter(vs))
     if variant not in vs:
-        raise SystemExit(f"staircase train: experiment {args.experiment!r} has no variant {variant!r}; have {sorted(vs)}")
+        raise SystemExit(
+            f"staircase train: experiment {args.experiment!r} has no variant {variant!r}; have {sorted(vs)}"
+        )
     return vs[variant]
 
 
@@ -75,7 +77,9 @@ def main(argv=None) -> int:
     p.add_argument("--config", help="config.yaml (with --experiment)")
     p.add_argument("--experiment")
     p.add_argument("--variant")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="top-level override, e.g. scale=full")
+    p.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="top-level override, e.g. scale=full"
+    )
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--checkpoint-dir", help="where to keep the resume checkpoint")
     p.add_argument("--device", help="cpu, cuda or auto (overrides the config)")

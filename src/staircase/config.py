@@ -117,8 +117,12 @@ def check(config: dict) -> None:
                     raise ConfigError(f"{where}.task.{key}: required by task {tname!r} but missing")
             act = cfg["model"]["activation"]
             if act not in ACTIVATIONS:
-                raise ConfigError(f"{where}.model.activation: unknown activation {act!r}; choose one of {sorted(ACTIVATIONS)}")
+                raise ConfigError(
+                    f"{where}.model.activation: unknown activation {act!r}; choose one of {sorted(ACTIVATIONS)}"
+                )
             if cfg["rank"]["main_eps"] not in cfg["rank"]["eps"]:
-                raise ConfigError(f"{where}.rank.main_eps: {cfg['rank']['main_eps']} is not one of rank.eps {cfg['rank']['eps']}")
+                raise ConfigError(
+                    f"{where}.rank.main_eps: {cfg['rank']['main_eps']} is not one of rank.eps {cfg['rank']['eps']}"
+                )
             if len(set(cfg["seeds"])) != len(cfg["seeds"]):
                 raise ConfigError(f"{where}.seeds: seeds repeat: {cfg['seeds']}")

@@ -1,5 +1,10 @@
 """Fully connected networks stacked along a leading model axis.
 
+Model interface used by tasks and the training loop (any architecture must provide it):
+``n_models``, ``depth`` (number of hidden layers), ``forward(x, return_hidden)`` returning the
+output (S, N, d_out) and the hidden layers [(S, N, n_l)], and ``output_coefficients()`` (the last
+layer as a linear combination of the last hidden layer, used by the loss lower bound).
+
 One ``StackedMLP`` holds S independent networks of the same shape (one per seed or sweep cell):
 weights have shape (S, fan_in, fan_out) and every layer is one batched matmul. Small MLPs are
 bound by per-operation overhead, so training S models this way costs about as much as one
@@ -10,8 +15,8 @@ model's gradient, and so its Adam/SGD trajectory, is exactly that of training it
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import nn
@@ -114,6 +119,11 @@ class StackedMLP(nn.Module):
                 bound = 1.0 / math.sqrt(w.shape[1])
                 w[s].copy_((torch.rand(w.shape[1:], generator=gen, dtype=torch.float64) * 2 - 1) * bound)
                 b[s].copy_((torch.rand(b.shape[1:], generator=gen, dtype=torch.float64) * 2 - 1) * bound)
+
+    def output_coefficients(self) -> torch.Tensor:
+        """(S, n + 1): the output bias and weights [b, a_1..a_n] of each model's (scalar) output,
+        in the order matching the features [1, phi_1..phi_n] of the last hidden layer."""
+        return torch.cat([self.biases[-1][:, 0, :1], self.weights[-1][..., 0]], dim=1)
 
     def forward(self, x: torch.Tensor, return_hidden: bool = False):
         """x: (N, d_in) shared by all models, or (S, N, d_in). Returns (S, N, d_out) and,

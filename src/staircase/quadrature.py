@@ -29,9 +29,7 @@ def trapezoid_box(bounds: list[tuple[float, float]], n_per_dim: int) -> tuple[np
     return x, w
 
 
-def monte_carlo_box(
-    bounds: list[tuple[float, float]], n: int, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray]:
+def monte_carlo_box(bounds: list[tuple[float, float]], n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """n uniform random points in a box with equal weights |Omega| / n (for d >= 3)."""
     rng = np.random.default_rng(seed)
     lo = np.array([a for a, _ in bounds], dtype=float)

@@ -101,7 +101,9 @@ class Trainer:
         task_params = dict(cfg["task"])
         self.task = make_task(task_params.pop("name"), **task_params)
         m = cfg["model"]
-        self.model = StackedMLP(cfg["seeds"], self.task.d, m["width"], m["depth"], m["activation"], dtype=dtype).to(self.device)
+        self.model = StackedMLP(cfg["seeds"], self.task.d, m["width"], m["depth"], m["activation"], dtype=dtype).to(
+            self.device
+        )
         self.opt = make_optimizer(self.model.parameters(), cfg["train"])
         self.data = self.task.train_data(self.device, dtype)
         xr, self.rank_w = self.task.rank_points()
@@ -197,8 +199,13 @@ class Trainer:
         every = int(self.cfg["train"].get("checkpoint_every", 0))
         log_set = set(int(s) for s in self.log_steps)
         bar = tqdm(
-            total=steps, initial=self.step, desc=self.name, disable=not self.progress,
-            mininterval=5.0, file=sys.stderr, unit="step",
+            total=steps,
+            initial=self.step,
+            desc=self.name,
+            disable=not self.progress,
+            mininterval=5.0,
+            file=sys.stderr,
+            unit="step",
         )
         t0 = time.perf_counter() - self.elapsed
         if not resumed or self.step not in self.rec.steps:
@@ -243,9 +250,27 @@ class Trainer:
             ranks = rk.eps_rank_from_spectrum(clean, self.eps)  # (S, T, E)
             base = {"seed": np.repeat(seeds, n_t), "step": np.tile(steps, n_s), "layer": l}
             for e_i, e in enumerate(self.eps):
-                frames.append(pd.DataFrame({**base, "metric": "eps_rank", "eps": e, "value": np.where(valid, ranks[..., e_i], np.nan).reshape(-1)}))
+                frames.append(
+                    pd.DataFrame(
+                        {
+                            **base,
+                            "metric": "eps_rank",
+                            "eps": e,
+                            "value": np.where(valid, ranks[..., e_i], np.nan).reshape(-1),
+                        }
+                    )
+                )
             for metric, fn in rk.PEER_METRICS.items():
-                frames.append(pd.DataFrame({**base, "metric": metric, "eps": np.nan, "value": np.where(valid, fn(clean), np.nan).reshape(-1).astype(float)}))
+                frames.append(
+                    pd.DataFrame(
+                        {
+                            **base,
+                            "metric": metric,
+                            "eps": np.nan,
+                            "value": np.where(valid, fn(clean), np.nan).reshape(-1).astype(float),
+                        }
+                    )
+                )
         ranks = pd.concat(frames, ignore_index=True)
 
         self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -254,7 +279,9 @@ class Trainer:
 
         def _npz(tmp):
             with open(tmp, "wb") as fh:
-                np.savez_compressed(fh, steps=steps, seeds=seeds, normalisation=self.cfg["rank"]["normalisation"], **spec)
+                np.savez_compressed(
+                    fh, steps=steps, seeds=seeds, normalisation=self.cfg["rank"]["normalisation"], **spec
+                )
 
         atomic_write(self.out_dir / "spectra.npz", _npz)
         status = {

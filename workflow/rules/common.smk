@@ -72,11 +72,37 @@ def notebook(name):
     return os.path.join(workflow.basedir, "notebooks", f"{name}.ipynb")
 
 
+# Figures and tables. Each stage's rule file registers its own with add_figure / add_table; the
+# generic rules in figures.smk run the notebook with papermill. A figure writes
+# results/figures/<name>.{png,pdf}; a table writes results/tables/<name>.{csv,png,pdf}. The
+# notebook gets `output_stem` (where to write, without suffix) plus the given parameters.
+FIGURES = {}
+TABLES = {}
+
+
+def _register(registry, kind, name, notebook_name, inputs, caption, parameters):
+    if name in FIGURES or name in TABLES:
+        raise WorkflowError(f"{kind} {name!r} is registered twice")
+    registry[name] = dict(
+        notebook=notebook(notebook_name),
+        inputs=list(inputs),
+        caption=caption,
+        parameters=dict(parameters, output_stem=f"results/{kind}s/{name}"),
+    )
+
+
+def add_figure(name, notebook_name, inputs, caption, **parameters):
+    _register(FIGURES, "figure", name, notebook_name, inputs, caption, parameters)
+
+
+def add_table(name, notebook_name, inputs, caption, **parameters):
+    _register(TABLES, "table", name, notebook_name, inputs, caption, parameters)
+
+
 def all_targets():
     targets = []
-    for experiment in EXPERIMENTS:
-        targets += [
-            f"results/figures/staircase_{experiment}.png",
-            f"results/notebooks/staircase_{experiment}.html",
-        ]
+    for name in FIGURES:
+        targets += [f"results/figures/{name}.png", f"results/notebooks/{name}.html"]
+    for name in TABLES:
+        targets += [f"results/tables/{name}.csv", f"results/notebooks/{name}.html"]
     return targets

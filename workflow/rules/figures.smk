@@ -1,25 +1,74 @@
-rule staircase_figure:
-    """Loss (log scale) and last-layer eps-rank against step, every seed (claims A1, A2)."""
+# Which figures exist: the staircase of every experiment (claims A1, A2).
+for _experiment in EXPERIMENTS:
+    add_figure(
+        f"staircase_{_experiment}",
+        "staircase",
+        run_files(_experiment),
+        caption=f"Staircase of experiment {_experiment} (claims A1, A2): training loss (log scale) "
+        "and epsilon-rank of the last hidden layer at the main epsilon against step. Thin lines "
+        "are seeds, the bold line their median.",
+        experiment=_experiment,
+        runs_dir=f"results/runs/{_experiment}",
+    )
+
+# papermill writes the executed notebook into the log folder first: Snakemake deletes a failed
+# job's outputs, and the partially executed copy is what shows the failing cell.
+PAPERMILL = (
+    "papermill {input.notebook} {log.notebook} -k python3 --cwd . -y {params.parameters:q}"
+    " > {log.stderr} 2>&1 || {{ echo 'notebook failed: see the failing cell in {log.notebook}"
+    " (papermill output in {log.stderr})' >&2; exit 1; }}; cp {log.notebook} {output.notebook}"
+)
+
+
+rule figure:
+    """Run a figure's papermill notebook: PNG and PDF from the tidy results."""
     input:
-        notebook=notebook("staircase"),
-        metrics=lambda w: run_files(w.experiment),
+        notebook=lambda w: FIGURES[w.name]["notebook"],
+        data=lambda w: FIGURES[w.name]["inputs"],
     output:
         png=report(
-            "results/figures/staircase_{experiment}.png",
-            caption="../report/staircase.rst",
-            category="Staircase",
-            subcategory="{experiment}",
+            "results/figures/{name}.png",
+            caption="../report/caption.rst",
+            category="Figures",
         ),
-        pdf="results/figures/staircase_{experiment}.pdf",
-        notebook="results/notebooks/staircase_{experiment}.ipynb",
+        pdf="results/figures/{name}.pdf",
+        notebook="results/notebooks/{name}.ipynb",
     log:
-        "results/logs/notebooks/staircase_{experiment}.log",
+        notebook="results/logs/notebooks/{name}.ipynb",
+        stderr="results/logs/notebooks/{name}.log",
     conda:
         ENV
+    params:
+        parameters=lambda w: json.dumps(FIGURES[w.name]["parameters"]),
+        caption=lambda w: FIGURES[w.name]["caption"],
     shell:
-        "papermill {input.notebook} {output.notebook} -k python3 --cwd . "
-        "-p experiment {wildcards.experiment} -p runs_dir results/runs/{wildcards.experiment} "
-        "-p output_stem results/figures/staircase_{wildcards.experiment} > {log} 2>&1"
+        PAPERMILL
+
+
+rule table:
+    """Run a table's papermill notebook: CSV, and a rendering as PNG and PDF."""
+    input:
+        notebook=lambda w: TABLES[w.name]["notebook"],
+        data=lambda w: TABLES[w.name]["inputs"],
+    output:
+        csv=report(
+            "results/tables/{name}.csv",
+            caption="../report/caption.rst",
+            category="Tables",
+        ),
+        png="results/tables/{name}.png",
+        pdf="results/tables/{name}.pdf",
+        notebook="results/notebooks/{name}.ipynb",
+    log:
+        notebook="results/logs/notebooks/{name}.ipynb",
+        stderr="results/logs/notebooks/{name}.log",
+    conda:
+        ENV
+    params:
+        parameters=lambda w: json.dumps(TABLES[w.name]["parameters"]),
+        caption=lambda w: TABLES[w.name]["caption"],
+    shell:
+        PAPERMILL
 
 
 rule notebook_html:

@@ -31,7 +31,7 @@ class FittingTask(Task):
         _, hidden = model(data["x"], return_hidden=True)
         phi = hidden[-1].to(torch.float64).cpu().numpy()
         ones = np.ones(phi.shape[:-1] + (1,))
-        coef = torch.cat([model.biases[-1][:, 0, :1], model.weights[-1][..., 0]], dim=1)
+        coef = model.output_coefficients()
         n = phi.shape[1]
         return BoundSystem(
             features=np.concatenate([ones, phi], axis=-1),
@@ -52,7 +52,8 @@ class MultiFrequency1D(FittingTask):
         super().__init__(frequencies=frequencies, amplitudes=amplitudes)
         if len(frequencies) != len(amplitudes):
             raise ValueError(
-                f"task: {len(frequencies)} frequencies but {len(amplitudes)} amplitudes; give one amplitude per frequency"
+                f"task: {len(frequencies)} frequencies but {len(amplitudes)} amplitudes; "
+                "give one amplitude per frequency"
             )
         self.frequencies = np.asarray(frequencies, dtype=float)
         self.amplitudes = np.asarray(amplitudes, dtype=float)
