@@ -15,7 +15,10 @@ from staircase.models import StackedMLP
 from staircase.quadrature import trapezoid_1d, trapezoid_box
 from staircase.rank import eps_rank
 
+pytestmark = pytest.mark.usefixtures("single_blas_thread")
+
 EPS_VALUES = (1.0, 1e-1, 1e-2, 1e-3, 1e-4, 1e-6, 1e-9)
+SEEDS_PER_CHUNK = 30  # 4 chunks x 30 random problems x 6 coefficient choices x 7 eps
 
 
 def measured_loss(phi, f, a, w) -> float:
@@ -88,7 +91,7 @@ def coefficient_choices(phi, f, w, rng):
 @pytest.mark.parametrize("chunk", range(4))
 def test_bound_never_exceeds_measured_loss(chunk):
     n_cases = 0
-    for seed in range(chunk * 40, (chunk + 1) * 40):
+    for seed in range(chunk * SEEDS_PER_CHUNK, (chunk + 1) * SEEDS_PER_CHUNK):
         phi, f, w = random_problem(seed)
         rng = np.random.default_rng(10_000 + seed)
         for name, a in coefficient_choices(phi, f, w, rng).items():
@@ -106,7 +109,7 @@ def test_bound_never_exceeds_measured_loss(chunk):
                 assert r.coef_norm == pytest.approx(np.linalg.norm(a), rel=1e-14)
                 assert 0 <= r.rank <= phi.shape[1]
                 n_cases += 1
-    assert n_cases == 40 * 6 * len(EPS_VALUES)
+    assert n_cases == SEEDS_PER_CHUNK * 6 * len(EPS_VALUES)
 
 
 def test_bound_rank_and_top_r_loss_are_monotone_in_eps():
@@ -118,8 +121,6 @@ def test_bound_rank_and_top_r_loss_are_monotone_in_eps():
         assert ranks == sorted(ranks, reverse=True)
         tops = np.array([r.best_loss_top_r for r in results])
         assert np.all(np.diff(tops) >= -1e-10 * tops[1:])  # fewer directions: a worse fit
-        bounds = np.array([r.lower_bound for r in results])
-        assert np.all(np.diff(bounds) <= 1e-10 * bounds[:-1] + 1e-300) or True  # not monotone in general
         assert len({r.best_loss for r in results}) == 1  # independent of eps
 
 
@@ -312,11 +313,11 @@ def test_nonpositive_eps_raises(eps):
 
 
 def _noise_floor_case():
-    """Features of a random 3-layer tanh network (57 neurons + bias, 272 points, weights 1/N) whose
+    """Features of a random 3-layer tanh network (57 neurons + bias, 272 grid points, weights 1/N) whose
     Gram eigenvalues decay into the float64 rounding floor (~1e-14 for lambda_max ~ 34)."""
     rng = np.random.default_rng(208)
     n_pts, width, depth = int(rng.integers(50, 300)), int(rng.integers(2, 60)), int(rng.integers(1, 4))
-    x = rng.uniform(-1, 1, (n_pts, 1))
+    x = np.linspace(-1.0, 1.0, n_pts)[:, None]
     h = x
     for _ in range(depth):
         scale = rng.uniform(0.5, 5) / np.sqrt(h.shape[1])

@@ -23,6 +23,8 @@ from staircase.rank import (
     stable_rank,
 )
 
+pytestmark = pytest.mark.usefixtures("single_blas_thread")
+
 
 def sine_features(n_points: int = 201, n_neurons: int = 8):
     """sin(k pi x), k = 1..n, on [-1, 1]: orthonormal in L2(-1, 1), and the trapezoid rule is exact
@@ -156,7 +158,9 @@ def test_spectrum_sorted_decreasing_and_matches_eigvalsh():
         phi = random_features(seed)
         spec = spectrum(phi)
         assert np.all(np.diff(spec) <= 0)
-        np.testing.assert_allclose(spec, np.sort(np.linalg.eigvalsh(phi.T @ phi / len(phi)))[::-1], rtol=1e-10, atol=1e-15)
+        np.testing.assert_allclose(
+            spec, np.sort(np.linalg.eigvalsh(phi.T @ phi / len(phi)))[::-1], rtol=1e-10, atol=1e-15
+        )
 
 
 def test_spectrum_of_gram_known_values_and_batch():

@@ -58,7 +58,7 @@ def experiment_settings(config: dict, name: str) -> dict:
         exp = config["experiments"][name]
     except KeyError:
         raise ConfigError(f"experiments: no experiment named {name!r}; have {sorted(config['experiments'])}") from None
-    settings = {k: v for k, v in exp.items() if k not in ("full", "sweep", "variants")}
+    settings = {k: v for k, v in exp.items() if k not in ("full", "sweep", "variants", "description")}
     if config.get("scale", "small") == "full":
         settings = deep_merge(settings, exp.get("full", {}))
     return settings
