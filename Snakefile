@@ -3,7 +3,8 @@
 # This file stays thin: configuration, validation, the rule files, and the final target.
 # Rules:  workflow/rules/common.smk  - config validation, experiment/variant lists, paths
 #         workflow/rules/train.smk   - one training job per experiment variant (all seeds stacked)
-#         workflow/rules/figures.smk - papermill notebooks -> figures (PNG, PDF) and HTML
+#         workflow/rules/figures.smk - which figures the staircase experiments get
+#         workflow/rules/notebooks.smk - generic: papermill notebook -> figure / table, and HTML
 
 
 configfile: "config.yaml"
@@ -12,6 +13,8 @@ configfile: "config.yaml"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/figures.smk"
+# last: the generic notebook rules see every registered figure and table
+include: "workflow/rules/notebooks.smk"
 
 
 rule all:

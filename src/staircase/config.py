@@ -58,7 +58,9 @@ def experiment_settings(config: dict, name: str) -> dict:
         exp = config["experiments"][name]
     except KeyError:
         raise ConfigError(f"experiments: no experiment named {name!r}; have {sorted(config['experiments'])}") from None
-    settings = {k: v for k, v in exp.items() if k not in ("full", "sweep", "variants", "description")}
+    # what is not a training setting stays out, so that tagging an experiment never retrains it
+    not_settings = ("full", "sweep", "variants", "description", "claims", "enabled")
+    settings = {k: v for k, v in exp.items() if k not in not_settings}
     if config.get("scale", "small") == "full":
         settings = deep_merge(settings, exp.get("full", {}))
     return settings

@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import sys
 
 from snakemake.exceptions import WorkflowError

@@ -1,0 +1,86 @@
+# Generic notebook rules, included last: by then every stage has registered its figures and tables,
+# so each rule's {name} is constrained to its own registry.
+
+
+def _one_of(names):
+    return "|".join(re.escape(n) for n in names) or "(?!)"
+
+
+# papermill writes the executed notebook into the log folder first: Snakemake deletes a failed
+# job's outputs, and the partially executed copy is what shows the failing cell.
+PAPERMILL = (
+    "papermill {input.notebook} {log.notebook} -k python3 --cwd . -y {params.parameters:q}"
+    " > {log.stderr} 2>&1 || {{ echo 'notebook failed: see the failing cell in {log.notebook}"
+    " (papermill output in {log.stderr})' >&2; exit 1; }}; cp {log.notebook} {output.notebook}"
+)
+
+
+rule figure:
+    input:
+        notebook=lambda w: FIGURES[w.name]["notebook"],
+        data=lambda w: FIGURES[w.name]["inputs"],
+    output:
+        png=report(
+            "results/figures/{name}.png",
+            caption="../report/caption.rst",
+            category="Figures",
+        ),
+        pdf="results/figures/{name}.pdf",
+        notebook="results/notebooks/{name}.ipynb",
+    log:
+        notebook="results/logs/notebooks/{name}.ipynb",
+        stderr="results/logs/notebooks/{name}.log",
+    """Run a figure's papermill notebook: PNG and PDF from the tidy results."""
+    wildcard_constraints:
+        name=_one_of(FIGURES),
+    conda:
+        ENV
+    params:
+        parameters=lambda w: json.dumps(FIGURES[w.name]["parameters"]),
+        caption=lambda w: FIGURES[w.name]["caption"],
+    shell:
+        PAPERMILL
+
+
+rule table:
+    input:
+        notebook=lambda w: TABLES[w.name]["notebook"],
+        data=lambda w: TABLES[w.name]["inputs"],
+    output:
+        csv=report(
+            "results/tables/{name}.csv",
+            caption="../report/caption.rst",
+            category="Tables",
+        ),
+        png="results/tables/{name}.png",
+        pdf="results/tables/{name}.pdf",
+        notebook="results/notebooks/{name}.ipynb",
+    log:
+        notebook="results/logs/notebooks/{name}.ipynb",
+        stderr="results/logs/notebooks/{name}.log",
+    """Run a table's papermill notebook: CSV, and a rendering as PNG and PDF."""
+    wildcard_constraints:
+        name=_one_of(TABLES),
+    conda:
+        ENV
+    params:
+        parameters=lambda w: json.dumps(TABLES[w.name]["parameters"]),
+        caption=lambda w: TABLES[w.name]["caption"],
+    shell:
+        PAPERMILL
+
+
+rule notebook_html:
+    input:
+        "results/notebooks/{name}.ipynb",
+    output:
+        "results/notebooks/{name}.html",
+    log:
+        "results/logs/notebooks/{name}.html.log",
+    """A static HTML copy of an executed notebook, readable without Jupyter."""
+    wildcard_constraints:
+        name=_one_of([*FIGURES, *TABLES]),
+    conda:
+        ENV
+    shell:
+        "jupyter nbconvert --to html {input} --output-dir results/notebooks > {log} 2>&1"
