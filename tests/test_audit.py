@@ -20,6 +20,7 @@ THRESHOLDS = {
     "a1_min_stairs": 2,
     "a1_min_monotone": 0.9,
     "a2_max_spearman": -0.5,
+    "a2_min_aligned": 0.6,
     "a3_max_spearman": -0.5,
     "a4_min_fraction": 0.75,
     "a5_min_fraction": 0.8,

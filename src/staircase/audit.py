@@ -27,6 +27,7 @@ import pandas as pd
 from scipy.stats import spearmanr
 
 from staircase import config as cfgmod
+from staircase import stairs
 from staircase.provenance import atomic_write
 
 PASS, FAIL, INCONCLUSIVE = "PASS", "FAIL", "INCONCLUSIVE"
@@ -154,8 +155,47 @@ def _spearman(a, b) -> float:
 # ---- the evaluators: (config, runs of one experiment, audit thresholds) -> rows ----------------
 
 
+def stair_table(runs) -> pd.DataFrame:
+    """staircase.stairs per healthy seed of every run (last hidden layer, main eps)."""
+    frames = []
+    for r in runs:
+        healthy = r.metrics[r.metrics["seed"].isin(r.healthy_seeds)]
+        if not healthy.empty:
+            frames.append(stairs.seed_table(healthy).assign(variant=r.variant))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["variant", "n_stairs"])
+
+
+def eval_a1(experiment, runs, t) -> list[Row]:
+    table = stair_table(runs)
+    return [
+        seed_row(
+            "A1",
+            experiment,
+            "detected stairs (upward jumps between plateaus)",
+            list(table["n_stairs"]),
+            ">=",
+            t["a1_min_stairs"],
+            runs,
+            t,
+            "staircase.stairs.segment, plateaus of >= 2 measurements",
+        ),
+        seed_row(
+            "A1",
+            experiment,
+            "monotonicity (fraction of non-decreasing rank moves)",
+            list(table["monotonicity"]),
+            ">=",
+            t["a1_min_monotone"],
+            runs,
+            t,
+        ),
+    ]
+
+
 def eval_a2(experiment, runs, t) -> list[Row]:
     rho = [_spearman(m["loss"], m["eps_rank"]) for r in runs for _, m in per_seed(r)]
+    table = stair_table(runs)
+    aligned = list(table["fraction_aligned"]) if "fraction_aligned" in table else []
     return [
         seed_row(
             "A2",
@@ -167,6 +207,46 @@ def eval_a2(experiment, runs, t) -> list[Row]:
             runs,
             t,
             "negative: the loss is lower where the rank is higher",
+        ),
+        seed_row(
+            "A2",
+            experiment,
+            "fraction of rank jumps with a faster loss drop than on the adjacent plateaus",
+            aligned,
+            ">=",
+            t["a2_min_aligned"],
+            runs,
+            t,
+            "chance level is about 0.5",
+        ),
+    ]
+
+
+def eval_a4(experiment, runs, t) -> list[Row]:
+    """Universality: A1 and A2 per sweep cell (variant), then the fraction of cells where both hold."""
+    table = stair_table(runs)
+    cells, failed = [], []
+    for r in runs:
+        cell = table[table["variant"] == r.variant]
+        if cell.empty:
+            continue
+        rho = [_spearman(m["loss"], m["eps_rank"]) for _, m in per_seed(r)]
+        cells.append(r.variant)
+        if not (cell["n_stairs"].median() >= t["a1_min_stairs"] and np.nanmedian(rho) <= t["a2_max_spearman"]):
+            failed.append(r.variant)
+    fraction = 1 - len(failed) / len(cells) if cells else float("nan")
+    return [
+        Row(
+            "A4",
+            experiment,
+            "fraction of sweep cells where A1 (stairs) and A2 (Spearman) hold",
+            fraction,
+            f">= {t['a4_min_fraction']:g}",
+            compare(fraction, ">=", t["a4_min_fraction"]),
+            "",
+            len(cells),
+            ("cells failing: " + ", ".join(failed)) if failed else "every cell holds",
+            [str(r.path) for r in runs],
         )
     ]
 
@@ -229,7 +309,7 @@ def eval_a5(experiment, runs, t) -> list[Row]:
     ]
 
 
-EVALUATORS: dict[str, Callable] = {"A2": eval_a2, "A3": eval_a3, "A5": eval_a5}
+EVALUATORS: dict[str, Callable] = {"A1": eval_a1, "A2": eval_a2, "A3": eval_a3, "A4": eval_a4, "A5": eval_a5}
 
 
 # ---- the audit ---------------------------------------------------------------------------------
