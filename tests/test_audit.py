@@ -86,13 +86,33 @@ def verdicts(config, results):
     return dict(zip(audit.overall(frame)["claim"], audit.overall(frame)["verdict"])), frame
 
 
+def stair_rank(step):
+    return 3 + step // 50
+
+
+def stair_loss(step):
+    """Falls by half at each rank jump and only slowly on the plateaus: the claimed picture."""
+    return 0.5 ** stair_rank(step) * (1 - 1e-4 * (step % 50))
+
+
 def test_staircase_that_holds_passes(tmp_path):
     config = make_config()
-    write_run(tmp_path, config, rank_of_step=lambda s: 3 + s // 50, loss_of_step=lambda s: 1.0 / (1 + s))
+    config["experiments"]["fit1d"]["claims"] = ["A1", "A2", "A3", "A5"]
+    write_run(tmp_path, config, rank_of_step=stair_rank, loss_of_step=stair_loss)
     v, frame = verdicts(config, tmp_path)
-    assert v == {"A2": "PASS", "A3": "PASS", "A5": "PASS"}
+    assert v == {"A1": "PASS", "A2": "PASS", "A3": "PASS", "A5": "PASS"}
+    assert frame[frame.metric.str.startswith("detected stairs")]["value"].iloc[0] == 3
     a2 = frame[frame.claim == "A2"].iloc[0]
     assert -1.0 <= a2["value"] < -0.95 and a2["n"] == 3  # ties within a stair keep it just above -1
+
+
+def test_smooth_loss_is_not_aligned_with_jumps(tmp_path):
+    config = make_config()
+    write_run(tmp_path, config, rank_of_step=stair_rank, loss_of_step=lambda s: 1.0 / (1 + s))
+    v, frame = verdicts(config, tmp_path)
+    assert v["A2"] == "FAIL"
+    row = frame[frame.metric.str.startswith("fraction of rank jumps")].iloc[0]
+    assert row["verdict"] == "FAIL" and row["value"] < 0.6
 
 
 def test_loss_rising_with_rank_fails(tmp_path):
