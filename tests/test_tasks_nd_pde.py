@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from test_derivatives import NoForwardLaplacian
 
 from staircase import config as cfgmod
 from staircase import train
@@ -21,8 +22,6 @@ from staircase.models import StackedMLP
 from staircase.tasks import TASKS, make_task
 from staircase.tasks.pde import PDETask, boundary_grid, interior_grid
 from staircase.tasks.targets import RidgeSum, SineProducts
-
-from .test_derivatives import NoForwardLaplacian
 
 REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
 
