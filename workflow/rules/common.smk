@@ -80,3 +80,10 @@ def all_targets():
             f"results/notebooks/staircase_{experiment}.html",
         ]
     return targets
+
+
+# On a cluster (workflow/profiles/slurm*), these light rules run on the submitting node instead
+# of as jobs: they take seconds, far less than a wait in the queue. Add new notebook rules here.
+localrules:
+    staircase_figure,
+    notebook_html,
