@@ -91,8 +91,19 @@ def test_tiny_end_to_end(tmp_path):
         "results/notebooks/staircase_fit1d.html",
         "results/runs/fit1d/base/run.json",
         "results/runs/fit1d/base/spectra.npz",
+        # the analysis figures, chosen by the experiments' claims (workflow/rules/analysis.smk)
+        "results/figures/spectra_fit1d.pdf",
+        "results/figures/layers_fit1d.pdf",
+        "results/figures/bound.pdf",
+        "results/figures/universality_sweep1d.pdf",
+        "results/tables/summary.pdf",
+        "results/notebooks/summary.html",
     ):
         assert (tmp_path / name).stat().st_size > 0, name
+    summary = pd.read_csv(tmp_path / "results/tables/summary.csv")
+    assert list(summary["variant"]) == ["base", "activation-tanh", "activation-relu"]
+    assert (summary["bound_violations"] == 0).all() and (summary["bound_checks"] > 0).all()
+    assert not (tmp_path / "results/figures/layers_sweep1d.png").exists()  # sweep1d is not tagged A5
     metrics = pd.read_parquet(tmp_path / "results/runs/fit1d/base/metrics.parquet")
     assert {"step", "loss", "lower_bound", "eps_rank", "seed"} <= set(metrics.columns)
     assert sorted(metrics["seed"].unique()) == [0, 1]
