@@ -19,6 +19,7 @@ resumes from it, and on the CPU finishes with the same numbers as an uninterrupt
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -34,7 +35,7 @@ from tqdm import tqdm
 from staircase import rank as rk
 from staircase.bounds import loss_lower_bound
 from staircase.models import StackedMLP
-from staircase.provenance import atomic_write, provenance, write_json
+from staircase.provenance import atomic_write, exclusive, provenance, write_json
 from staircase.tasks import make_task
 
 
@@ -74,7 +75,16 @@ def config_hash(cfg: dict) -> str:
 class Recorder:
     """Collects measurements at log steps; everything is plain arrays so it checkpoints cheaply."""
 
-    SCALARS = ("loss", "rel_l2", "lower_bound", "best_loss", "best_loss_top_r", "bound_rank", "elapsed_s")
+    SCALARS = (
+        "loss",
+        "rel_l2",
+        "lower_bound",
+        "best_loss",
+        "best_loss_top_r",
+        "bound_rank",
+        "bound_violation",
+        "elapsed_s",
+    )
 
     def __init__(self):
         self.steps: list[int] = []
@@ -130,9 +140,11 @@ class Trainer:
         loss = self.task.loss(self.model, self.data).to(torch.float64).cpu().numpy()
         newly = ok & ~np.isfinite(loss)
         for s in np.flatnonzero(newly):
+            # the step is that of the first measurement with a non-finite loss; the previous one was finite
+            since = f" (finite at step {self.rec.steps[-1]})" if self.rec.steps else ""
             print(
-                f"staircase: {self.name} seed {self.cfg['seeds'][s]} diverged: loss is {loss[s]} at step {self.step}; "
-                "recorded as diverged",
+                f"staircase: {self.name} seed {self.cfg['seeds'][s]} diverged: loss is {loss[s]} at step {self.step}"
+                f"{since}; recorded as diverged, its later measurements are NaN",
                 file=sys.stderr,
             )
             self.diverged_at[s] = self.step
@@ -150,10 +162,10 @@ class Trainer:
         bs = self.task.bound_system(self.model, self.data)
         # the bound's eps in the loss's quadrature: Gram eigenvalues scale with the total weight
         self.bound_eps = self.main_eps * float(np.sum(bs.weights)) / float(np.sum(self.rank_w))
-        bound = np.full((4, n_models), np.nan)
+        bound = np.full((5, n_models), np.nan)
         for s in np.flatnonzero(ok):
             r = loss_lower_bound(bs.features[s], bs.target, bs.coef[s], bs.weights, self.bound_eps)
-            bound[:, s] = (r.lower_bound, r.best_loss, r.best_loss_top_r, r.rank)
+            bound[:, s] = (r.lower_bound, r.best_loss, r.best_loss_top_r, r.rank, r.violated)
         rec = self.rec
         rec.steps.append(self.step)
         for key, val in zip(
@@ -239,7 +251,8 @@ class Trainer:
         main_rank = rk.eps_rank_from_spectrum(np.nan_to_num(last, nan=-np.inf), self.main_eps)
         metrics.insert(3, "eps_rank", np.where(np.isnan(last[..., 0]), np.nan, main_rank).T.reshape(-1))
         metrics["bound_eps"] = self.bound_eps
-        metrics["bound_violation"] = metrics["lower_bound"] > metrics["loss"] * (1 + 1e-9) + 1e-12
+        # compared in float64 with the loss recomputed from the same linear system (bounds.BoundResult)
+        metrics["bound_violation"] = metrics["bound_violation"] == 1
         metrics = metrics.sort_values(["seed", "step"], kind="stable").reset_index(drop=True)
 
         frames = []
@@ -303,11 +316,17 @@ class Trainer:
 
 
 def run(cfg: dict, out_dir, checkpoint_dir=None, progress: bool = True) -> Path:
-    trainer = Trainer(cfg, out_dir, checkpoint_dir, progress)
-    trainer.train()
-    trainer.write_outputs()
+    # one process per job: a second one on the same checkpoint (an orphan of a killed Snakemake
+    # still running) stops at once instead of writing the same files
+    name = f"{cfg['experiment']}/{cfg['variant']}"
+    with exclusive(Path(checkpoint_dir) / "lock", f"training {name}") if checkpoint_dir else contextlib.nullcontext():
+        trainer = Trainer(cfg, out_dir, checkpoint_dir, progress)
+        trainer.train()
+        trainer.write_outputs()
     bad = [f"seed {s}: {st}" for s, st in json.load(open(Path(out_dir) / "run.json"))["status"].items() if st != "ok"]
     summary = f"{trainer.name}: {len(cfg['seeds'])} seed(s), {trainer.step} steps in {trainer.elapsed:.1f}s"
+    if trainer.step < cfg["train"]["steps"]:
+        summary += f" (stopped before step {cfg['train']['steps']}: every seed diverged)"
     print(f"staircase: {summary}; results in {out_dir}" + (f" ({'; '.join(bad)})" if bad else ""), file=sys.stderr)
     return Path(out_dir)
 
