@@ -91,8 +91,19 @@ def test_tiny_end_to_end(tiny_run):
         "results/notebooks/staircase_fit1d.html",
         "results/runs/fit1d/base/run.json",
         "results/runs/fit1d/base/spectra.npz",
+        # the analysis figures, chosen by the experiments' claims (workflow/rules/analysis.smk)
+        "results/figures/spectra_fit1d.pdf",
+        "results/figures/layers_fit1d.pdf",
+        "results/figures/bound.pdf",
+        "results/figures/universality_sweep1d.pdf",
+        "results/tables/summary.pdf",
+        "results/notebooks/summary.html",
     ):
         assert (tiny_run / name).stat().st_size > 0, name
+    summary = pd.read_csv(tiny_run / "results/tables/summary.csv")
+    assert list(summary["variant"]) == ["base", "activation-tanh", "activation-relu"]
+    assert (summary["bound_violations"] == 0).all() and (summary["bound_checks"] > 0).all()
+    assert not (tiny_run / "results/figures/layers_sweep1d.png").exists()  # sweep1d is not tagged A5
     metrics = pd.read_parquet(tiny_run / "results/runs/fit1d/base/metrics.parquet")
     assert {"step", "loss", "lower_bound", "eps_rank", "seed"} <= set(metrics.columns)
     assert sorted(metrics["seed"].unique()) == [0, 1]
