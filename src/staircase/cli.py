@@ -5,6 +5,8 @@ The workflow calls these; a user can too, to run one job by hand::
     staircase variants config.yaml                       # experiments and their variants
     staircase train --config config.yaml --experiment fit1d --out /tmp/fit1d
     staircase audit --strict                             # verdicts from results/ (exit 1 on FAIL)
+
+Papers B and C add ``collapse``, ``align`` and ``lowrank-studies`` (see staircase.lowrank.cli).
 """
 
 from __future__ import annotations
@@ -131,6 +133,10 @@ def main(argv=None) -> int:
         p.add_argument("config")
         p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
         p.set_defaults(func=func)
+
+    from staircase.lowrank.cli import add_commands
+
+    add_commands(sub, _load_config)
 
     args = parser.parse_args(argv)
     try:

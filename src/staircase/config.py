@@ -128,3 +128,6 @@ def check(config: dict) -> None:
                 )
             if len(set(cfg["seeds"])) != len(cfg["seeds"]):
                 raise ConfigError(f"{where}.seeds: seeds repeat: {cfg['seeds']}")
+    from staircase.lowrank import settings as lowrank_settings  # papers B and C: their own sections
+
+    lowrank_settings.check(config)
