@@ -11,8 +11,10 @@ Guard rails of paper B (a run that is not evidence is reported as such and not c
 * lambda = 0 cells are the no-weight-decay baseline (there is no stationary point of J to speak of);
 * a cell must be near-stationary: ``stationarity_avg_max`` (the gradient of J averaged over the
   last steps, relative to lambda ||W_l||_F, max over layers) <= ``b_stationarity_tol``;
-* it must not have collapsed to a trivial classifier: ``train_accuracy`` >= ``b_min_train_accuracy``
-  (large lambda sends every weight to 0 and the prediction to a constant);
+* it must not have collapsed to a trivial classifier: large lambda sends every weight to 0 and the
+  prediction to a constant, so a cell with ``train_accuracy`` < ``b_min_train_accuracy`` or a
+  cross-entropy >= ``b_trivial_loss_fraction`` * log K (that of the uniform prediction) is trivial
+  (near W = 0 the argmax of vanishing logits can still be right by chance);
 * a trend (Spearman over lambda or noise) needs ``b_min_levels`` distinct values among valid cells.
 
 B1 - for every hidden layer: Spearman(lambda, dist_K/||W||_F) over valid cells <= ``b1_max_spearman``,
@@ -47,6 +49,7 @@ THRESHOLDS = {
     "min_seeds": 2,
     "b_stationarity_tol": 0.05,
     "b_min_train_accuracy": 0.5,
+    "b_trivial_loss_fraction": 0.99,
     "b_min_levels": 3,
     "b_rank_tol": 0.1,
     "b1_max_spearman": -0.5,
@@ -109,7 +112,17 @@ def collapse_cell_status(claims_inputs: pd.DataFrame, t: dict) -> pd.DataFrame:
     """One row per cell: weight_decay, noise, seed, train_accuracy, stationarity_avg_max and
     ``status``: ok (evidence) / no weight decay / not stationary / trivial classifier / diverged."""
     cells = claims_inputs.groupby("cell", as_index=False).first()[
-        ["cell", "weight_decay", "noise", "seed", "train_accuracy", "stationarity_avg_max", "diverged"]
+        [
+            "cell",
+            "weight_decay",
+            "noise",
+            "seed",
+            "loss",
+            "classes",
+            "train_accuracy",
+            "stationarity_avg_max",
+            "diverged",
+        ]
     ]
 
     def status(r):
@@ -117,7 +130,8 @@ def collapse_cell_status(claims_inputs: pd.DataFrame, t: dict) -> pd.DataFrame:
             return "diverged"
         if r["weight_decay"] <= 0:
             return "no weight decay (baseline)"
-        if not (r["train_accuracy"] >= t["b_min_train_accuracy"]):
+        chance = np.log(r["classes"])  # the cross-entropy of a constant uniform prediction
+        if not (r["train_accuracy"] >= t["b_min_train_accuracy"]) or r["loss"] >= t["b_trivial_loss_fraction"] * chance:
             return "trivial classifier"
         if not (r["stationarity_avg_max"] <= t["b_stationarity_tol"]):
             return "not stationary"

@@ -96,6 +96,58 @@ def load_data(cfg: dict) -> tuple[np.ndarray, np.ndarray, list]:
     return x, y, levels
 
 
+def _inverse(lam: np.ndarray) -> np.ndarray:
+    lam = np.asarray(lam, dtype=np.float64)
+    return np.divide(1.0, lam, out=np.full_like(lam, np.nan), where=lam > 0)
+
+
+def layer_terms(mat, grad_data, delta, x_in, y, classes: int, lam, rtol: float) -> dict[str, np.ndarray]:
+    """Every per-layer quantity of paper B for a stack of S models (numpy, float64).
+
+    mat: W_l (S, n_l, n_{l-1}); grad_data: the gradient of the mean cross-entropy with respect to
+    W_l, (1/N) Delta_l X_{l-1}^T, same shape; delta: Delta_l^T (S, N, n_l), per sample; x_in: X_{l-1}^T
+    (S, N, n_{l-1}); y: labels (N,); lam: (S,) weight decay. The bound and the stationarity ratio
+    are NaN where lambda = 0. Returns the columns of ``layers.parquet`` and ``singular_values``.
+    """
+    lam = np.asarray(lam, dtype=np.float64)
+    inv_lam = _inverse(lam)
+    n = x_in.shape[-2]
+    s_vals = linalg.singular_values(mat)
+    fro = np.sqrt((s_vals**2).sum(axis=-1))
+    grad_j = grad_data + lam[:, None, None] * mat  # coupled L2
+    grad_norm = np.sqrt((grad_j**2).sum(axis=(1, 2)))
+    delta_norm2 = np.linalg.norm(delta, ord=2, axis=(1, 2))
+    wc = linalg.within_class(x_in, y, classes)
+    dist = linalg.distance_to_rank(s_vals, classes)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        stationarity = grad_norm * inv_lam / fro
+    bound_within = inv_lam / n * delta_norm2 * wc["within_class"]
+    # the step before the operator-norm inequality: ||Delta_l (X - M)^T||_F / (lambda N)
+    centred = x_in - linalg.class_means(x_in, y, classes)[:, y, :]
+    product = np.einsum("snk,snj->skj", delta, centred)
+    bound_within_tight = inv_lam / n * np.sqrt((product**2).sum(axis=(1, 2)))
+    bound_grad = grad_norm * inv_lam
+    rhs = bound_within + bound_grad
+    violation = dist > rhs * (1 + VIOLATION_RTOL) + 1e-12
+    return {
+        "fro": fro,
+        "sigma1": s_vals[:, 0],
+        "dist_k": dist,
+        "dist_k_rel": linalg.distance_to_rank(s_vals, classes, relative=True),
+        **linalg.rank_metrics(s_vals, rtol),
+        **wc,
+        "delta_norm2": delta_norm2,
+        "grad_norm": grad_norm,
+        "stationarity": stationarity,
+        "bound_within": bound_within,
+        "bound_grad": bound_grad,
+        "bound_rhs": rhs,
+        "bound_violation": np.where(lam > 0, violation, False),
+        "bound_rhs_tight": bound_within_tight + bound_grad,
+        "singular_values": s_vals,
+    }
+
+
 class CollapseRun:
     def __init__(self, cfg: dict, out_dir, progress: bool = True):
         self.cfg = cfg
@@ -182,37 +234,28 @@ class CollapseRun:
             )
         ok = self.diverged_at < 0
         lam = self.cells["weight_decay"].to_numpy().copy()
-        with np.errstate(divide="ignore", invalid="ignore"):
-            inv_lam = np.where(lam > 0, 1.0 / lam, np.nan)
+        inv_lam = _inverse(lam)
         acc = (out.detach().argmax(dim=-1) == self.y).to(torch.float64).mean(dim=1).cpu().numpy()
         n_layers = self.net.n_layers
         final = self.step == self.steps
         layer_frames, spectra, stat_all, sq_norm = [], [], [], np.zeros(n_models)
         for l in range(n_layers):
             w = w64[l].detach()  # (S, fan_in, fan_out) = W_l^T
-            mat = w.transpose(1, 2).cpu().numpy()
-            mat = np.where(ok[:, None, None], mat, 0.0)
-            s_vals = linalg.singular_values(mat)
-            fro = np.sqrt((s_vals**2).sum(axis=-1))
+            mask = ok[:, None, None]
+            mat = np.where(mask, w.transpose(1, 2).cpu().numpy(), 0.0)
+            terms = layer_terms(
+                mat,
+                np.where(mask, grads[l].transpose(1, 2).cpu().numpy(), 0.0),
+                np.where(mask, (grads[n_layers + l] * self.n).cpu().numpy(), 0.0),  # Delta_l^T (S, N, n_l)
+                np.where(mask, inputs[l].detach().cpu().numpy(), 0.0),
+                self.y_np,
+                self.classes,
+                lam,
+                self.rtol,
+            )
+            s_vals = terms.pop("singular_values")
+            fro, stationarity = terms["fro"], terms["stationarity"]
             sq_norm += fro**2
-            grad_j = (grads[l] + torch.as_tensor(lam, device=w.device)[:, None, None] * w).cpu().numpy()
-            grad_norm = np.sqrt((grad_j**2).sum(axis=(1, 2)))
-            delta = (grads[n_layers + l] * self.n).cpu().numpy()  # Delta_l^T: (S, N, n_l)
-            delta = np.where(ok[:, None, None], delta, 0.0)
-            delta_norm2 = np.linalg.norm(delta, ord=2, axis=(1, 2))
-            x_in = np.where(ok[:, None, None], inputs[l].detach().cpu().numpy(), 0.0)
-            wc = linalg.within_class(x_in, self.y_np, self.classes)
-            dist = linalg.distance_to_rank(s_vals, self.classes)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                stationarity = grad_norm * inv_lam / fro
-            bound_within = inv_lam / self.n * delta_norm2 * wc["within_class"]
-            # the step before the operator-norm inequality: ||Delta_l (X - M)^T||_F / (lambda N)
-            centred = x_in - linalg.class_means(x_in, self.y_np, self.classes)[:, self.y_np, :]
-            product = np.einsum("snk,snj->skj", delta, centred)
-            bound_within_tight = inv_lam / self.n * np.sqrt((product**2).sum(axis=(1, 2)))
-            bound_grad = grad_norm * inv_lam
-            rhs = bound_within + bound_grad
-            violation = dist > rhs * (1 + VIOLATION_RTOL) + 1e-12
             frame = {
                 "cell": self.cells["cell"].to_numpy(),
                 "step": self.step,
@@ -220,20 +263,7 @@ class CollapseRun:
                 "is_output": l == n_layers - 1,
                 "fan_in": mat.shape[2],
                 "fan_out": mat.shape[1],
-                "fro": fro,
-                "sigma1": s_vals[:, 0],
-                "dist_k": dist,
-                "dist_k_rel": linalg.distance_to_rank(s_vals, self.classes, relative=True),
-                **linalg.rank_metrics(s_vals, self.rtol),
-                **wc,
-                "delta_norm2": delta_norm2,
-                "grad_norm": grad_norm,
-                "stationarity": stationarity,
-                "bound_within": bound_within,
-                "bound_grad": bound_grad,
-                "bound_rhs": rhs,
-                "bound_violation": np.where(lam > 0, violation, False),
-                "bound_rhs_tight": bound_within_tight + bound_grad,
+                **terms,
                 "stationarity_avg": np.nan,
             }
             if final and self.grad_sum is not None:
