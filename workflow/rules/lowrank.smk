@@ -15,21 +15,13 @@ LOWRANK_THRESHOLDS = {
 }
 
 
-def lowrank_dir(family, study):
-    return f"results/runs/{family}/{study}"
+lowrank_dir = lowrank_settings.run_dir
 
 
-def lowrank_studies(family, claims=None):
-    """Enabled studies of a family, optionally only those tagged with one of ``claims``."""
-    return [
-        s
-        for s in LOWRANK[family]
-        if claims is None or set(claims) & set(LOWRANK_TAGS[family][s])
-    ]
-
-
-def lowrank_files(family, studies, name="claims_inputs.parquet"):
-    return [f"{lowrank_dir(family, s)}/{name}" for s in studies]
+# the files `name` of the given studies of a family
+lowrank_files = lambda family, studies, name="claims_inputs.parquet": [
+    f"{lowrank_dir(family, s)}/{name}" for s in studies
+]
 
 
 # the audit reads these runs' claims_inputs.parquet and run.json
@@ -57,6 +49,8 @@ rule rank_collapse:
         run="results/runs/rank_collapse/{study}/run.json",
     log:
         "results/logs/rank_collapse/{study}.log",
+    benchmark:
+        "results/benchmarks/rank_collapse/{study}.tsv"
     wildcard_constraints:
         study=_one_of(LOWRANK["rank_collapse"]),
     conda:
@@ -83,6 +77,8 @@ rule alignment:
         run="results/runs/alignment/{study}/run.json",
     log:
         "results/logs/alignment/{study}.log",
+    benchmark:
+        "results/benchmarks/alignment/{study}.tsv"
     wildcard_constraints:
         study=_one_of(LOWRANK["alignment"]),
     conda:
@@ -96,7 +92,7 @@ rule alignment:
 
 
 # ---- figures and tables, registered by the claims the studies test ----------------------------
-for _study in lowrank_studies("rank_collapse", ["B1"]):
+for _study in lowrank_settings.tagged(config, "rank_collapse", ["B1"]):
     add_figure(
         f"collapse_lambda_{_study}",
         "lowrank_collapse_lambda",
@@ -108,7 +104,7 @@ for _study in lowrank_studies("rank_collapse", ["B1"]):
         run_dir=lowrank_dir("rank_collapse", _study),
         thresholds=LOWRANK_THRESHOLDS,
     )
-for _study in lowrank_studies("rank_collapse", ["B2"]):
+for _study in lowrank_settings.tagged(config, "rank_collapse", ["B2"]):
     add_figure(
         f"collapse_noise_{_study}",
         "lowrank_collapse_noise",
@@ -130,7 +126,7 @@ if LOWRANK["rank_collapse"]:
         "marks K, the number of classes.",
         runs={s: lowrank_dir("rank_collapse", s) for s in LOWRANK["rank_collapse"]},
     )
-_b3 = lowrank_studies("rank_collapse", ["B3"])
+_b3 = lowrank_settings.tagged(config, "rank_collapse", ["B3"])
 if _b3:
     add_figure(
         "collapse_bound",

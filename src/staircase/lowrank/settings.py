@@ -68,6 +68,17 @@ def claims_of(config: dict, family: str) -> dict[str, list[str]]:
     return {name: list((sec.get("studies") or {})[name].get("claims", [])) for name in studies(config, family)}
 
 
+def run_dir(family: str, study: str) -> str:
+    """Where a study's job writes: results/runs/<family>/<study> (relative to the workflow's directory)."""
+    return f"results/runs/{family}/{study}"
+
+
+def tagged(config: dict, family: str, claims=None) -> list[str]:
+    """Enabled studies of a family, optionally only those tagged with one of ``claims``."""
+    tags = claims_of(config, family)
+    return [s for s in tags if claims is None or set(claims) & set(tags[s])]
+
+
 def data_params(cfg: dict) -> dict:
     """The generator parameters of a study's data block."""
     return {k: v for k, v in cfg["data"].items() if k not in DATA_EXTRA}
