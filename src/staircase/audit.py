@@ -28,6 +28,7 @@ from scipy.stats import spearmanr
 
 from staircase import config as cfgmod
 from staircase import stairs
+from staircase.lowrank import claims as lowrank_claims
 from staircase.provenance import atomic_write
 
 PASS, FAIL, INCONCLUSIVE = "PASS", "FAIL", "INCONCLUSIVE"
@@ -331,6 +332,7 @@ def evaluate(config: dict, results: str | os.PathLike = "results") -> pd.DataFra
                 )
                 continue
             rows.extend(EVALUATORS[claim](experiment, runs, t))
+    rows.extend(Row(**r) for r in lowrank_claims.audit_rows(config, results))  # papers B and C
     frame = pd.DataFrame([asdict(r) for r in rows])
     if frame.empty:
         frame = pd.DataFrame(columns=[f for f in Row.__dataclass_fields__])
@@ -391,7 +393,8 @@ def to_markdown(frame: pd.DataFrame, versions: pd.DataFrame, figures_dir: str = 
             f"| {r.claim} | {r.experiment} | {r.metric} | {r.value:.4g} | {r.spread} | {r.n} | {r.threshold} | "
             f"{r.verdict} | {r.detail} |"
         )
-    figs = sorted({e for e in frame["experiment"]}) if not frame.empty else []
+    # staircase figures exist for the `experiments:`; papers B and C's runs are named <family>/<study>
+    figs = sorted({e for e in frame["experiment"] if "/" not in e}) if not frame.empty else []
     if figs:
         lines += ["", "## Figures", ""]
         lines += [f"- {e}: [staircase]({figures_dir}/staircase_{e}.png)" for e in figs]

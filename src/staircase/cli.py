@@ -6,6 +6,8 @@ The workflow calls these; a user can too, to run one job by hand::
     staircase variants config.yaml                       # experiments and their variants
     staircase train --config config.yaml --experiment fit1d --out /tmp/fit1d
     staircase audit --strict                             # verdicts from results/ (exit 1 on FAIL)
+
+Papers B and C add ``collapse``, ``align`` and ``lowrank-studies`` (see staircase.lowrank.cli).
 """
 
 from __future__ import annotations
@@ -159,6 +161,10 @@ def main(argv=None) -> int:
     p.add_argument("notebook", help="the partially executed copy papermill wrote")
     p.add_argument("log", nargs="?", help="papermill's output")
     p.set_defaults(func=cmd_notebook_failure)
+
+    from staircase.lowrank.cli import add_commands
+
+    add_commands(sub, _load_config)
 
     args = parser.parse_args(argv)
     try:

@@ -153,6 +153,10 @@ def check(config: dict) -> None:
             if len(set(cfg["seeds"])) != len(cfg["seeds"]):
                 raise ConfigError(f"{where}.seeds: seeds repeat: {cfg['seeds']}")
 
+    from staircase.lowrank import settings as lowrank_settings  # papers B and C: their own sections
+
+    lowrank_settings.check(config)
+
 
 # ---- without Snakemake (the CLI): the same checks the workflow makes before any job -------------
 # The schema lives with the workflow; it is found when the package runs from its checkout.

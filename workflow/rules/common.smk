@@ -79,6 +79,8 @@ def notebook(name):
 # notebook gets `output_stem` (where to write, without suffix) plus the given parameters.
 FIGURES = {}
 TABLES = {}
+# run files the audit reads besides the train rule's (stages with their own training rules add theirs)
+AUDIT_INPUTS = []
 
 
 def _register(registry, kind, name, notebook_name, inputs, caption, parameters):
