@@ -59,7 +59,7 @@ def experiment_settings(config: dict, name: str) -> dict:
     except KeyError:
         raise ConfigError(f"experiments: no experiment named {name!r}; have {sorted(config['experiments'])}") from None
     # what is not a training setting stays out, so that tagging an experiment never retrains it
-    not_settings = ("full", "sweep", "variants", "description", "claims", "enabled")
+    not_settings = ("full", "sweep", "variants", "description", "claims", "enabled", "comparison")
     settings = {k: v for k, v in exp.items() if k not in not_settings}
     if config.get("scale", "small") == "full":
         settings = deep_merge(settings, exp.get("full", {}))
@@ -99,6 +99,7 @@ def enabled_experiments(config: dict) -> list[str]:
 
 def check(config: dict) -> None:
     """Checks beyond the schema; raises ConfigError naming the key. Cheap: builds no model."""
+    from staircase.methods import check_run_config
     from staircase.models import ACTIVATIONS
     from staircase.tasks import TASKS
 
@@ -128,3 +129,5 @@ def check(config: dict) -> None:
                 )
             if len(set(cfg["seeds"])) != len(cfg["seeds"]):
                 raise ConfigError(f"{where}.seeds: seeds repeat: {cfg['seeds']}")
+            for key, problem in check_run_config(cfg):  # training methods (staircase.methods)
+                raise ConfigError(f"{where}.{key}: {problem}")
