@@ -4,6 +4,7 @@
 # Rules:  workflow/rules/common.smk  - config validation, experiment/variant lists, paths
 #         workflow/rules/train.smk   - one training job per experiment variant (all seeds stacked)
 #         workflow/rules/figures.smk - which figures the staircase experiments get
+#         workflow/rules/methods.smk - methods against a baseline (claims A6, A7): curves and tables
 #         workflow/rules/notebooks.smk - generic: papermill notebook -> figure / table, and HTML
 #         workflow/rules/audit.smk   - claim verdicts from the results (results/audit/claims.md)
 
@@ -14,6 +15,7 @@ configfile: "config.yaml"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/methods.smk"
 # last: the generic notebook rules and the audit see every registered figure and table
 include: "workflow/rules/notebooks.smk"
 include: "workflow/rules/audit.smk"

@@ -99,11 +99,14 @@ def enabled_experiments(config: dict) -> list[str]:
 
 def check(config: dict) -> None:
     """Checks beyond the schema; raises ConfigError naming the key. Cheap: builds no model."""
+    from staircase.comparison import check_experiment
     from staircase.methods import check_run_config
     from staircase.models import ACTIVATIONS
     from staircase.tasks import TASKS
 
     for name in config["experiments"]:
+        for key, problem in check_experiment(config["experiments"][name], variants(config, name)):
+            raise ConfigError(f"experiments.{name}.{key}: {problem}")  # methods comparison (A6, A7)
         for vname, cfg in variants(config, name).items():
             where = f"experiments.{name}" + ("" if vname == "base" else f" (variant {vname})")
             task = dict(cfg["task"])

@@ -6,8 +6,9 @@ Outputs (all written atomically, in ``out_dir``):
 
 * ``metrics.parquet`` - one row per (seed, step): loss, rel_l2, eps_rank (last hidden layer at
   the main eps), lower_bound, best_loss, best_loss_top_r, bound_rank, bound_eps, elapsed_s, and
-  train_s / train_cpu_s: wall / process-CPU seconds spent optimising (first-layer pre-training
-  included, measurements excluded), the clocks of time-to-threshold comparisons
+  train_s / train_cpu_s: wall seconds / CPU seconds of the training thread spent optimising
+  (first-layer pre-training included, measurements excluded): the clocks of time-to-threshold
+  comparisons (the CPU one is immune to other processes on a shared CPU; on a GPU use the wall one)
 * ``ranks.parquet``   - tidy: (seed, step, layer, metric, eps, value) for the eps-rank at every
   eps and the peer metrics (effective, stable, numerical rank) of every hidden layer
 * ``spectra.npz``     - ``steps``, ``seeds`` and ``layer<l>`` arrays (seed, step, n) of the sorted
@@ -224,9 +225,9 @@ class Trainer:
             if self.step in log_set:
                 self.measure()
         while self.step < steps and (self.diverged_at < 0).any():
-            clock = time.perf_counter(), time.process_time()
+            clock = time.perf_counter(), time.thread_time()
             self.opt.step(lambda: self.task.loss(self.model, self.data))
-            self.train_clock += (time.perf_counter() - clock[0], time.process_time() - clock[1])
+            self.train_clock += (time.perf_counter() - clock[0], time.thread_time() - clock[1])
             self.step += 1
             bar.update(1)
             self.elapsed = time.perf_counter() - t0
