@@ -22,11 +22,13 @@ from staircase import methods, train
 from staircase import rank as rk
 from staircase.architectures import (
     ConfigurableMLP,
+    Jet,
     StackedFourierMLP,
     StackedModifiedMLP,
     StackedResMLP,
     build_model,
 )
+from staircase.derivatives import autograd_laplacian, laplacian
 from staircase.models import StackedMLP
 from staircase.tasks import make_task
 
@@ -105,6 +107,32 @@ def test_default_configurable_mlp_is_the_plain_stacked_mlp():
     assert type(build_model({"activation": "tanh", "width": 4, "depth": 1}, [0], 1, BOUNDS_1D)) is StackedMLP
 
 
+@pytest.mark.parametrize("name", [n for n in MODELS if n != "batchnorm"])
+@pytest.mark.parametrize("d_in", [1, 2])
+def test_forward_laplacian_matches_autograd(name, d_in):
+    """Every architecture's exact forward Laplacian (used by PDE losses) against double backward."""
+    bounds = [(-1.0, 1.0)] * d_in
+    model = make(name, width=6, depth=2, d_in=d_in, bounds=bounds)
+    x = torch.rand(11, d_in, dtype=torch.float64, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    fast, ref = model.forward_laplacian(x), autograd_laplacian(model, x, hidden=True)
+    torch.testing.assert_close(fast.out, ref.out)
+    torch.testing.assert_close(fast.lap_out, ref.lap_out)
+    torch.testing.assert_close(fast.grad_out, ref.grad_out)
+    for a, b in zip(fast.lap_hidden, ref.lap_hidden):
+        torch.testing.assert_close(a, b)
+    assert laplacian(model, x).lap_out is not None  # the PDE tasks pick it up
+
+
+def test_batchnorm_laplacian_treats_the_statistics_of_the_point_set_as_constants():
+    """Autograd also differentiates the batch statistics, an O(1/N) coupling between points."""
+    model = make("batchnorm", width=6, depth=2)
+    x = torch.linspace(-1, 1, 400, dtype=torch.float64)[:, None]
+    fast, ref = model.forward_laplacian(x), autograd_laplacian(model, x)
+    torch.testing.assert_close(fast.out, ref.out)
+    scale = ref.lap_out.abs().max()
+    assert (fast.lap_out - ref.lap_out).abs().max() < 0.02 * scale
+
+
 def test_architecture_classes():
     assert isinstance(make("resnet"), StackedResMLP)
     assert isinstance(make("fourier"), StackedFourierMLP)
@@ -135,7 +163,7 @@ def test_layer_and_batch_norm_match_torch():
                 ref = torch.nn.functional.layer_norm(z[s], (10,), gain, shift, eps=1e-5)
             else:  # training-mode batch norm over the points, no running statistics
                 ref = torch.nn.functional.batch_norm(z[s], None, None, gain, shift, training=True, eps=1e-5)
-            torch.testing.assert_close(model._normalise(0, z)[s], ref)
+            torch.testing.assert_close(model._normalise(0, Jet(z)).v[s], ref)
 
 
 def first_layer_rank(model, task, eps=1e-3):
