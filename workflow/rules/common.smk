@@ -124,3 +124,12 @@ def print_audit_summary():
 
     print(f"\n{audit.summary_line(pd.read_csv(claims))}")
     print("details: results/audit/claims.md; report: snakemake --report report.html")
+
+
+# On a cluster (workflow/profiles/slurm*), these light rules run on the submitting node instead
+# of as jobs: they take seconds, far less than a wait in the queue. Only training is submitted.
+localrules:
+    figure,
+    table,
+    notebook_html,
+    audit,
