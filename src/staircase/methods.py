@@ -444,6 +444,18 @@ def check_run_config(cfg: dict) -> list[tuple[str, str]]:
             )
         if m.get("architecture", "mlp") == "fourier":
             problems.append(("model.init", "structured init needs a first layer acting on x, not a Fourier embedding"))
+    if m.get("norm", "none") == "batch":
+        from staircase.tasks import TASKS
+        from staircase.tasks.pde import PDETask
+
+        task = TASKS.get(cfg["task"]["name"])
+        if task is not None and issubclass(task, PDETask):
+            problems.append(
+                (
+                    "model.norm",
+                    "batch normalisation would normalise interior and boundary points with different statistics",
+                )
+            )
     if t["optimizer"] == "adam_lbfgs":
         switch = (t.get("lbfgs") or {}).get("switch_step")
         if switch is None:
