@@ -22,6 +22,7 @@ resumes from it, and on the CPU finishes with the same numbers as an uninterrupt
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -39,7 +40,7 @@ from staircase import rank as rk
 from staircase.architectures import build_model
 from staircase.bounds import loss_lower_bound
 from staircase.methods import make_optimizer  # noqa: F401  (moved to staircase.methods)
-from staircase.provenance import atomic_write, provenance, write_json
+from staircase.provenance import atomic_write, exclusive, provenance, write_json
 from staircase.tasks import make_task
 
 
@@ -135,9 +136,11 @@ class Trainer:
         loss = self.task.loss(self.model, self.data).to(torch.float64).cpu().numpy()
         newly = ok & ~np.isfinite(loss)
         for s in np.flatnonzero(newly):
+            # the step is that of the first measurement with a non-finite loss; the previous one was finite
+            since = f" (finite at step {self.rec.steps[-1]})" if self.rec.steps else ""
             print(
-                f"staircase: {self.name} seed {self.cfg['seeds'][s]} diverged: loss is {loss[s]} at step {self.step}; "
-                "recorded as diverged",
+                f"staircase: {self.name} seed {self.cfg['seeds'][s]} diverged: loss is {loss[s]} at step {self.step}"
+                f"{since}; recorded as diverged, its later measurements are NaN",
                 file=sys.stderr,
             )
             self.diverged_at[s] = self.step
@@ -334,11 +337,17 @@ class Trainer:
 
 
 def run(cfg: dict, out_dir, checkpoint_dir=None, progress: bool = True) -> Path:
-    trainer = Trainer(cfg, out_dir, checkpoint_dir, progress)
-    trainer.train()
-    trainer.write_outputs()
+    # one process per job: a second one on the same checkpoint (an orphan of a killed Snakemake
+    # still running) stops at once instead of writing the same files
+    name = f"{cfg['experiment']}/{cfg['variant']}"
+    with exclusive(Path(checkpoint_dir) / "lock", f"training {name}") if checkpoint_dir else contextlib.nullcontext():
+        trainer = Trainer(cfg, out_dir, checkpoint_dir, progress)
+        trainer.train()
+        trainer.write_outputs()
     bad = [f"seed {s}: {st}" for s, st in json.load(open(Path(out_dir) / "run.json"))["status"].items() if st != "ok"]
     summary = f"{trainer.name}: {len(cfg['seeds'])} seed(s), {trainer.step} steps in {trainer.elapsed:.1f}s"
+    if trainer.step < cfg["train"]["steps"]:
+        summary += f" (stopped before step {cfg['train']['steps']}: every seed diverged)"
     print(f"staircase: {summary}; results in {out_dir}" + (f" ({'; '.join(bad)})" if bad else ""), file=sys.stderr)
     return Path(out_dir)
 
