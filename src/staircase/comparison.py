@@ -31,7 +31,9 @@ Verdicts (one row per metric, like the rest of the audit)
 A6, over the A6 methods: the fraction whose key-rank speed-up is >= ``min_speedup`` (they reach a
 high eps-rank sooner), the fraction whose key-loss speed-up is >= ``min_speedup``, and the
 fraction with fewer median stairs than their baseline (they cut the staircase); each must be
->= ``a6_min_fraction``.
+>= ``a6_min_fraction``. And the mechanism: over the A6 methods compared with the main baseline,
+Spearman's correlation between the key-rank and the key-loss speed-ups (methods that reach a high
+rank sooner are those that train faster) must be >= ``a6_min_spearman``.
 A7, per pre-training variant: its median initial eps-rank of the first and of the last hidden
 layer minus the baseline's (must be >= 1), its key-loss speed-up (>= ``min_speedup``; the
 pre-training's time is included), and its median final relative L2 error over the baseline's
@@ -46,9 +48,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from scipy import stats
+
 from staircase import stairs
 
-DEFAULTS = {"min_plateau": 2, "a6_min_fraction": 0.5, "max_error_ratio": 1.0}
+DEFAULTS = {"min_plateau": 2, "a6_min_fraction": 0.5, "a6_min_spearman": 0.5, "max_error_ratio": 1.0}
 
 
 def options(comparison: dict) -> dict:
@@ -271,6 +275,23 @@ def verdicts(summary: pd.DataFrame, comparison: dict) -> pd.DataFrame:
                     detail=f"{col} per method: {detail}",
                 )
             )
+        same = a6[a6["baseline"] == comparison["baseline"]]
+        x, y = same["time_speedup_rank"].to_numpy(float), same["time_speedup_loss"].to_numpy(float)
+        keep = ~(np.isnan(x) | np.isnan(y))
+        rho = float("nan")
+        if keep.sum() >= 3 and len(set(x[keep])) > 1 and len(set(y[keep])) > 1:
+            rho = float(stats.spearmanr(x[keep], y[keep]).statistic)
+        rows.append(
+            dict(
+                claim="A6",
+                metric="Spearman over methods of the key-rank and key-loss speed-ups",
+                value=rho,
+                op=">=",
+                threshold=opt["a6_min_spearman"],
+                n=int(keep.sum()),
+                detail=f"methods compared with {comparison['baseline']} (not-reached counts as speed-up 0)",
+            )
+        )
     for _, r in summary[summary["group"] == "A7"].iterrows():
         base = summary[summary["variant"] == r["baseline"]]
         if base.empty:
