@@ -65,7 +65,7 @@ def experiment_settings(config: dict, name: str) -> dict:
     except KeyError:
         raise ConfigError(f"experiments: no experiment named {name!r}; have {sorted(config['experiments'])}") from None
     # what is not a training setting stays out, so that tagging an experiment never retrains it
-    not_settings = ("full", "sweep", "variants", "description", "claims", "enabled")
+    not_settings = ("full", "sweep", "variants", "description", "claims", "enabled", "comparison")
     settings = {k: v for k, v in exp.items() if k not in not_settings}
     if config.get("scale", "small") == "full":
         settings = deep_merge(settings, exp.get("full", {}))
@@ -111,6 +111,8 @@ def check(config: dict) -> None:
     Each resolved variant is checked against the schema too: a sweep (``{model.width: [-3]}``)
     can put a value into a setting where the schema never saw it.
     """
+    from staircase.comparison import check_experiment
+    from staircase.methods import check_run_config
     from staircase.models import ACTIVATIONS
     from staircase.tasks import TASKS
 
@@ -121,6 +123,8 @@ def check(config: dict) -> None:
         experiment = schema["$defs"]["experiment"]
         settings_schema = jsonschema.Draft202012Validator({"$defs": schema["$defs"], **experiment})
     for name in config["experiments"]:
+        for key, problem in check_experiment(config["experiments"][name], variants(config, name)):
+            raise ConfigError(f"experiments.{name}.{key}: {problem}")  # methods comparison (A6, A7)
         for vname, cfg in variants(config, name).items():
             where = f"experiments.{name}" + ("" if vname == "base" else f" (variant {vname})")
             if schema is not None:
@@ -152,6 +156,8 @@ def check(config: dict) -> None:
                 )
             if len(set(cfg["seeds"])) != len(cfg["seeds"]):
                 raise ConfigError(f"{where}.seeds: seeds repeat: {cfg['seeds']}")
+            for key, problem in check_run_config(cfg):  # training methods (staircase.methods)
+                raise ConfigError(f"{where}.{key}: {problem}")
 
     from staircase.lowrank import settings as lowrank_settings  # papers B and C: their own sections
 

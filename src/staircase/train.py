@@ -5,7 +5,10 @@ layer, and the loss lower bound.
 Outputs (all written atomically, in ``out_dir``):
 
 * ``metrics.parquet`` - one row per (seed, step): loss, rel_l2, eps_rank (last hidden layer at
-  the main eps), lower_bound, best_loss, best_loss_top_r, bound_rank, bound_eps, elapsed_s
+  the main eps), lower_bound, best_loss, best_loss_top_r, bound_rank, bound_eps, elapsed_s, and
+  train_s / train_cpu_s: wall seconds / CPU seconds of the training thread spent optimising
+  (first-layer pre-training included, measurements excluded): the clocks of time-to-threshold
+  comparisons (the CPU one is immune to other processes on a shared CPU; on a GPU use the wall one)
 * ``ranks.parquet``   - tidy: (seed, step, layer, metric, eps, value) for the eps-rank at every
   eps and the peer metrics (effective, stable, numerical rank) of every hidden layer
 * ``spectra.npz``     - ``steps``, ``seeds`` and ``layer<l>`` arrays (seed, step, n) of the sorted
@@ -32,9 +35,11 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
+from staircase import methods
 from staircase import rank as rk
+from staircase.architectures import build_model
 from staircase.bounds import loss_lower_bound
-from staircase.models import StackedMLP
+from staircase.methods import make_optimizer  # noqa: F401  (moved to staircase.methods)
 from staircase.provenance import atomic_write, exclusive, provenance, write_json
 from staircase.tasks import make_task
 
@@ -56,16 +61,6 @@ def choose_device(requested: str) -> str:
     return requested
 
 
-def make_optimizer(params, train_cfg: dict) -> torch.optim.Optimizer:
-    name = train_cfg["optimizer"]
-    lr = train_cfg["lr"]
-    if name == "adam":
-        return torch.optim.Adam(params, lr=lr)
-    if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=train_cfg.get("momentum", 0.0))
-    raise ValueError(f"train.optimizer: unknown optimizer {name!r}; choose one of ['adam', 'sgd']")
-
-
 def config_hash(cfg: dict) -> str:
     """Identifies the run a checkpoint belongs to (device excluded: it does not change the run)."""
     keep = {k: v for k, v in cfg.items() if k != "device"}
@@ -84,6 +79,8 @@ class Recorder:
         "bound_rank",
         "bound_violation",
         "elapsed_s",
+        "train_s",
+        "train_cpu_s",
     )
 
     def __init__(self):
@@ -110,11 +107,8 @@ class Trainer:
         dtype = torch.float64 if cfg["train"].get("dtype", "float32") == "float64" else torch.float32
         task_params = dict(cfg["task"])
         self.task = make_task(task_params.pop("name"), **task_params)
-        m = cfg["model"]
-        self.model = StackedMLP(cfg["seeds"], self.task.d, m["width"], m["depth"], m["activation"], dtype=dtype).to(
-            self.device
-        )
-        self.opt = make_optimizer(self.model.parameters(), cfg["train"])
+        self.model = build_model(cfg["model"], cfg["seeds"], self.task.d, self.task.bounds, dtype).to(self.device)
+        self.opt = methods.make_method(self.model, cfg["train"])  # optimiser(s) and lr schedule
         self.data = self.task.train_data(self.device, dtype)
         xr, self.rank_w = self.task.rank_points()
         if cfg["rank"]["normalisation"] == "mean":
@@ -130,6 +124,8 @@ class Trainer:
         self.rec = Recorder()
         self.step = 0
         self.elapsed = 0.0
+        self.train_clock = np.zeros(2)  # wall and CPU seconds spent optimising (not measuring)
+        self.pretrain_info: dict | None = None
         self.diverged_at = np.full(len(cfg["seeds"]), -1)  # first log step with a non-finite loss
         self.bound_eps = float("nan")
 
@@ -170,9 +166,11 @@ class Trainer:
         rec.steps.append(self.step)
         for key, val in zip(
             Recorder.SCALARS,
-            (loss, rel.cpu().numpy(), *bound, np.full(n_models, self.elapsed)),
+            (loss, rel.cpu().numpy(), *bound, *(np.full(n_models, t) for t in (self.elapsed, *self.train_clock))),
         ):
-            rec.scalars[key].append(np.where(ok, val, np.nan) if key != "elapsed_s" else val)
+            rec.scalars[key].append(
+                val if key in ("elapsed_s", "train_s", "train_cpu_s") else np.where(ok, val, np.nan)
+            )
         rec.spectra.append(spectra)
 
     # ---- checkpointing ------------------------------------------------------------------------
@@ -183,6 +181,8 @@ class Trainer:
             "config_hash": config_hash(self.cfg),
             "step": self.step,
             "elapsed": self.elapsed,
+            "train_clock": self.train_clock,
+            "pretrain": self.pretrain_info,
             "diverged_at": self.diverged_at,
             "model": self.model.state_dict(),
             "opt": self.opt.state_dict(),
@@ -201,6 +201,7 @@ class Trainer:
         self.opt.load_state_dict(state["opt"])
         self.rec.load(state["recorder"])
         self.step, self.elapsed, self.diverged_at = state["step"], state["elapsed"], state["diverged_at"]
+        self.train_clock, self.pretrain_info = state["train_clock"], state["pretrain"]
         print(f"staircase: {self.name}: resumed from checkpoint at step {self.step}", file=sys.stderr)
         return True
 
@@ -220,13 +221,16 @@ class Trainer:
             unit="step",
         )
         t0 = time.perf_counter() - self.elapsed
+        if not resumed and (self.cfg["train"].get("pretrain") or {}).get("steps", 0) > 0:
+            self.pretrain()
+            self.elapsed = time.perf_counter() - t0
         if not resumed or self.step not in self.rec.steps:
             if self.step in log_set:
                 self.measure()
         while self.step < steps and (self.diverged_at < 0).any():
-            self.opt.zero_grad(set_to_none=True)
-            self.task.loss(self.model, self.data).sum().backward()
-            self.opt.step()
+            clock = time.perf_counter(), time.thread_time()
+            self.opt.step(lambda: self.task.loss(self.model, self.data))
+            self.train_clock += (time.perf_counter() - clock[0], time.thread_time() - clock[1])
             self.step += 1
             bar.update(1)
             self.elapsed = time.perf_counter() - t0
@@ -236,6 +240,20 @@ class Trainer:
                 self.save_checkpoint()
         bar.close()
         self.elapsed = time.perf_counter() - t0
+
+    def pretrain(self) -> None:
+        """First-layer pre-training (staircase.methods.pretrain_first_layer), before step 0."""
+        before = self._layer_ranks()
+        info = methods.pretrain_first_layer(self.model, self.rank_x, self.rank_w, self.cfg["train"]["pretrain"])
+        self.train_clock += (info["wall_s"], info["cpu_s"])
+        info.update(eps=self.main_eps, eps_rank_before=before, eps_rank_after=self._layer_ranks())
+        self.pretrain_info = info
+
+    @torch.no_grad()
+    def _layer_ranks(self) -> list[list[int]]:
+        """eps-rank at the main eps of every hidden layer (outer list) and model (inner)."""
+        _, hidden = self.model(self.rank_x, return_hidden=True)
+        return [rk.eps_rank_from_spectrum(rk.spectrum(h, self.rank_w), self.main_eps).tolist() for h in hidden]
 
     # ---- outputs ------------------------------------------------------------------------------
     def write_outputs(self) -> None:
@@ -308,6 +326,9 @@ class Trainer:
             "gram_normalisation": self.cfg["rank"]["normalisation"],
             "wall_time_s": round(self.elapsed, 3),
             "steps_per_s": round(self.step / self.elapsed, 2) if self.elapsed > 0 else None,
+            "train_s": round(float(self.train_clock[0]), 3),
+            "train_cpu_s": round(float(self.train_clock[1]), 3),
+            "pretrain": self.pretrain_info,
             **provenance(self.device),
         }
         write_json(self.out_dir / "run.json", run)
