@@ -243,3 +243,18 @@ def test_short_training_run(name, tmp_path):
     assert (last["loss"].to_numpy() < first["loss"].to_numpy()).all()
     ranks = pd.read_parquet(tmp_path / "ranks.parquet")
     assert set(ranks["layer"]) == {0, 1}
+
+
+def test_check_config_accepts_the_new_tasks_and_names_a_wrong_parameter():
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    cfgmod.check(config)
+    for name in ("fit2d", "ridge8d", "poisson1d", "poisson2d", "helmholtz2d"):
+        assert name in config["experiments"]
+    bad = copy.deepcopy(config)
+    bad["experiments"]["poisson2d"]["task"]["wavenumber"] = 2.0
+    with pytest.raises(cfgmod.ConfigError, match=r"poisson2d.*task\.wavenumber: not a parameter of task 'poisson2d'"):
+        cfgmod.check(bad)
+    bad = copy.deepcopy(config)
+    del bad["experiments"]["helmholtz2d"]["task"]["wavenumber"]
+    with pytest.raises(cfgmod.ConfigError, match=r"task\.wavenumber: required by task 'helmholtz2d' but missing"):
+        cfgmod.check(bad)
