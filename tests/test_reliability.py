@@ -127,7 +127,10 @@ def test_a_second_process_on_the_same_job_stops_at_once(tmp_path):
 @pytest.mark.parametrize(
     "argv, expected",
     [
-        (["--config", str(TINY), "--experiment", "fti1d"], "experiments: no experiment named 'fti1d'; have ['fit1d']"),
+        (
+            ["--config", str(TINY), "--experiment", "fti1d"],
+            "experiments: no experiment named 'fti1d'; have ['fit1d', 'sweep1d']",
+        ),
         (["--config", str(TINY), "--experiment", "fit1d", "--variant", "wide"], "has no variant 'wide'"),
         (["--config", str(TINY), "--experiment", "fit1d", "--set", "scale=fulll"], "scale: 'fulll' is not one of"),
         (["--config", "no/such.yaml", "--experiment", "fit1d"], "no/such.yaml: cannot read it (No such file"),
