@@ -461,3 +461,62 @@ def test_comparison_block_is_checked():
     assert cmp.check_experiment({"claims": ["A7"]}, ["base"]) == [
         ("comparison", "claims A6/A7 need a comparison: block")
     ]
+
+
+# ---- end to end ------------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_methods_workflow_end_to_end(tmp_path):
+    """Training jobs -> the curves figure and the three tables (the audit rows: the test below)."""
+    import subprocess
+    import sys
+
+    snakemake = str(Path(sys.executable).parent / "snakemake")
+    targets = [f"results/tables/methods_{k}_methods_tiny.csv" for k in ("summary", "seeds", "verdicts")]
+    targets += ["results/figures/methods_curves_methods_tiny.png"]
+    config = REPO / "tests" / "config" / "methods.yaml"
+    res = subprocess.run(
+        [snakemake, "--snakefile", str(REPO / "Snakefile"), *targets, "--cores", "2", "--configfile", str(config)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    summary = pd.read_csv(tmp_path / "results/tables/methods_summary_methods_tiny.csv")
+    assert list(summary["variant"]) == ["baseline", "lbfgs", "pretrain"]
+    assert list(summary["group"]) == ["baseline", "A6", "A7"]
+    seeds = pd.read_csv(tmp_path / "results/tables/methods_seeds_methods_tiny.csv")
+    assert len(seeds) == 6 and {"init_rank_l0", "init_rank_l1", "n_stairs", "final_rel_l2"} <= set(seeds.columns)
+    # pre-training is recorded: the rank before it, and the first layer's rank after it at step 0
+    pre = seeds[seeds.variant == "pretrain"]
+    assert (pre["init_rank_l0"] >= pre["init_rank_before_pretrain_l0"]).all()
+    verdicts = pd.read_csv(tmp_path / "results/tables/methods_verdicts_methods_tiny.csv")
+    assert set(verdicts["verdict"]) <= {"PASS", "FAIL", "INCONCLUSIVE"}
+    assert (tmp_path / "results/figures/methods_curves_methods_tiny.pdf").stat().st_size > 0
+
+
+def test_audit_reports_a6_and_a7_from_the_comparison(tmp_path):
+    from staircase import audit
+
+    runs = {
+        "base": fake_run([8, 9, 10], [3, 3, 5, 5, 7, 7, 9, 9, 9, 9, 9, 9], 0.1),
+        "fast": fake_run([2, 3, 4], [3, 5, 5, 9, 9, 9, 9, 9, 9, 9, 9, 9], 0.05),
+        "pre": fake_run(
+            [4, 5, 6], [3, 5, 5, 9, 9, 9, 9, 9, 9, 9, 9, 9], 0.08, pretrain={"steps": 10}, init_ranks=(8, 6)
+        ),
+    }
+    for variant, run in runs.items():
+        out = tmp_path / "runs" / "exp" / variant
+        out.mkdir(parents=True)
+        run["metrics"].to_parquet(out / "metrics.parquet")
+        run["ranks"].to_parquet(out / "ranks.parquet")
+        (out / "run.json").write_text(json.dumps(run["info"]))
+    experiment = yaml.safe_load((REPO / "tests/config/methods.yaml").read_text())["experiments"]["methods_tiny"]
+    experiment["variants"] = {"base": {}, "fast": {}, "pre": {"train": {"pretrain": {"steps": 10}}}}
+    experiment["comparison"] = COMPARISON
+    config = {"scale": "small", "audit": {"min_seeds": 2}, "experiments": {"exp": experiment}}
+    frame = audit.evaluate(config, tmp_path)
+    assert set(frame["claim"]) == {"A6", "A7"}
+    a7 = frame[frame["claim"] == "A7"]
+    assert list(a7["verdict"]) == ["PASS"] * 4 and a7["metric"].str.startswith("pre:").all()
+    assert audit.overall(frame).set_index("claim").loc["A6", "verdict"] == "INCONCLUSIVE"  # Spearman of 1 method
