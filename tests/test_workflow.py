@@ -150,9 +150,9 @@ BAD_CONFIGS = {
         "experiments.fit1d.model.activation: 'swish' is not one of",
     ),
     "unknown optimizer": (
-        lambda c: _fit1d(c)["train"].update(optimizer="adamw"),
+        lambda c: _fit1d(c)["train"].update(optimizer="rmsprop"),
         [],
-        "experiments.fit1d.train.optimizer: 'adamw' is not one of ['adam', 'sgd']",
+        "experiments.fit1d.train.optimizer: 'rmsprop' is not one of",
     ),
     "eps not positive": (
         lambda c: _fit1d(c)["rank"].update(eps=[0.0, 1.0e-3]),
