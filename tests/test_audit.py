@@ -108,6 +108,21 @@ def test_staircase_that_holds_passes(tmp_path):
     assert -1.0 <= a2["value"] < -0.95 and a2["n"] == 3  # ties within a stair keep it just above -1
 
 
+def test_stair_detection_uses_the_config_analysis_settings(tmp_path):
+    """The audit counts stairs as the figures do: with config `analysis:`. Each plateau of the
+    synthetic staircase holds 5 measurements, so requiring 6 leaves none confirmed."""
+    config = make_config()
+    config["experiments"]["fit1d"]["claims"] = ["A1"]
+    write_run(tmp_path, config, rank_of_step=stair_rank, loss_of_step=stair_loss)
+    config["analysis"] = {"min_points": 5}
+    _, frame = verdicts(config, tmp_path)
+    assert frame[frame.metric.str.startswith("detected stairs")]["value"].iloc[0] == 3
+    config["analysis"] = {"min_points": 6}
+    v, frame = verdicts(config, tmp_path)
+    row = frame[frame.metric.str.startswith("detected stairs")].iloc[0]
+    assert row["value"] == 0 and v["A1"] == "FAIL" and ">= 6 measurements" in row["detail"]
+
+
 def test_smooth_loss_is_not_aligned_with_jumps(tmp_path):
     config = make_config()
     write_run(tmp_path, config, rank_of_step=stair_rank, loss_of_step=lambda s: 1.0 / (1 + s))

@@ -156,18 +156,29 @@ def _spearman(a, b) -> float:
 # ---- the evaluators: (config, runs of one experiment, audit thresholds) -> rows ----------------
 
 
-def stair_table(runs) -> pd.DataFrame:
-    """staircase.stairs per healthy seed of every run (last hidden layer, main eps)."""
+STAIR_OPTIONS = ("min_points", "min_span", "window")  # of config `analysis:` that staircase.stairs takes
+
+
+def stair_options(t: dict) -> dict:
+    """The stair-detection settings of config `analysis:` (as the figures use them); stairs'
+    own defaults for any it leaves out."""
+    analysis = t.get("analysis") or {}
+    return {k: analysis[k] for k in STAIR_OPTIONS if k in analysis}
+
+
+def stair_table(runs, t: dict) -> pd.DataFrame:
+    """staircase.stairs per healthy seed of every run (last hidden layer, main eps), with the
+    settings of config `analysis:`."""
     frames = []
     for r in runs:
         healthy = r.metrics[r.metrics["seed"].isin(r.healthy_seeds)]
         if not healthy.empty:
-            frames.append(stairs.seed_table(healthy).assign(variant=r.variant))
+            frames.append(stairs.seed_table(healthy, **stair_options(t)).assign(variant=r.variant))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["variant", "n_stairs"])
 
 
 def eval_a1(experiment, runs, t) -> list[Row]:
-    table = stair_table(runs)
+    table = stair_table(runs, t)
     return [
         seed_row(
             "A1",
@@ -178,7 +189,7 @@ def eval_a1(experiment, runs, t) -> list[Row]:
             t["a1_min_stairs"],
             runs,
             t,
-            "staircase.stairs.segment, plateaus of >= 2 measurements",
+            f"staircase.stairs.segment, plateaus of >= {stair_options(t).get('min_points', 2)} measurements",
         ),
         seed_row(
             "A1",
@@ -195,7 +206,7 @@ def eval_a1(experiment, runs, t) -> list[Row]:
 
 def eval_a2(experiment, runs, t) -> list[Row]:
     rho = [_spearman(m["loss"], m["eps_rank"]) for r in runs for _, m in per_seed(r)]
-    table = stair_table(runs)
+    table = stair_table(runs, t)
     aligned = list(table["fraction_aligned"]) if "fraction_aligned" in table else []
     return [
         seed_row(
@@ -225,7 +236,7 @@ def eval_a2(experiment, runs, t) -> list[Row]:
 
 def eval_a4(experiment, runs, t) -> list[Row]:
     """Universality: A1 and A2 per sweep cell (variant), then the fraction of cells where both hold."""
-    table = stair_table(runs)
+    table = stair_table(runs, t)
     cells, failed = [], []
     for r in runs:
         cell = table[table["variant"] == r.variant]
@@ -360,7 +371,8 @@ def evaluate(config: dict, results: str | os.PathLike = "results") -> pd.DataFra
                 )
                 continue
             comparison = config["experiments"][experiment].get("comparison")  # A6/A7 (staircase.comparison)
-            rows.extend(EVALUATORS[claim](experiment, runs, {**t, "comparison": comparison}))
+            settings = {**t, "comparison": comparison, "analysis": config.get("analysis", {})}
+            rows.extend(EVALUATORS[claim](experiment, runs, settings))
     rows.extend(Row(**r) for r in lowrank_claims.audit_rows(config, results))  # papers B and C
     frame = pd.DataFrame([asdict(r) for r in rows])
     if frame.empty:
