@@ -5,6 +5,7 @@
 #         workflow/rules/train.smk   - one training job per experiment variant (all seeds stacked)
 #         workflow/rules/figures.smk - which figures the staircase experiments get
 #         workflow/rules/notebooks.smk - generic: papermill notebook -> figure / table, and HTML
+#         workflow/rules/audit.smk   - claim verdicts from the results (results/audit/claims.md)
 
 
 configfile: "config.yaml"
@@ -13,11 +14,20 @@ configfile: "config.yaml"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/figures.smk"
-# last: the generic notebook rules see every registered figure and table
+# last: the generic notebook rules and the audit see every registered figure and table
 include: "workflow/rules/notebooks.smk"
+include: "workflow/rules/audit.smk"
+
+
+report: "workflow/report/workflow.rst"
 
 
 rule all:
     default_target: True
     input:
         all_targets(),
+        "results/audit/claims.md",
+
+
+onsuccess:
+    print_audit_summary()

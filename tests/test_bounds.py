@@ -327,12 +327,8 @@ def _noise_floor_case():
     return phi, f, np.full(n_pts, 1.0 / n_pts)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="src bug (robustness): for eps below the rounding floor of the Gram eigenvalues (~n u lambda_max), "
-    "q = B v / sqrt(lambda) in bounds.py is far from orthonormal, so dist(f, V_r) is wrong and the 'bound' "
-    "can exceed the measured loss (here ||f||^2 with a = 0). The result depends on LAPACK rounding.",
-)
+# eps below the rounding floor of the Gram eigenvalues (~n u lambda_max): the basis of V_r must stay
+# orthonormal (bounds.py takes it from an SVD), so the bound stays below the loss.
 @pytest.mark.parametrize("eps", [1e-17, 1e-16, 1e-15])
 def test_bound_valid_for_eps_below_rounding_floor(eps):
     phi, f, w = _noise_floor_case()

@@ -127,11 +127,17 @@ def test_gram_batched_torch():
         np.testing.assert_allclose(spec[s], spectrum(phi[s], w), rtol=1e-12, atol=1e-14)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="src bug: rank.gram uses ndarray.transpose(-1, -2), which numpy only accepts for 2-D arrays",
-)
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_gram_on_cuda_matches_cpu():
+    rng = np.random.default_rng(6)
+    phi = rng.normal(size=(3, 500, 16)).astype(np.float32)
+    w = rng.uniform(0.0, 1.0, 500)
+    m = gram(torch.from_numpy(phi).cuda(), w)  # formed on the GPU in float64, returned on the host
+    assert isinstance(m, np.ndarray) and m.dtype == np.float64
+    np.testing.assert_allclose(m, gram(torch.from_numpy(phi), w), rtol=1e-12, atol=1e-12)
+
+
 def test_gram_batched_numpy():
     rng = np.random.default_rng(4)
     phi = rng.normal(size=(3, 25, 5))

@@ -24,10 +24,16 @@ import numpy as np
 @dataclass(frozen=True)
 class BoundResult:
     lower_bound: float  # (dist(f, V_r) - sqrt(eps) ||a||)_+^2
+    loss: float  # the measured loss of the given coefficients, recomputed here in float64
     best_loss: float  # min over all coefficients: the best loss reachable with these features
     best_loss_top_r: float  # dist(f, V_r)^2: best loss using only the r top eigen-directions
     rank: int  # r = number of Gram eigenvalues above eps
     coef_norm: float  # ||a||
+
+    @property
+    def violated(self) -> bool:
+        """True if the bound exceeds the loss beyond float64 rounding: must never happen."""
+        return self.lower_bound > self.loss * (1 + 1e-9) + 1e-15
 
 
 def loss_lower_bound(features, target, coef, weights, eps: float) -> BoundResult:
@@ -45,16 +51,17 @@ def loss_lower_bound(features, target, coef, weights, eps: float) -> BoundResult
     sw = np.sqrt(w)
     b = sw[:, None] * phi  # the quadrature norm becomes the Euclidean one
     g = sw * f
-    m = b.T @ b
-    lam, v = np.linalg.eigh(0.5 * (m + m.T))
-    big = lam > eps
-    # psi_k / ||psi_k|| for lambda_k > eps are orthonormal columns q_k = B v_k / sqrt(lambda_k);
-    # the residual of the projection is formed explicitly (no cancellation in ||f||^2 - ||Pf||^2)
-    q = (b @ v[:, big]) / np.sqrt(lam[big])
-    dist2_top = float(np.sum((g - q @ (q.T @ g)) ** 2))
-    # best loss over all coefficients: least squares in the Euclidean form (rank-revealing lstsq)
-    sol, *_ = np.linalg.lstsq(b, g, rcond=None)
-    best = float(np.sum((b @ sol - g) ** 2))
+    # B = U S V^T: the Gram eigenpairs are (s_k^2, v_k) and psi_k / ||psi_k|| = u_k, so the columns of
+    # U with s_k^2 > eps are an orthonormal basis of V_r, exactly orthonormal even when eps sits below
+    # the rounding noise of the Gram eigenvalues (where B v_k / sqrt(lambda_k) would not be).
+    u, s, _ = np.linalg.svd(b, full_matrices=False)
+    coeffs = u.T @ g
+    big = s**2 > eps
+    dist2_top = float(np.sum((g - u[:, big] @ coeffs[big]) ** 2))
+    # least squares over all features: the directions above numpy.linalg.lstsq's default cut-off
+    keep = s > s.max(initial=0.0) * max(b.shape) * np.finfo(np.float64).eps
+    best = float(np.sum((g - u[:, keep] @ coeffs[keep]) ** 2))
+    loss = float(np.sum((b @ a - g) ** 2))
     a_norm = float(np.linalg.norm(a))
     bound = max(np.sqrt(dist2_top) - np.sqrt(eps) * a_norm, 0.0) ** 2
-    return BoundResult(bound, best, dist2_top, int(big.sum()), a_norm)
+    return BoundResult(bound, loss, best, dist2_top, int(big.sum()), a_norm)

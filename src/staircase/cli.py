@@ -1,9 +1,10 @@
-"""Command line: ``staircase train``, ``staircase variants``, ``staircase check-config``.
+"""Command line: ``staircase train``, ``audit``, ``variants``, ``check-config``.
 
 The workflow calls these; a user can too, to run one job by hand::
 
     staircase variants config.yaml                       # experiments and their variants
     staircase train --config config.yaml --experiment fit1d --out /tmp/fit1d
+    staircase audit --strict                             # verdicts from results/ (exit 1 on FAIL)
 """
 
 from __future__ import annotations
@@ -17,13 +18,28 @@ import yaml
 
 from staircase import config as cfgmod
 
+SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+
 
 def _load_config(path: str, overrides: list[str]) -> dict:
+    """config.yaml with top-level overrides, validated (and defaults filled) exactly as the
+    workflow does it: Snakemake's validate against the same schema, then config.check."""
+    from snakemake.utils import validate
+
     with open(path) as fh:
         config = yaml.safe_load(fh)
     for item in overrides:
         key, _, value = item.partition("=")
         config[key] = yaml.safe_load(value)
+    try:
+        validate(config, str(SCHEMA))
+    except Exception as err:  # WorkflowError wrapping jsonschema's ValidationError
+        cause = err.__context__
+        if not hasattr(cause, "absolute_path"):
+            raise
+        where = ".".join(str(p) for p in cause.absolute_path) or "config"
+        raise cfgmod.ConfigError(f"{where}: {cause.message}") from None
+    cfgmod.check(config)
     return config
 
 
@@ -68,6 +84,18 @@ def cmd_check_config(args) -> int:
     return 0
 
 
+def cmd_audit(args) -> int:
+    from staircase import audit
+
+    config = json.loads(args.config_json) if args.config_json else _load_config(args.config, args.set)
+    frame = audit.run_audit(config, args.results, args.out)
+    print(audit.summary_line(frame))
+    print(f"details: {Path(args.out) / 'claims.md'}")
+    if args.strict and (audit.overall(frame)["verdict"] == audit.FAIL).any():
+        return 1
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="staircase", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -85,6 +113,15 @@ def main(argv=None) -> int:
     p.add_argument("--device", help="cpu, cuda or auto (overrides the config)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("audit", help="claim verdicts from existing results (no retraining)")
+    p.add_argument("--config", default="config.yaml")
+    p.add_argument("--config-json", help="the validated config as JSON (used by the workflow)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--results", default="results")
+    p.add_argument("--out", default="results/audit")
+    p.add_argument("--strict", action="store_true", help="exit 1 if any claim FAILs")
+    p.set_defaults(func=cmd_audit)
 
     for name, func, text in (
         ("variants", cmd_variants, "list enabled experiments and their variants"),

@@ -49,9 +49,10 @@ def gram(features, weights=None) -> np.ndarray:
     phi, w = _as_float64(features, weights)
     if w.shape != (phi.shape[-2],):
         raise ValueError(f"weights have shape {tuple(w.shape)}, expected ({phi.shape[-2]},)")
-    m = (phi * w[:, None]).transpose(-1, -2) @ phi
-    if torch is not None and isinstance(m, torch.Tensor):
-        m = m.cpu().numpy()
+    if torch is not None and isinstance(phi, torch.Tensor):
+        m = ((phi * w[:, None]).transpose(-1, -2) @ phi).cpu().numpy()
+    else:
+        m = np.swapaxes(phi * w[:, None], -1, -2) @ phi
     return 0.5 * (m + np.swapaxes(m, -1, -2))  # exact symmetry for the symmetric solver
 
 

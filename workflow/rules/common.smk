@@ -100,6 +100,11 @@ def add_table(name, notebook_name, inputs, caption, **parameters):
     _register(TABLES, "table", name, notebook_name, inputs, caption, parameters)
 
 
+def _one_of(names):
+    """A wildcard constraint matching exactly these names (nothing, if there are none)."""
+    return "|".join(re.escape(n) for n in names) or "(?!)"
+
+
 def all_targets():
     targets = []
     for name in FIGURES:
@@ -107,3 +112,15 @@ def all_targets():
     for name in TABLES:
         targets += [f"results/tables/{name}.csv", f"results/notebooks/{name}.html"]
     return targets
+
+
+def print_audit_summary():
+    """The last thing a run prints: how the claims fared and where to look."""
+    claims = "results/audit/claims.csv"
+    if not os.path.exists(claims):
+        return
+    from staircase import audit
+    import pandas as pd
+
+    print(f"\n{audit.summary_line(pd.read_csv(claims))}")
+    print("details: results/audit/claims.md; report: snakemake --report report.html")

@@ -2,10 +2,6 @@
 # so each rule's {name} is constrained to its own registry.
 
 
-def _one_of(names):
-    return "|".join(re.escape(n) for n in names) or "(?!)"
-
-
 # papermill writes the executed notebook into the log folder first: Snakemake deletes a failed
 # job's outputs, and the partially executed copy is what shows the failing cell.
 PAPERMILL = (
@@ -16,6 +12,7 @@ PAPERMILL = (
 
 
 rule figure:
+    """Run a figure's papermill notebook: PNG and PDF from the tidy results."""
     input:
         notebook=lambda w: FIGURES[w.name]["notebook"],
         data=lambda w: FIGURES[w.name]["inputs"],
@@ -30,7 +27,6 @@ rule figure:
     log:
         notebook="results/logs/notebooks/{name}.ipynb",
         stderr="results/logs/notebooks/{name}.log",
-    """Run a figure's papermill notebook: PNG and PDF from the tidy results."""
     wildcard_constraints:
         name=_one_of(FIGURES),
     conda:
@@ -43,6 +39,7 @@ rule figure:
 
 
 rule table:
+    """Run a table's papermill notebook: CSV, and a rendering as PNG and PDF."""
     input:
         notebook=lambda w: TABLES[w.name]["notebook"],
         data=lambda w: TABLES[w.name]["inputs"],
@@ -58,7 +55,6 @@ rule table:
     log:
         notebook="results/logs/notebooks/{name}.ipynb",
         stderr="results/logs/notebooks/{name}.log",
-    """Run a table's papermill notebook: CSV, and a rendering as PNG and PDF."""
     wildcard_constraints:
         name=_one_of(TABLES),
     conda:
@@ -71,13 +67,13 @@ rule table:
 
 
 rule notebook_html:
+    """A static HTML copy of an executed notebook, readable without Jupyter."""
     input:
         "results/notebooks/{name}.ipynb",
     output:
         "results/notebooks/{name}.html",
     log:
         "results/logs/notebooks/{name}.html.log",
-    """A static HTML copy of an executed notebook, readable without Jupyter."""
     wildcard_constraints:
         name=_one_of([*FIGURES, *TABLES]),
     conda:
