@@ -29,10 +29,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from staircase import rank as rk
 from staircase.bounds import loss_lower_bound
+from staircase.fastopt import FastStep
 from staircase.models import StackedMLP
 from staircase.provenance import atomic_write, provenance, write_json
 from staircase.tasks import make_task
@@ -55,13 +57,16 @@ def choose_device(requested: str) -> str:
     return requested
 
 
-def make_optimizer(params, train_cfg: dict) -> torch.optim.Optimizer:
+def make_optimizer(params, train_cfg: dict, capturable: bool = False) -> torch.optim.Optimizer:
+    """capturable: the optimizer's state stays on the GPU, so its step can run in a CUDA graph."""
     name = train_cfg["optimizer"]
     lr = train_cfg["lr"]
+    # fused=True: one kernel for all parameters instead of a Python loop over them (same update;
+    # on a CPU core it cut the optimizer step of a small stacked MLP about in half)
     if name == "adam":
-        return torch.optim.Adam(params, lr=lr)
+        return torch.optim.Adam(params, lr=lr, fused=True, capturable=capturable)
     if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=train_cfg.get("momentum", 0.0))
+        return torch.optim.SGD(params, lr=lr, momentum=train_cfg.get("momentum", 0.0), fused=True)
     raise ValueError(f"train.optimizer: unknown optimizer {name!r}; choose one of ['adam', 'sgd']")
 
 
@@ -97,6 +102,27 @@ class Recorder:
         self.steps, self.scalars, self.spectra = state["steps"], state["scalars"], state["spectra"]
 
 
+class _SharedForward:
+    """The model as seen by a task during one measurement: a forward pass on a tensor it has
+    already seen (the loss and then the bound system both evaluate the training points) is
+    served from the first one, with the hidden layers kept. Everything else is the model's."""
+
+    def __init__(self, model):
+        self._model = model
+        self._seen: list[tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]] = []
+
+    def __getattr__(self, name):
+        return getattr(self._model, name)
+
+    def __call__(self, x: torch.Tensor, return_hidden: bool = False):
+        hit = next((seen for seen in self._seen if seen[0] is x), None)
+        if hit is None:
+            hit = (x, *self._model(x, return_hidden=True))
+            self._seen.append(hit)
+        _, out, hidden = hit
+        return (out, hidden) if return_hidden else out
+
+
 class Trainer:
     def __init__(self, cfg: dict, out_dir: Path, checkpoint_dir: Path | None = None, progress: bool = True):
         self.cfg = cfg
@@ -105,7 +131,11 @@ class Trainer:
         self.progress = progress
         self.name = f"{cfg['experiment']}/{cfg['variant']}"
         self.device = choose_device(cfg.get("device", "auto"))
-        torch.set_num_threads(int(cfg.get("threads", 1)))
+        self.threads = int(cfg["train"].get("threads", cfg.get("threads", 1)))  # the schema's train.threads
+        torch.set_num_threads(self.threads)
+        if self.device == "cuda":  # full float32 matmuls: TF32 would swamp PDE residuals and small eigenvalues
+            torch.backends.cuda.matmul.allow_tf32 = False
+            torch.backends.cudnn.allow_tf32 = False
         dtype = torch.float64 if cfg["train"].get("dtype", "float32") == "float64" else torch.float32
         task_params = dict(cfg["task"])
         self.task = make_task(task_params.pop("name"), **task_params)
@@ -113,7 +143,12 @@ class Trainer:
         self.model = StackedMLP(cfg["seeds"], self.task.d, m["width"], m["depth"], m["activation"], dtype=dtype).to(
             self.device
         )
-        self.opt = make_optimizer(self.model.parameters(), cfg["train"])
+        # train.cuda_graph: on a GPU, capture the whole training step once and replay it (small stacked
+        # MLPs are bound by kernel launches); ignored on the CPU, where launches cost nothing
+        self.cuda_graph = self.device == "cuda" and bool(cfg["train"].get("cuda_graph", False))
+        self._graph, self._warmup_left = None, 3
+        self.opt = make_optimizer(self.model.parameters(), cfg["train"], capturable=self.cuda_graph)
+        self.fast_opt = FastStep(self.opt)  # the optimizer's own update, minus torch.optim's per-call overhead
         self.data = self.task.train_data(self.device, dtype)
         xr, self.rank_w = self.task.rank_points()
         if cfg["rank"]["normalisation"] == "mean":
@@ -122,6 +157,12 @@ class Trainer:
         xe = self.task.error_points()
         self.err_x = torch.as_tensor(xe, device=self.device, dtype=dtype)
         self.err_f = torch.as_tensor(self.task.exact(xe), device=self.device, dtype=torch.float64)
+        # the Gram and the error points go through the network in one forward pass, each distinct
+        # point once (a task's error grid often contains its rank grid)
+        points, index = np.unique(np.concatenate([xr, xe]), axis=0, return_inverse=True)
+        self.eval_x = torch.as_tensor(points, device=self.device, dtype=dtype)
+        index = torch.as_tensor(index.reshape(-1), device=self.device)
+        self.rank_index, self.err_index = index[: len(xr)], index[len(xr) :]
         self.eps = [float(e) for e in cfg["rank"]["eps"]]
         self.main_eps = float(cfg["rank"]["main_eps"])
         lg = cfg["log"]
@@ -136,7 +177,8 @@ class Trainer:
     @torch.no_grad()
     def measure(self) -> None:
         ok = self.diverged_at < 0
-        loss = self.task.loss(self.model, self.data).to(torch.float64).cpu().numpy()
+        model = _SharedForward(self.model)  # the loss and the bound system share one forward pass
+        loss = self.task.loss(model, self.data).to(torch.float64).cpu().numpy()
         newly = ok & ~np.isfinite(loss)
         for s in np.flatnonzero(newly):
             print(
@@ -147,16 +189,18 @@ class Trainer:
             self.diverged_at[s] = self.step
         ok = self.diverged_at < 0
         n_models = len(ok)
-        u_err = self.model(self.err_x)[..., 0].to(torch.float64)
+        out, hidden = self.model(self.eval_x, return_hidden=True)
+        u_err = out[:, self.err_index, 0].to(torch.float64)
         rel = torch.linalg.vector_norm(u_err - self.err_f, dim=-1) / torch.linalg.vector_norm(self.err_f)
-        _, hidden = self.model(self.rank_x, return_hidden=True)
         spectra = []
         for h in hidden:
             spec = np.full((n_models, h.shape[-1]), np.nan)
-            if ok.any():
-                spec[ok] = rk.spectrum(h[torch.as_tensor(ok, device=h.device)], self.rank_w)
+            if ok.all():
+                spec[:] = rk.spectrum(h[:, self.rank_index], self.rank_w)
+            elif ok.any():
+                spec[ok] = rk.spectrum(h[torch.as_tensor(ok, device=h.device)][:, self.rank_index], self.rank_w)
             spectra.append(spec)
-        bs = self.task.bound_system(self.model, self.data)
+        bs = self.task.bound_system(model, self.data)
         # the bound's eps in the loss's quadrature: Gram eigenvalues scale with the total weight
         self.bound_eps = self.main_eps * float(np.sum(bs.weights)) / float(np.sum(self.rank_w))
         bound = np.full((5, n_models), np.nan)
@@ -196,12 +240,43 @@ class Trainer:
             return False
         self.model.load_state_dict(state["model"])
         self.opt.load_state_dict(state["opt"])
+        self.fast_opt.state_changed()
         self.rec.load(state["recorder"])
         self.step, self.elapsed, self.diverged_at = state["step"], state["elapsed"], state["diverged_at"]
         print(f"staircase: {self.name}: resumed from checkpoint at step {self.step}", file=sys.stderr)
         return True
 
     # ---- the loop -----------------------------------------------------------------------------
+    def _eager_step(self) -> None:
+        self.fast_opt.zero_grad()
+        self.task.loss(self.model, self.data).sum().backward()
+        self.fast_opt.step()
+
+    def train_step(self) -> None:
+        """One optimizer step of every model. No host synchronisation: the loss stays on the device
+        (it is read at measurements only). With ``cuda_graph`` the first steps run eagerly on a
+        side stream (as CUDA graph capture requires), then one step is captured, and every step
+        from there on replays it: the same kernels on the same (static) tensors."""
+        if not self.cuda_graph:
+            self._eager_step()
+        elif self._graph is not None:
+            self._graph.replay()
+        elif self._warmup_left > 0:
+            self._warmup_left -= 1
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                self._eager_step()
+            torch.cuda.current_stream().wait_stream(side)
+        else:
+            graph = torch.cuda.CUDAGraph()
+            self.opt.zero_grad(set_to_none=True)  # the gradients are then allocated in the graph's pool
+            with torch.cuda.graph(graph):
+                self.task.loss(self.model, self.data).sum().backward()
+                self.opt.step()
+            graph.replay()  # capturing ran nothing: this is the step itself
+            self._graph = graph
+
     def train(self) -> None:
         resumed = self.try_resume()
         steps = self.cfg["train"]["steps"]
@@ -216,14 +291,16 @@ class Trainer:
             file=sys.stderr,
             unit="step",
         )
+        # numpy's BLAS/LAPACK on the job's threads too: with its default pool of one thread per core,
+        # the small eigen/least-squares problems of a measurement ran up to 30x slower on a shared
+        # 2-core machine (threads spin while the other job holds the other core)
+        limits = threadpool_limits(limits=self.threads, user_api="blas")
         t0 = time.perf_counter() - self.elapsed
         if not resumed or self.step not in self.rec.steps:
             if self.step in log_set:
                 self.measure()
         while self.step < steps and (self.diverged_at < 0).any():
-            self.opt.zero_grad(set_to_none=True)
-            self.task.loss(self.model, self.data).sum().backward()
-            self.opt.step()
+            self.train_step()
             self.step += 1
             bar.update(1)
             self.elapsed = time.perf_counter() - t0
@@ -233,6 +310,7 @@ class Trainer:
                 self.save_checkpoint()
         bar.close()
         self.elapsed = time.perf_counter() - t0
+        limits.restore_original_limits()
 
     # ---- outputs ------------------------------------------------------------------------------
     def write_outputs(self) -> None:
