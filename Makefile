@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CORES ?= all
 
-.PHONY: setup run test check lint format e2e clean lock
+.PHONY: setup run test check lint format e2e clean lock bench
 
 $(VENV)/.installed: envs/requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,14 @@ format: setup
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 	$(BIN)/snakefmt Snakefile workflow
+
+# benchmarks against a naive PyTorch loop and DeepXDE (PERFORMANCE.md); ratios in results/bench/
+$(VENV)/.bench-installed: $(VENV)/.installed envs/bench.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r envs/bench.txt
+	touch $@
+
+bench: $(VENV)/.bench-installed
+	$(BIN)/staircase bench --out results/bench
 
 # regenerate the full lock after editing envs/requirements.in
 lock: setup

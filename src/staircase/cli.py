@@ -1,10 +1,11 @@
-"""Command line: ``staircase train``, ``audit``, ``variants``, ``check-config``.
+"""Command line: ``staircase train``, ``audit``, ``variants``, ``check-config``, ``bench``.
 
 The workflow calls these; a user can too, to run one job by hand::
 
     staircase variants config.yaml                       # experiments and their variants
     staircase train --config config.yaml --experiment fit1d --out /tmp/fit1d
     staircase audit --strict                             # verdicts from results/ (exit 1 on FAIL)
+    staircase bench                                      # engine vs peers, ratios in results/bench
 """
 
 from __future__ import annotations
@@ -96,6 +97,17 @@ def cmd_audit(args) -> int:
     return 0
 
 
+def cmd_bench(args) -> int:
+    from staircase import bench
+
+    config = _load_config(args.config, args.set)
+    only = args.only.split(",") if args.only else None
+    bench.run_benchmarks(
+        config, Path(args.out), only=only, repeats=args.repeats, experiment=args.experiment, gpu_models=args.gpu_models
+    )
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="staircase", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -122,6 +134,16 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="results/audit")
     p.add_argument("--strict", action="store_true", help="exit 1 if any claim FAILs")
     p.set_defaults(func=cmd_audit)
+
+    p = sub.add_parser("bench", help="benchmarks against a naive loop, DeepXDE; ratios to results/bench")
+    p.add_argument("--config", default="config.yaml")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--out", default="results/bench")
+    p.add_argument("--experiment", default="fit1d", help="the experiment the engine is compared on")
+    p.add_argument("--only", help="comma-separated subset of: naive, overhead, gpu")
+    p.add_argument("--repeats", type=int, default=3, help="interleaved repeats; ratios are their median")
+    p.add_argument("--gpu-models", type=int, default=32, help="models stacked on the GPU (with CUDA only)")
+    p.set_defaults(func=cmd_bench)
 
     for name, func, text in (
         ("variants", cmd_variants, "list enabled experiments and their variants"),
