@@ -125,6 +125,13 @@ class StackedMLP(nn.Module):
         in the order matching the features [1, phi_1..phi_n] of the last hidden layer."""
         return torch.cat([self.biases[-1][:, 0, :1], self.weights[-1][..., 0]], dim=1)
 
+    def forward_laplacian(self, x: torch.Tensor):
+        """Exact input Laplacians of the output and every hidden layer, carried forward through
+        the layers (see staircase.derivatives; PDE losses use it when a model provides it)."""
+        from staircase.derivatives import mlp_forward_laplacian
+
+        return mlp_forward_laplacian(self, x)
+
     def forward(self, x: torch.Tensor, return_hidden: bool = False):
         """x: (N, d_in) shared by all models, or (S, N, d_in). Returns (S, N, d_out) and,
         if asked, the list of hidden-layer outputs, each (S, N, width)."""

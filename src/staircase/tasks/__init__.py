@@ -61,9 +61,18 @@ class Task(ABC):
 
 
 from staircase.tasks.fitting import MultiFrequency1D  # noqa: E402
+from staircase.tasks.fitting_nd import MultiFrequency2D, RidgeFunction  # noqa: E402
+from staircase.tasks.pde import Helmholtz2D, Poisson1D, Poisson2D, ReactionDiffusion2D  # noqa: E402
 
 TASKS: dict[str, type[Task]] = {
     "multifreq1d": MultiFrequency1D,
+    # 2-D / high-dimensional fitting and PDE problems (issue 3)
+    "multifreq2d": MultiFrequency2D,
+    "ridge": RidgeFunction,
+    "poisson1d": Poisson1D,
+    "poisson2d": Poisson2D,
+    "helmholtz2d": Helmholtz2D,
+    "reaction_diffusion2d": ReactionDiffusion2D,
 }
 
 

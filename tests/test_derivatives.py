@@ -1,0 +1,132 @@
+"""The forward Laplacian (staircase.derivatives) against autograd double backward on random
+networks, and against closed-form Laplacians of networks that compute known functions."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from staircase.derivatives import autograd_laplacian, laplacian, mlp_forward_laplacian
+from staircase.models import ACTIVATIONS, StackedMLP
+
+
+def random_net(seed, d, width, depth, activation):
+    net = StackedMLP([seed, seed + 100], d, width, depth, activation, dtype=torch.float64)
+    with torch.no_grad():  # larger weights than the default init, so second derivatives matter
+        for w in net.weights:
+            w.mul_(2.0)
+    return net
+
+
+@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
+@pytest.mark.parametrize("d, width, depth", [(1, 5, 1), (2, 7, 3), (3, 4, 2)])
+def test_forward_laplacian_matches_autograd(activation, d, width, depth):
+    net = random_net(d * 10 + depth, d, width, depth, activation)
+    x = torch.rand(13, d, dtype=torch.float64, generator=torch.Generator().manual_seed(d)) * 2 - 1
+    fwd = net.forward_laplacian(x)
+    ref = autograd_laplacian(net, x, hidden=True, create_graph=False)
+    torch.testing.assert_close(fwd.out, net(x), rtol=0, atol=0)
+    torch.testing.assert_close(fwd.out, ref.out, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(fwd.grad_out, ref.grad_out, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(fwd.lap_out, ref.lap_out, rtol=1e-10, atol=1e-12)
+    assert len(fwd.lap_hidden) == len(ref.lap_hidden) == depth
+    for a, b, h in zip(fwd.lap_hidden, ref.lap_hidden, ref.hidden):
+        assert a.shape == h.shape
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_per_model_inputs_and_weight_gradients_match_autograd():
+    """x of shape (S, N, d), and the gradient of a loss on the Laplacian with respect to the
+    weights (what training uses) equals the one through double backward."""
+    net = random_net(3, 2, 6, 2, "tanh")
+    x = torch.rand(2, 9, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0)) * 2 - 1
+
+    def grads():
+        # the output bias does not reach a Laplacian: no gradient at all, the same as zero
+        return [torch.zeros_like(p) if p.grad is None else p.grad.clone() for p in net.parameters()]
+
+    (mlp_forward_laplacian(net, x).lap_out ** 2).sum().backward()
+    g_fwd = grads()
+    net.zero_grad(set_to_none=True)
+    (autograd_laplacian(net, x).lap_out ** 2).sum().backward()
+    for a, b in zip(g_fwd, grads()):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+def _set(net, layer, w, b):
+    with torch.no_grad():
+        net.weights[layer].copy_(torch.as_tensor(w, dtype=torch.float64).reshape(net.weights[layer].shape))
+        net.biases[layer].copy_(torch.as_tensor(b, dtype=torch.float64).reshape(net.biases[layer].shape))
+
+
+def test_forward_laplacian_of_known_functions():
+    """u(x) = 3 sin(sin(w.x + c)) - 1 through two sin layers of width 1, and
+    v(x) = 2 tanh(w.x + c) through one tanh layer: Laplacians in closed form."""
+    w = torch.tensor([0.7, -1.3, 2.0], dtype=torch.float64)
+    c = 0.4
+    x = torch.rand(25, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    z = x @ w + c
+    w2 = float(w @ w)
+
+    net = StackedMLP([0], 3, 1, 2, "sin", dtype=torch.float64)
+    _set(net, 0, w, c)
+    _set(net, 1, 1.0, 0.0)
+    _set(net, 2, 3.0, -1.0)
+    der = net.forward_laplacian(x)
+    u = 3 * torch.sin(torch.sin(z)) - 1
+    lap_u = 3 * w2 * (-torch.sin(torch.sin(z)) * torch.cos(z) ** 2 - torch.cos(torch.sin(z)) * torch.sin(z))
+    grad_u = 3 * (torch.cos(torch.sin(z)) * torch.cos(z))[:, None] * w
+    torch.testing.assert_close(der.out[0, :, 0], u, rtol=1e-13, atol=1e-13)
+    torch.testing.assert_close(der.lap_out[0, :, 0], lap_u, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(der.grad_out[0, :, :, 0], grad_u, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(der.lap_hidden[0][0, :, 0], -w2 * torch.sin(z), rtol=1e-12, atol=1e-12)
+
+    net = StackedMLP([0], 3, 1, 1, "tanh", dtype=torch.float64)
+    _set(net, 0, w, c)
+    _set(net, 1, 2.0, 0.0)
+    t = torch.tanh(z)
+    torch.testing.assert_close(net.forward_laplacian(x).lap_out[0, :, 0], 2 * w2 * (-2 * t * (1 - t * t)))
+
+
+def test_gelu_derivatives_are_those_of_the_exact_gelu():
+    z = torch.linspace(-4, 4, 41, dtype=torch.float64, requires_grad=True)
+    act = ACTIVATIONS["gelu"]
+    ref = torch.nn.functional.gelu(z)
+    (d1,) = torch.autograd.grad(ref.sum(), z, create_graph=True)
+    (d2,) = torch.autograd.grad(d1.sum(), z)
+    torch.testing.assert_close(act.fn(z), ref)
+    torch.testing.assert_close(act.d1(z), d1)
+    torch.testing.assert_close(act.d2(z), d2)
+    assert math.isclose(float(act.d2(torch.tensor(0.0))), 2 / math.sqrt(2 * math.pi))
+
+
+class NoForwardLaplacian(torch.nn.Module):
+    """A model with the stacked interface but no forward_laplacian (as another architecture)."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    n_models = property(lambda self: self.net.n_models)
+    depth = property(lambda self: self.net.depth)
+
+    def output_coefficients(self):
+        return self.net.output_coefficients()
+
+    def forward(self, x, return_hidden=False):
+        return self.net(x, return_hidden)
+
+
+def test_laplacian_falls_back_to_autograd_without_forward_laplacian():
+    net = random_net(5, 2, 6, 2, "sin")
+    x = torch.rand(11, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    wrapped = NoForwardLaplacian(net)
+    assert not hasattr(wrapped, "forward_laplacian")
+    with torch.no_grad():  # the fallback works in no-grad mode too (the trainer measures so)
+        a = laplacian(wrapped, x, hidden=True)
+    b = laplacian(net, x, hidden=True)
+    torch.testing.assert_close(a.lap_out, b.lap_out, rtol=1e-10, atol=1e-12)
+    for p, q in zip(a.lap_hidden, b.lap_hidden):
+        torch.testing.assert_close(p, q, rtol=1e-10, atol=1e-12)
