@@ -53,16 +53,39 @@ def test_contenders_train_the_same_problem():
 
 @pytest.mark.slow
 def test_bench_command_writes_tables_and_ratios(tmp_path):
-    summary = bench.run_benchmarks(tiny_config(steps=20), tmp_path, only=["naive", "overhead", "gpu"], repeats=1)
-    for name in ("naive", "overhead"):
+    only = ["fit_naive", "fit_overhead", "pde_naive", "pde_deepxde", "gpu"]
+    summary = bench.run_benchmarks(tiny_config(steps=20), tmp_path, only=only, repeats=1, steps=12)
+    for name in ("fit_naive", "fit_overhead", "pde_naive"):
         assert (tmp_path / f"{name}.csv").exists()
     on_disk = json.loads((tmp_path / "summary.json").read_text())
-    assert on_disk["naive"]["speedup_wall_median"] > 0
-    assert np.isfinite(on_disk["overhead"]["overhead_cpu_median"])
+    assert on_disk["fit_naive"]["speedup_cpu_median"] > 0
+    assert on_disk["pde_naive"]["task"] == "poisson2d" and on_disk["pde_naive"]["steps"] == 12
+    assert np.isfinite(on_disk["fit_overhead"]["overhead_cpu_median"])
     assert on_disk["machine"]["nproc"] >= 1
     if not torch.cuda.is_available():
         assert on_disk["gpu"] == {"skipped": "no CUDA device"}
-    assert "engine vs naive loop" in bench.report(summary)
+    if bench.deepxde_available() is None:
+        assert on_disk["pde_deepxde"]["peer"] == "deepxde"
+    else:
+        assert "skipped" in on_disk["pde_deepxde"]
+    assert "engine vs naive" in bench.report(summary)
+
+
+def test_cli_lists_the_comparisons():
+    from staircase import cli
+
+    assert cli.COMPARISONS == bench.COMPARISONS
+
+
+def test_pde_contenders_follow_the_same_trajectory():
+    """Same initial weights, same points and loss: our forward Laplacian and the naive loop's
+    double backward reach the same loss after the same steps (up to float32 rounding)."""
+    cfg = dict(bench.POISSON_BENCH, seeds=[0])
+    cfg["task"] = dict(cfg["task"], interior_points=8, boundary_points=9, rank_points=9)
+    cfg["train"] = dict(cfg["train"], steps=15)
+    ours, naive = bench.run_ours(cfg), bench.run_naive(cfg, seed=0)
+    np.testing.assert_allclose(ours["final_loss"], naive["final_loss"], rtol=1e-3)
+    np.testing.assert_allclose(ours["final_rel_l2"], naive["final_rel_l2"], rtol=1e-3)
 
 
 def test_shared_forward_computes_once_per_tensor():
@@ -113,3 +136,4 @@ def test_cuda_graph_matches_eager_steps(tmp_path):
 def test_gpu_comparison_runs(tmp_path):
     summary = bench.run_benchmarks(tiny_config(steps=20), tmp_path, only=["gpu"], repeats=1, gpu_models=4)
     assert summary["gpu"]["speedup_wall_median"] > 0
+    assert not summary["gpu"]["cuda_graph_errors"]

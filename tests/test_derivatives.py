@@ -130,3 +130,17 @@ def test_laplacian_falls_back_to_autograd_without_forward_laplacian():
     torch.testing.assert_close(a.lap_out, b.lap_out, rtol=1e-10, atol=1e-12)
     for p, q in zip(a.lap_hidden, b.lap_hidden):
         torch.testing.assert_close(p, q, rtol=1e-10, atol=1e-12)
+
+
+def test_fused_tanh_layer_gradcheck():
+    """The hand-written backward of the forward Laplacian's tanh layer (derivatives._TanhLayer)."""
+    from staircase.derivatives import _TanhLayer
+
+    gen = torch.Generator().manual_seed(5)
+    z = torch.randn(2, 5, 4, dtype=torch.float64, generator=gen, requires_grad=True)
+    dz = torch.randn(2, 5, 3, 4, dtype=torch.float64, generator=gen, requires_grad=True)
+    assert torch.autograd.gradcheck(_TanhLayer.apply, (z, dz))
+    t, out = _TanhLayer.apply(z, dz)
+    s1 = 1 - torch.tanh(z) ** 2
+    lap = s1 * dz[:, :, 2] - 2 * torch.tanh(z) * s1 * (dz[:, :, :2] ** 2).sum(2)
+    torch.testing.assert_close(out, torch.cat([s1[:, :, None] * dz[:, :, :2], lap[:, :, None]], dim=2))

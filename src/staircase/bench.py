@@ -1,29 +1,34 @@
 """Benchmarks: the training engine against real peers, side by side in one run (``staircase bench``).
 
 Every comparison trains the same problem for the same steps in the same precision (float32), each
-contender in a fresh process with one thread (torch and numpy's BLAS), so that neither inherits
-the other's warm caches, thread pools or memory. The contenders run interleaved, ``repeats`` times,
-and the report gives the median of each repeat's ratio: the machines this runs on are often
-shared, and a ratio of two runs taken back to back is far steadier than either time alone. Wall
-time (what a user waits for) and the process's CPU time (what it costs; less disturbed by other
-processes on a shared machine) are both recorded.
+contender in a fresh process with one thread (torch and numpy's BLAS), starting from the same
+initial weights, so that the contenders follow the same trajectory up to rounding and only their
+speed differs. They run interleaved, ``repeats`` times, and the report gives the median of each
+repeat's ratio: the machines this runs on are often shared, and a ratio of two runs taken back to
+back is far steadier than either time alone. Each process records its wall time (what a user
+waits for) and its CPU time (what it costs; on a shared machine the steadier of the two, as it
+does not count the time the process waited for a core).
 
 Comparisons (each writes ``<out>/<name>.csv``; ``<out>/summary.json`` gathers the ratios):
 
-* ``naive``: our engine (``staircase.train.Trainer``: all seeds of a variant stacked in one
-  process, measuring on the experiment's schedule) against a naive eager PyTorch loop: one
-  ``nn.Sequential`` per seed, each in its own process, ``torch.optim.Adam`` with its defaults,
-  ``loss.item()`` every step, and at every log step the epsilon-rank of the last hidden layer from
-  an SVD of its features on the rank points (plus the relative L2 error). Throughput is training
-  steps per second per model, over all seeds.
-* ``overhead``: our engine with the experiment's measurement schedule against the same run
-  measuring only at step 0 and at the end: the cost of tracking (spectra of every hidden layer,
-  the loss lower bound, errors) as a fraction of the training time.
-* ``gpu`` (only where CUDA is available): ``gpu_models`` stacked models on one GPU against the
-  naive loop's single model on the same GPU.
-* ``deepxde`` (added with the PDE tasks).
+* ``fit_naive``, ``pde_naive``: our engine (``staircase.train.Trainer``: all seeds of a variant
+  stacked in one process, measuring on the experiment's schedule) against a naive eager PyTorch
+  loop: one ``nn.Sequential`` per seed, each in its own process, ``torch.optim.Adam`` with its
+  defaults, ``loss.item()`` every step, at every log step the epsilon-rank of the last hidden
+  layer from an SVD of its features on the rank points (and the error); for the PDE the
+  Laplacian by autograd double backward. Throughput: training steps per second per model.
+* ``pde_deepxde``: our engine against DeepXDE (PyTorch backend; ``envs/bench.txt``) on the 2-D
+  Poisson problem: same collocation and boundary points, loss weights, network, initial weights,
+  Adam and learning rate; steps/s and the relative L2 error after the same steps.
+* ``fit_overhead``, ``pde_overhead``: our engine with the experiment's measurement schedule
+  against the same run measuring only at step 0 and at the end: the cost of tracking (spectra of
+  every hidden layer, the loss lower bound, the error) as a fraction of the training time.
+* ``gpu`` (only where CUDA is available): ``gpu_models`` stacked models on one GPU (eager, and
+  replaying a CUDA graph of the step) against the naive loop's single model on the same GPU.
 
-The pipeline's own wall time is measured by timing ``snakemake --cores 2`` (see PERFORMANCE.md).
+The fitting problem is the ``fit1d`` experiment of config.yaml, the PDE problem its ``poisson2d``
+experiment or, while it has none, ``POISSON_BENCH`` below. The pipeline's own wall time is
+measured by timing ``snakemake --cores 2`` (PERFORMANCE.md).
 """
 
 from __future__ import annotations
@@ -114,29 +119,75 @@ class _Act:
         return Act()
 
 
+def _make_task(cfg: dict):
+    from staircase.tasks import make_task
+
+    params = dict(cfg["task"])
+    return make_task(params.pop("name"), **params)
+
+
+def initial_weights(cfg: dict, seed: int, d_in: int) -> list[tuple]:
+    """The initial (W (fan_in, fan_out), b (fan_out,)) of every layer of our engine's model for
+    ``seed``: the peers start from exactly these, so that every contender follows the same
+    trajectory up to rounding, and speed is the only difference."""
+    import torch
+
+    from staircase.models import StackedMLP
+
+    m = cfg["model"]
+    net = StackedMLP([seed], d_in, m["width"], m["depth"], m["activation"], dtype=torch.float32)
+    return [(w[0].detach().clone(), b[0, 0].detach().clone()) for w, b in zip(net.weights, net.biases)]
+
+
+def _load_linears(linears, weights) -> None:
+    import torch
+
+    with torch.no_grad():
+        for lin, (w, b) in zip(linears, weights):
+            lin.weight.copy_(w.T)
+            lin.bias.copy_(b)
+
+
 def run_naive(cfg: dict, seed: int, device: str = "cpu") -> dict:
     """What one would write by hand: one nn.Sequential, Adam, item() every step, and the
-    epsilon-rank of the last hidden layer by SVD at every log step."""
+    epsilon-rank of the last hidden layer by SVD at every log step. For a PDE task the Laplacian
+    comes from autograd (double backward), the usual way."""
     import torch
     from torch import nn
 
-    from staircase.tasks import make_task
+    from staircase.tasks.pde import PDETask
     from staircase.train import log_schedule
 
     torch.set_num_threads(1)
     torch.manual_seed(seed)
-    task_params = dict(cfg["task"])
-    task = make_task(task_params.pop("name"), **task_params)
+    task = _make_task(cfg)
     m, tr, lg = cfg["model"], cfg["train"], cfg["log"]
     layers, d_in = [], task.d
     for _ in range(m["depth"]):
         layers += [nn.Linear(d_in, m["width"]), _Act.module(m["activation"])]
         d_in = m["width"]
-    net = nn.Sequential(*layers, nn.Linear(d_in, 1)).to(device)
+    net = nn.Sequential(*layers, nn.Linear(d_in, 1))
+    _load_linears([mod for mod in net if isinstance(mod, nn.Linear)], initial_weights(cfg, seed, task.d))
+    net = net.to(device)
     features = net[:-1]
     opt = torch.optim.Adam(net.parameters(), lr=tr["lr"])
     data = task.train_data(device, torch.float32)
-    x, y = data["x"], data["y"]
+    if isinstance(task, PDETask):
+        x_int, f, x_bd, g = data["x_int"], data["f"], data["x_bd"], data["g"]
+
+        def loss_fn():
+            x = x_int.clone().requires_grad_(True)
+            u = net(x)
+            (grad,) = torch.autograd.grad(u.sum(), x, create_graph=True)
+            lap = sum(torch.autograd.grad(grad[:, k].sum(), x, create_graph=True)[0][:, k] for k in range(task.d))
+            r_int = task.operator(u[:, 0], lap) - f
+            return (r_int**2).mean() + task.boundary_weight * ((net(x_bd)[:, 0] - g) ** 2).mean()
+    else:
+        x, y = data["x"], data["y"]
+
+        def loss_fn():
+            return ((net(x)[:, 0] - y) ** 2).mean()
+
     xr, wr = task.rank_points()
     if cfg["rank"]["normalisation"] == "mean":
         wr = np.full(len(xr), 1.0 / len(xr))
@@ -156,12 +207,11 @@ def run_naive(cfg: dict, seed: int, device: str = "cpu") -> dict:
             with torch.no_grad():
                 s = torch.linalg.svdvals(features(xr) * sw)
                 rel = torch.linalg.vector_norm(net(xe)[:, 0] - fe) / torch.linalg.vector_norm(fe)
-                loss_now = ((net(x)[:, 0] - y) ** 2).mean()
-                history.append((step, loss_now.item(), rel.item(), int((s**2 > eps).sum())))
+            history.append((step, loss_fn().item(), rel.item(), int((s**2 > eps).sum())))
         if step == steps:
             break
         opt.zero_grad()
-        loss = ((net(x)[:, 0] - y) ** 2).mean()
+        loss = loss_fn()
         loss.backward()
         opt.step()
         losses.append(loss.item())
@@ -182,6 +232,73 @@ def run_naive(cfg: dict, seed: int, device: str = "cpu") -> dict:
     }
 
 
+def run_deepxde(cfg: dict, seed: int, display_every: int = 1000) -> dict:
+    """DeepXDE (PyTorch backend) on the same PDE problem: the same interior collocation points
+    (as anchors), the same boundary points and values (a PointSetBC), the same loss weights,
+    network, initial weights, optimizer, learning rate and steps, float32, one thread. The source
+    f is precomputed per training point (DeepXDE's auxiliary variables), as our engine does."""
+    os.environ.setdefault("DDE_BACKEND", "pytorch")
+    import deepxde as dde
+    import torch
+
+    from staircase.tasks.pde import PDETask
+
+    torch.set_num_threads(1)
+    if dde.backend.backend_name != "pytorch":
+        raise RuntimeError(f"DeepXDE runs on backend {dde.backend.backend_name!r}; set DDE_BACKEND=pytorch")
+    dde.config.set_default_float("float32")
+    task = _make_task(cfg)
+    if not isinstance(task, PDETask):
+        raise ValueError(f"the DeepXDE comparison needs a PDE task, not {cfg['task']['name']!r}")
+    m, tr = cfg["model"], cfg["train"]
+    dde.config.set_random_seed(seed)
+
+    def pde(x, u, f):
+        lap = sum(dde.grad.hessian(u, x, i=k, j=k) for k in range(task.d))
+        return task.operator(u, lap) - f
+
+    xi, xb = task.interior_points(), task.boundary_points()
+    bc = dde.icbc.PointSetBC(xb, task.boundary_values(xb)[:, None])
+    box = np.array(task.bounds)
+    geom = dde.geometry.Hypercube(box[:, 0], box[:, 1]) if task.d > 1 else dde.geometry.Interval(*box[0])
+    data = dde.data.PDE(
+        geom,
+        pde,
+        [bc],
+        num_domain=0,
+        num_boundary=0,
+        anchors=xi,
+        auxiliary_var_function=lambda x: task.source(x)[:, None],
+    )
+    net = dde.nn.FNN([task.d] + [m["width"]] * m["depth"] + [1], m["activation"], "Glorot uniform")
+    _load_linears(net.linears, initial_weights(cfg, seed, task.d))
+    model = dde.Model(data, net)
+    model.compile("adam", lr=tr["lr"], loss_weights=[1.0, task.boundary_weight])
+    steps = tr["steps"]
+    t0, c0 = time.perf_counter(), time.process_time()
+    model.train(iterations=steps, display_every=display_every, verbose=0)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    xe = task.error_points()
+    ue = task.exact(xe)
+    rel = float(np.linalg.norm(model.predict(xe)[:, 0] - ue) / np.linalg.norm(ue))
+    loss = float(np.sum(model.train_state.loss_train))  # DeepXDE's losses carry the loss weights
+    return {
+        "contender": "deepxde",
+        "deepxde_version": dde.__version__,
+        "device": "cpu",
+        "device_name": _device_name("cpu"),
+        "n_models": 1,
+        "seed": seed,
+        "steps": steps,
+        "measurements": steps // display_every + 1,
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "final_loss": [loss],
+        "final_rel_l2": [rel],
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
 def _device_name(device: str) -> str:
     import torch
 
@@ -195,7 +312,7 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-WORKERS = {"ours": run_ours, "naive": run_naive}
+WORKERS = {"ours": run_ours, "naive": run_naive, "deepxde": run_deepxde}
 
 
 def worker_main(argv: list[str]) -> int:
@@ -229,40 +346,40 @@ def _median(values) -> float:
     return float(statistics.median(values)) if values else float("nan")
 
 
-def compare_naive(cfg: dict, repeats: int, log=print) -> tuple[pd.DataFrame, dict]:
-    """Our engine (all seeds stacked) vs the naive loop (one process per seed), interleaved."""
+def compare_peer(cfg: dict, peer: str, repeats: int, log=print) -> tuple[pd.DataFrame, dict]:
+    """Our engine (all seeds stacked in one process) vs a peer (``naive`` or ``deepxde``: one
+    process per seed), interleaved."""
     rows, ratios_wall, ratios_cpu = [], [], []
     seeds = list(cfg["seeds"])
+    steps = cfg["train"]["steps"]
+    env = {"DDE_BACKEND": "pytorch"} if peer == "deepxde" else None
     for rep in range(repeats):
         ours = in_process("ours", cfg=cfg)
-        naive = [in_process("naive", cfg=cfg, seed=s) for s in seeds]
-        for r in [ours, *naive]:
+        theirs = [in_process(peer, env=env, cfg=cfg, seed=s) for s in seeds]
+        for r in [ours, *theirs]:
             rows.append({"repeat": rep, **_flat(r)})
-        steps = cfg["train"]["steps"]
-        ours_tp = (steps * len(seeds) / ours["wall_s"], steps * len(seeds) / ours["cpu_s"])
-        naive_tp = (
-            steps * len(seeds) / sum(r["wall_s"] for r in naive),
-            steps * len(seeds) / sum(r["cpu_s"] for r in naive),
-        )
-        ratios_wall.append(ours_tp[0] / naive_tp[0])
-        ratios_cpu.append(ours_tp[1] / naive_tp[1])
+        wall_t, cpu_t = sum(r["wall_s"] for r in theirs), sum(r["cpu_s"] for r in theirs)
+        ratios_wall.append(wall_t / ours["wall_s"])  # same steps x seeds on both sides
+        ratios_cpu.append(cpu_t / ours["cpu_s"])
         log(
-            f"  repeat {rep}: ours {ours_tp[0]:.0f} steps/s per model ({ours['wall_s']:.1f} s for all seeds), "
-            f"naive {naive_tp[0]:.0f} ({sum(r['wall_s'] for r in naive):.1f} s): "
+            f"  repeat {rep}: ours {steps * len(seeds) / ours['wall_s']:.0f} steps/s per model "
+            f"({ours['wall_s']:.1f} s for all seeds), {peer} {steps * len(seeds) / wall_t:.0f} ({wall_t:.1f} s): "
             f"x{ratios_wall[-1]:.2f} wall, x{ratios_cpu[-1]:.2f} CPU"
         )
     df = pd.DataFrame(rows)
     summary = {
         "experiment": cfg["experiment"],
         "variant": cfg["variant"],
+        "task": cfg["task"]["name"],
+        "peer": peer,
         "seeds": len(seeds),
-        "steps": cfg["train"]["steps"],
+        "steps": steps,
         "speedup_wall_median": _median(ratios_wall),
         "speedup_cpu_median": _median(ratios_cpu),
         "speedup_wall_all": ratios_wall,
         "speedup_cpu_all": ratios_cpu,
-        **_medians(df, "ours"),
-        **_medians(df, "naive"),
+        **_medians(df, "ours", "ours"),
+        **_medians(df, peer, "peer"),
     }
     return df, summary
 
@@ -338,11 +455,13 @@ def _flat(result: dict) -> dict:
     return out
 
 
-def _medians(df: pd.DataFrame, contender: str) -> dict:
+def _medians(df: pd.DataFrame, contender: str, label: str) -> dict:
     sub = df[df.contender == contender]
     return {
-        f"{contender}_final_loss_median": _median(sub["final_loss_median"]),
-        f"{contender}_final_rel_l2_median": _median(sub["final_rel_l2_median"]),
+        f"{label}_final_loss_median": _median(sub["final_loss_median"]),
+        f"{label}_final_rel_l2_median": _median(sub["final_rel_l2_median"]),
+        f"{label}_cpu_s_total_median": _median(sub.groupby("repeat")["cpu_s"].sum()),
+        f"{label}_wall_s_total_median": _median(sub.groupby("repeat")["wall_s"].sum()),
     }
 
 
@@ -364,46 +483,119 @@ def machine() -> dict:
     }
 
 
+# The 2-D Poisson problem of the PDE comparisons when config.yaml has no experiment of that name:
+# -Delta u = f on [-1, 1]^2, u a sum of two sine products, nonzero on the boundary.
+POISSON_BENCH = {
+    "experiment": "poisson2d_bench",
+    "variant": "base",
+    "scale": "small",
+    "device": "cpu",
+    "task": {
+        "name": "poisson2d",
+        "wavevectors": [[1.0, 2.0], [3.0, 0.0]],
+        "amplitudes": [1.0, -0.5],
+        "phases": [[0.25, 0.0], [0.0, 0.5]],
+        "interior_points": 32,
+        "boundary_points": 33,
+        "rank_points": 41,
+        "boundary_weight": 10.0,
+    },
+    "model": {"activation": "tanh", "width": 40, "depth": 3},
+    "train": {"optimizer": "adam", "lr": 1.0e-3, "steps": 2000},
+    "rank": {"eps": [1.0e-2, 1.0e-3, 1.0e-4], "main_eps": 1.0e-3, "normalisation": "integral"},
+    "log": {"dense_every": 10, "dense_until": 500, "sparse_every": 50},
+    "seeds": [0, 1, 2],
+}
+
+COMPARISONS = ("fit_naive", "fit_overhead", "pde_naive", "pde_deepxde", "pde_overhead", "gpu")
+
+
+def _first_variant(config: dict, name: str) -> dict | None:
+    from staircase import config as cfgmod
+
+    if name not in config.get("experiments", {}):
+        return None
+    return dict(next(iter(cfgmod.variants(config, name).values())), device="cpu")
+
+
+def deepxde_available() -> str | None:
+    """None if DeepXDE can be imported with its PyTorch backend, else why not."""
+    env = {**os.environ, "DDE_BACKEND": "pytorch"}
+    cmd = [sys.executable, "-c", "import deepxde; assert deepxde.backend.backend_name == 'pytorch'"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if proc.returncode == 0:
+        return None
+    return "DeepXDE not installed (make bench installs envs/bench.txt)"
+
+
 def run_benchmarks(
     config: dict,
     out: Path,
     only: list[str] | None = None,
     repeats: int = 3,
     experiment: str = "fit1d",
+    pde_experiment: str = "poisson2d",
     gpu_models: int = 32,
+    steps: int | None = None,
     log=print,
 ) -> dict:
-    """Run the selected comparisons, write their tables and summary.json, and return the summary."""
+    """Run the selected comparisons (default: all of ``COMPARISONS``), write their tables and
+    summary.json, and return the summary. ``steps`` overrides the training steps of both problems
+    (for a quick run; the documented numbers use the configured ones)."""
     import torch
-
-    from staircase import config as cfgmod
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    cfg = next(iter(cfgmod.variants(config, experiment).values()))
-    cfg = dict(cfg, device="cpu")
-    only = only or ["naive", "overhead", "gpu"]
-    summary: dict = {"machine": machine(), "repeats": repeats, "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    fit = _first_variant(config, experiment)
+    if fit is None:
+        raise ValueError(f"bench: config has no experiment {experiment!r}")
+    pde = _first_variant(config, pde_experiment) or copy.deepcopy(POISSON_BENCH)
+    if steps:
+        for cfg in (fit, pde):
+            cfg["train"] = dict(cfg["train"], steps=steps)
+    only = list(only or COMPARISONS)
+    unknown = set(only) - set(COMPARISONS)
+    if unknown:
+        raise ValueError(f"bench: unknown comparison(s) {sorted(unknown)}; choose from {list(COMPARISONS)}")
+    summary: dict = {
+        "machine": machine(),
+        "repeats": repeats,
+        "problems": {"fit": fit, "pde": pde},
+        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
 
     def _save(name, df, result):
         df.to_csv(out / f"{name}.csv", index=False)
         summary[name] = result
         write_json(out / "summary.json", summary)
 
-    if "naive" in only:
-        log(f"naive loop vs our engine on {experiment} ({len(cfg['seeds'])} seeds, {cfg['train']['steps']} steps)")
-        _save("naive", *compare_naive(cfg, repeats, log))
-    if "overhead" in only:
-        log(f"tracking overhead on {experiment}: the experiment's schedule vs step 0 and the end only")
-        _save("overhead", *compare_overhead(cfg, repeats, log))
-    if "gpu" in only:
-        if torch.cuda.is_available():
-            log(f"GPU: {gpu_models} stacked models vs one naive model on {experiment}")
-            _save("gpu", *compare_gpu(cfg, gpu_models, repeats, log))
-        else:
-            log("GPU: skipped (no CUDA device)")
-            summary["gpu"] = {"skipped": "no CUDA device"}
-            write_json(out / "summary.json", summary)
+    def _skip(name, why):
+        log(f"{name}: skipped ({why})")
+        summary[name] = {"skipped": why}
+        write_json(out / "summary.json", summary)
+
+    for name in only:
+        cfg = fit if name.startswith("fit") else pde
+        what = f"{cfg['experiment']} ({cfg['task']['name']}, {len(cfg['seeds'])} seeds, {cfg['train']['steps']} steps)"
+        if name in ("fit_naive", "pde_naive"):
+            log(f"{name}: our engine vs a naive PyTorch loop on {what}")
+            _save(name, *compare_peer(cfg, "naive", repeats, log))
+        elif name == "pde_deepxde":
+            why = deepxde_available()
+            if why:
+                _skip(name, why)
+                continue
+            log(f"{name}: our engine vs DeepXDE on {what}")
+            _save(name, *compare_peer(cfg, "deepxde", repeats, log))
+        elif name in ("fit_overhead", "pde_overhead"):
+            log(f"{name}: tracking overhead on {what}: its measurement schedule vs step 0 and the end only")
+            _save(name, *compare_overhead(cfg, repeats, log))
+        elif name == "gpu":
+            if not torch.cuda.is_available():
+                _skip(name, "no CUDA device")
+                continue
+            log(f"gpu: {gpu_models} stacked models vs one naive model on {what}")
+            _save(name, *compare_gpu(cfg, gpu_models, repeats, log))
     summary["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
     write_json(out / "summary.json", summary)
     log(report(summary))
@@ -412,27 +604,28 @@ def run_benchmarks(
 
 def report(summary: dict) -> str:
     """The ratios, one line each, with the targets of the performance issue."""
-    lines = ["", "benchmark ratios (median over repeats; see summary.json for every repeat)"]
-    if "naive" in summary:
-        s = summary["naive"]
-        lines.append(
-            f"  {s['experiment']}: engine vs naive loop, steps/s per model: x{s['speedup_wall_median']:.2f} wall, "
-            f"x{s['speedup_cpu_median']:.2f} CPU (target >= 2); final rel. L2 error "
-            f"{s['ours_final_rel_l2_median']:.3g} (ours) vs {s['naive_final_rel_l2_median']:.3g} (naive)"
-        )
-    if "overhead" in summary:
-        s = summary["overhead"]
-        lines.append(
-            f"  {s['experiment']}: tracking overhead, {s['measurements']} measurements in {s['steps']} steps: "
-            f"{100 * s['overhead_wall_median']:.1f} % wall, {100 * s['overhead_cpu_median']:.1f} % CPU (target <= 3 %)"
-        )
-    if "gpu" in summary:
-        s = summary["gpu"]
+    lines = ["", "benchmark ratios (median over repeats; every repeat in summary.json)"]
+    for name in COMPARISONS:
+        s = summary.get(name)
+        if s is None:
+            continue
         if "skipped" in s:
-            lines.append(f"  GPU: skipped ({s['skipped']})")
-        else:
+            lines.append(f"  {name}: skipped ({s['skipped']})")
+        elif name.endswith(("naive", "deepxde")):
             lines.append(
-                f"  GPU: {s['n_models']} stacked models vs one naive model: x{s['speedup_wall_median']:.1f} "
+                f"  {name}: {s['experiment']}, engine vs {s['peer']}, steps/s per model: "
+                f"x{s['speedup_cpu_median']:.2f} CPU time, x{s['speedup_wall_median']:.2f} wall (target >= 2); "
+                f"rel. L2 error {s['ours_final_rel_l2_median']:.3g} (ours) vs {s['peer_final_rel_l2_median']:.3g}"
+            )
+        elif name.endswith("overhead"):
+            lines.append(
+                f"  {name}: {s['experiment']}, tracking overhead, {s['measurements']} measurements in {s['steps']} "
+                f"steps: {100 * s['overhead_cpu_median']:.1f} % CPU time, {100 * s['overhead_wall_median']:.1f} % wall "
+                "(target <= 3 %)"
+            )
+        elif name == "gpu":
+            lines.append(
+                f"  gpu: {s['n_models']} stacked models vs one naive model: x{s['speedup_wall_median']:.1f} "
                 f"throughput, x{s['speedup_cuda_graph_wall_median']:.1f} with a CUDA graph (target >= 20)"
             )
     return "\n".join(lines)

@@ -97,13 +97,23 @@ def cmd_audit(args) -> int:
     return 0
 
 
+COMPARISONS = ("fit_naive", "fit_overhead", "pde_naive", "pde_deepxde", "pde_overhead", "gpu")  # bench.COMPARISONS
+
+
 def cmd_bench(args) -> int:
     from staircase import bench
 
     config = _load_config(args.config, args.set)
     only = args.only.split(",") if args.only else None
     bench.run_benchmarks(
-        config, Path(args.out), only=only, repeats=args.repeats, experiment=args.experiment, gpu_models=args.gpu_models
+        config,
+        Path(args.out),
+        only=only,
+        repeats=args.repeats,
+        experiment=args.experiment,
+        pde_experiment=args.pde_experiment,
+        gpu_models=args.gpu_models,
+        steps=args.steps,
     )
     return 0
 
@@ -139,8 +149,14 @@ def main(argv=None) -> int:
     p.add_argument("--config", default="config.yaml")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--out", default="results/bench")
-    p.add_argument("--experiment", default="fit1d", help="the experiment the engine is compared on")
-    p.add_argument("--only", help="comma-separated subset of: naive, overhead, gpu")
+    p.add_argument("--experiment", default="fit1d", help="the fitting experiment of the fit_* comparisons")
+    p.add_argument(
+        "--pde-experiment",
+        default="poisson2d",
+        help="the PDE experiment of the pde_* comparisons (a built-in 2-D Poisson problem if config has none)",
+    )
+    p.add_argument("--only", help="comma-separated subset of: " + ", ".join(COMPARISONS))
+    p.add_argument("--steps", type=int, help="override the training steps (quick runs; not for the documented numbers)")
     p.add_argument("--repeats", type=int, default=3, help="interleaved repeats; ratios are their median")
     p.add_argument("--gpu-models", type=int, default=32, help="models stacked on the GPU (with CUDA only)")
     p.set_defaults(func=cmd_bench)

@@ -103,23 +103,29 @@ class Recorder:
 
 
 class _SharedForward:
-    """The model as seen by a task during one measurement: a forward pass on a tensor it has
-    already seen (the loss and then the bound system both evaluate the training points) is
-    served from the first one, with the hidden layers kept. Everything else is the model's."""
+    """The model as seen by a task during one measurement: a forward pass (or a forward
+    Laplacian) on a tensor it has already seen is served from the first one (the loss and then
+    the bound system both evaluate the training points), with the hidden layers kept. Everything
+    else is the model's."""
 
     def __init__(self, model):
         self._model = model
-        self._seen: list[tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]] = []
+        self._seen: dict[tuple[str, int], tuple] = {}  # (what, id(x)) -> (x, result)
+
+    def _memo(self, what: str, x: torch.Tensor, compute):
+        hit = self._seen.get((what, id(x)))
+        if hit is None or hit[0] is not x:
+            hit = self._seen[(what, id(x))] = (x, compute())
+        return hit[1]
 
     def __getattr__(self, name):
-        return getattr(self._model, name)
+        attr = getattr(self._model, name)
+        if name == "forward_laplacian":
+            return lambda x: self._memo("laplacian", x, lambda: attr(x))
+        return attr
 
     def __call__(self, x: torch.Tensor, return_hidden: bool = False):
-        hit = next((seen for seen in self._seen if seen[0] is x), None)
-        if hit is None:
-            hit = (x, *self._model(x, return_hidden=True))
-            self._seen.append(hit)
-        _, out, hidden = hit
+        out, hidden = self._memo("forward", x, lambda: self._model(x, return_hidden=True))
         return (out, hidden) if return_hidden else out
 
 
