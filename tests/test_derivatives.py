@@ -138,9 +138,9 @@ def test_fused_tanh_layer_gradcheck():
 
     gen = torch.Generator().manual_seed(5)
     z = torch.randn(2, 5, 4, dtype=torch.float64, generator=gen, requires_grad=True)
-    dz = torch.randn(2, 5, 3, 4, dtype=torch.float64, generator=gen, requires_grad=True)
+    dz = torch.randn(2, 3, 5, 4, dtype=torch.float64, generator=gen, requires_grad=True)  # (S, d + 1, N, n)
     assert torch.autograd.gradcheck(_TanhLayer.apply, (z, dz))
     t, out = _TanhLayer.apply(z, dz)
     s1 = 1 - torch.tanh(z) ** 2
-    lap = s1 * dz[:, :, 2] - 2 * torch.tanh(z) * s1 * (dz[:, :, :2] ** 2).sum(2)
-    torch.testing.assert_close(out, torch.cat([s1[:, :, None] * dz[:, :, :2], lap[:, :, None]], dim=2))
+    lap = s1 * dz[:, 2] - 2 * torch.tanh(z) * s1 * (dz[:, :2] ** 2).sum(1)
+    torch.testing.assert_close(out, torch.cat([s1[:, None] * dz[:, :2], lap[:, None]], dim=1))

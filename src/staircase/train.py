@@ -35,6 +35,7 @@ from tqdm import tqdm
 from staircase import rank as rk
 from staircase.bounds import loss_lower_bound
 from staircase.fastopt import FastStep
+from staircase.hostmem import keep_freed_memory
 from staircase.models import StackedMLP
 from staircase.provenance import atomic_write, provenance, write_json
 from staircase.tasks import make_task
@@ -139,6 +140,7 @@ class Trainer:
         self.device = choose_device(cfg.get("device", "auto"))
         self.threads = int(cfg["train"].get("threads", cfg.get("threads", 1)))  # the schema's train.threads
         torch.set_num_threads(self.threads)
+        keep_freed_memory()  # no page faults for the step's temporaries (staircase.hostmem)
         if self.device == "cuda":  # full float32 matmuls: TF32 would swamp PDE residuals and small eigenvalues
             torch.backends.cuda.matmul.allow_tf32 = False
             torch.backends.cudnn.allow_tf32 = False
