@@ -1,12 +1,13 @@
 # Two commands on a fresh machine (see README):
-#   make run   - set up .venv and run the whole workflow at the default scale (snakemake --cores all)
+#   make run   - set up .venv and run the whole workflow at the default scale (workflow/profiles/default)
 #   make test  - set up .venv and run every check CI runs (.ci/run calls this)
+#   make test-slurm - as root: the workflow on a real single-node SLURM cluster (.ci/run calls it too)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 CORES ?= all
 
-.PHONY: setup run test check lint format e2e clean lock bench
+.PHONY: setup run test test-slurm check lint format e2e clean lock bench
 
 $(VENV)/.installed: envs/requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,11 +20,16 @@ $(VENV)/.installed: envs/requirements.txt pyproject.toml
 setup: $(VENV)/.installed
 
 run: setup
-	$(BIN)/snakemake --cores $(CORES)
+	$(BIN)/snakemake --profile workflow/profiles/default --cores $(CORES)
 
 test: setup lint
 	$(BIN)/snakemake --dry-run --cores $(CORES) --quiet rules
 	$(BIN)/pytest -q -rs
+
+# Installs Debian's slurm-wlm and munge if missing, starts a single-node cluster, runs the tiny
+# config through workflow/profiles/slurm and slurm-gpu, compares with a local run, stops the daemons.
+test-slurm: setup
+	VENV=$(VENV) tests/slurm/run_slurm_test.sh
 
 lint: setup
 	$(BIN)/ruff check .

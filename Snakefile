@@ -3,8 +3,10 @@
 # This file stays thin: configuration, validation, the rule files, and the final target.
 # Rules:  workflow/rules/common.smk  - config validation, experiment/variant lists, paths
 #         workflow/rules/train.smk   - one training job per experiment variant (all seeds stacked)
-#         workflow/rules/figures.smk - which figures the staircase experiments get
+#         workflow/rules/analysis.smk - figures and tables of claims A1-A5, chosen by each experiment's claims
+#         workflow/rules/methods.smk - methods against a baseline (claims A6, A7): curves and tables
 #         workflow/rules/notebooks.smk - generic: papermill notebook -> figure / table, and HTML
+#         workflow/rules/lowrank.smk - papers B and C: rank collapse and alignment studies, their figures
 #         workflow/rules/audit.smk   - claim verdicts from the results (results/audit/claims.md)
 
 
@@ -13,7 +15,9 @@ configfile: "config.yaml"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/train.smk"
-include: "workflow/rules/figures.smk"
+include: "workflow/rules/analysis.smk"
+include: "workflow/rules/lowrank.smk"
+include: "workflow/rules/methods.smk"
 # last: the generic notebook rules and the audit see every registered figure and table
 include: "workflow/rules/notebooks.smk"
 include: "workflow/rules/audit.smk"

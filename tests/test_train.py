@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -72,7 +73,7 @@ def test_outputs_and_columns(tmp_path):
 
 
 def _metrics_without_timing(path):
-    return pd.read_parquet(path).drop(columns=["elapsed_s"])
+    return pd.read_parquet(path).drop(columns=["elapsed_s", "train_s", "train_cpu_s"])  # clocks
 
 
 def test_deterministic_on_cpu(tmp_path):
@@ -96,8 +97,9 @@ def test_seed_result_does_not_depend_on_its_companions(tmp_path):
     np.testing.assert_array_equal(both["eps_rank"], one["eps_rank"])
 
 
-def test_resume_after_sigkill_gives_identical_metrics(tmp_path):
-    cfg = tiny_cfg(steps=3000, checkpoint_every=200)
+def test_resume_after_sigkill_gives_identical_metrics(tmp_path, capsys):
+    cfg = tiny_cfg(steps=1500, checkpoint_every=100)
+    cfg["log"]["sparse_every"] = 250
     cfg_file = tmp_path / "run.json"
     cfg_file.write_text(json.dumps(cfg))
     cmd = [sys.executable, "-m", "staircase", "train", "--run-config", f"@{cfg_file}", "--no-progress"]
@@ -111,12 +113,10 @@ def test_resume_after_sigkill_gives_identical_metrics(tmp_path):
     proc.wait()
     assert (ckpt / "checkpoint.pt").exists(), "no checkpoint written before the kill"
     assert not (tmp_path / "killed/metrics.parquet").exists(), "the run finished before it was killed"
-    resumed = subprocess.run(
-        [*cmd, "--out", str(tmp_path / "killed"), "--checkpoint-dir", str(ckpt)], capture_output=True, text=True
-    )
-    assert resumed.returncode == 0, resumed.stderr
-    assert "resumed from checkpoint at step" in resumed.stderr
-    subprocess.run([*cmd, "--out", str(tmp_path / "straight")], check=True)
+    # resumed and uninterrupted runs in this process (the Snakemake-level test runs them as jobs)
+    train.run(cfg, tmp_path / "killed", ckpt, progress=False)
+    assert "resumed from checkpoint at step" in capsys.readouterr().err
+    train.run(cfg, tmp_path / "straight", progress=False)
     pd.testing.assert_frame_equal(
         _metrics_without_timing(tmp_path / "killed/metrics.parquet"),
         _metrics_without_timing(tmp_path / "straight/metrics.parquet"),
@@ -127,7 +127,8 @@ def test_divergence_is_recorded_not_hidden(tmp_path, capsys):
     cfg = tiny_cfg(steps=60, lr=1.0e6, optimizer="sgd")
     train.run(cfg, tmp_path, progress=False)
     err = capsys.readouterr().err
-    assert "fit1d/base seed 0 diverged: loss is" in err and "at step" in err
+    assert re.search(r"fit1d/base seed 0 diverged: loss is (nan|-?inf) at step 10 \(finite at step 0\)", err), err
+    assert "stopped before step 60: every seed diverged" in err
     run = json.loads((tmp_path / "run.json").read_text())
     assert run["diverged"] and run["status"]["0"].startswith("diverged at step")
     m = pd.read_parquet(tmp_path / "metrics.parquet")

@@ -3,9 +3,11 @@ config, and a tiny end-to-end run from training to figure, executed notebook and
 
 from __future__ import annotations
 
-import shutil
+import hashlib
+import re
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pandas as pd
@@ -27,63 +29,61 @@ def snakemake(*args, cwd, timeout=900):
     )
 
 
-def test_default_config_dry_run(tmp_path):
-    res = snakemake("--dry-run", "--cores", "2", "--configfile", str(REPO / "config.yaml"), cwd=tmp_path)
+def _jobs(dry_run_output: str) -> list[dict]:
+    """The jobs of a `--dry-run --printshellcmds` listing: rule, declared outputs and logs, shell."""
+    jobs = []
+    for line in dry_run_output.splitlines():
+        if re.match(r"^(local)?rule \w+:$", line):
+            jobs.append({"rule": line.split()[-1].rstrip(":"), "output": [], "log": [], "shell": ""})
+        elif jobs and (m := re.match(r"^\s+(output|log): (.*)$", line)):
+            jobs[-1][m.group(1)] = m.group(2).split(", ")
+        elif jobs and line.startswith("Shell command: "):
+            jobs[-1]["shell"] = line.removeprefix("Shell command: ")
+    return jobs
+
+
+def test_default_config_dry_run_and_no_two_jobs_write_one_file(tmp_path):
+    res = snakemake(
+        "--dry-run", "--forceall", "--printshellcmds", "--cores", "2", "--configfile", str(REPO / "config.yaml"),
+        cwd=tmp_path,
+    )  # fmt: skip
     assert res.returncode == 0, res.stderr
-    assert "train" in res.stdout
+    jobs = _jobs(res.stdout)
+    assert "train" in {job["rule"] for job in jobs}
+    # parallel safety with --cores all: every file a job writes (outputs, logs, the executed notebook
+    # papermill writes into the log folder) belongs to that job alone ...
+    written = Counter(path for job in jobs for path in job["output"] + job["log"])
+    assert written and not [path for path, n in written.items() if n > 1]
+    # ... and so does the one place a job writes outside its declared files, the resume checkpoint
+    train = [job for job in jobs if job["rule"] == "train"]
+    checkpoints = [re.search(r"--checkpoint-dir (\S+)", job["shell"]).group(1) for job in train]
+    assert len(set(checkpoints)) == len(train)
+    assert not [path for path in written for d in checkpoints if path.startswith(d + "/")]
+    for job in train:  # the job writes its results into the folder of its declared outputs only
+        out = re.search(r"--out (\S+)", job["shell"]).group(1)
+        assert {str(Path(path).parent) for path in job["output"]} == {out}
 
 
-def _bad(tmp_path, edit):
-    cfg = yaml.safe_load(TINY.read_text())
-    edit(cfg)
-    path = tmp_path / "bad.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    return snakemake("--dry-run", "--cores", "1", "--configfile", str(path), cwd=tmp_path)
+def _snapshot(root: Path) -> dict:
+    """Every file under root with its modification time and content hash."""
+    return {
+        str(path.relative_to(root)): (path.stat().st_mtime_ns, hashlib.sha256(path.read_bytes()).hexdigest())
+        for path in sorted(root.rglob("*"))
+        if path.is_file()
+    }
 
 
-@pytest.mark.parametrize(
-    "edit, expected",
-    [
-        (lambda c: c.update(colour="blue"), "config: Additional properties are not allowed ('colour' was unexpected)"),
-        (
-            lambda c: c["experiments"]["fit1d"]["train"].update(lr="1e-3"),
-            "experiments.fit1d.train.lr: '1e-3' is not of type 'number'",
-        ),
-        (
-            lambda c: c["experiments"]["fit1d"]["model"].update(width=-3),
-            "experiments.fit1d.model.width: -3 is less than the minimum of 1",
-        ),
-        (
-            lambda c: c["experiments"]["fit1d"]["model"].update(activation="swish"),
-            "experiments.fit1d.model.activation: 'swish' is not one of",
-        ),
-        (
-            lambda c: c["experiments"]["fit1d"]["task"].update(rank_pts=10),
-            "experiments.fit1d.task: Additional properties are not allowed ('rank_pts'",
-        ),
-        (
-            lambda c: c["experiments"]["fit1d"]["task"].pop("frequencies"),
-            "experiments.fit1d.task.frequencies: required by task 'multifreq1d' but missing",
-        ),
-        (
-            lambda c: c["experiments"]["fit1d"]["rank"].update(main_eps=0.5),
-            "experiments.fit1d.rank.main_eps: 0.5 is not one of rank.eps",
-        ),
-    ],
-)
-def test_bad_config_fails_before_any_job_with_one_line(tmp_path, edit, expected):
-    res = _bad(tmp_path, edit)
-    assert res.returncode != 0
-    errors = [line for line in (res.stdout + res.stderr).splitlines() if "config error:" in line]
-    assert len(errors) == 1, res.stdout + res.stderr
-    assert expected in errors[0]
-    assert not (tmp_path / "results").exists()
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """The tiny config run once through the whole workflow; shared by the tests below."""
+    work = tmp_path_factory.mktemp("tiny")
+    res = snakemake("--cores", "2", "--configfile", str(TINY), cwd=work, timeout=1200)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    return work
 
 
 @pytest.mark.slow
-def test_tiny_end_to_end(tmp_path):
-    res = snakemake("--cores", "2", "--configfile", str(TINY), cwd=tmp_path, timeout=1200)
-    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+def test_tiny_end_to_end(tiny_run):
     for name in (
         "results/figures/staircase_fit1d.png",
         "results/figures/staircase_fit1d.pdf",
@@ -91,17 +91,145 @@ def test_tiny_end_to_end(tmp_path):
         "results/notebooks/staircase_fit1d.html",
         "results/runs/fit1d/base/run.json",
         "results/runs/fit1d/base/spectra.npz",
+        # the analysis figures, chosen by the experiments' claims (workflow/rules/analysis.smk)
+        "results/figures/spectra_fit1d.pdf",
+        "results/figures/layers_fit1d.pdf",
+        "results/figures/bound.pdf",
+        "results/figures/universality_sweep1d.pdf",
+        "results/tables/summary.pdf",
+        "results/notebooks/summary.html",
     ):
-        assert (tmp_path / name).stat().st_size > 0, name
-    metrics = pd.read_parquet(tmp_path / "results/runs/fit1d/base/metrics.parquet")
+        assert (tiny_run / name).stat().st_size > 0, name
+    summary = pd.read_csv(tiny_run / "results/tables/summary.csv")
+    assert list(summary["variant"]) == ["base", "activation-tanh", "activation-relu"]
+    assert (summary["bound_violations"] == 0).all() and (summary["bound_checks"] > 0).all()
+    assert not (tiny_run / "results/figures/layers_sweep1d.png").exists()  # sweep1d is not tagged A5
+    metrics = pd.read_parquet(tiny_run / "results/runs/fit1d/base/metrics.parquet")
     assert {"step", "loss", "lower_bound", "eps_rank", "seed"} <= set(metrics.columns)
     assert sorted(metrics["seed"].unique()) == [0, 1]
     assert not metrics["bound_violation"].any()
-    log = (tmp_path / "results/logs/train/fit1d/base.log").read_text()
+    log = (tiny_run / "results/logs/train/fit1d/base.log").read_text()
     assert "150/150" in log and "results in results/runs/fit1d/base" in log  # progress bar, where results went
-    assert not (tmp_path / "results/checkpoints/fit1d/base/checkpoint.pt").exists()  # removed after success
+    assert not (tiny_run / "results/checkpoints/fit1d/base/checkpoint.pt").exists()  # removed after success
+    assert not list((tiny_run / "results").rglob(".*"))  # no temporary (hidden) file of atomic_write left
 
     # nothing changed: nothing re-runs
-    res = snakemake("--dry-run", "--cores", "2", "--configfile", str(TINY), cwd=tmp_path)
+    res = snakemake("--dry-run", "--cores", "2", "--configfile", str(TINY), cwd=tiny_run)
     assert "Nothing to be done" in res.stdout + res.stderr
-    shutil.rmtree(tmp_path / "results")
+
+
+def _fit1d(c):
+    return c["experiments"]["fit1d"]
+
+
+# Each bad config: (edit of the tiny config, extra snakemake arguments, the expected error line).
+BAD_CONFIGS = {
+    "unknown top-level key": (
+        lambda c: c.update(colour="blue"),
+        [],
+        "config: Additional properties are not allowed ('colour' was unexpected)",
+    ),
+    "unknown task key": (
+        lambda c: _fit1d(c)["task"].update(rank_pts=10),
+        [],
+        "experiments.fit1d.task: Additional properties are not allowed ('rank_pts' was unexpected)",
+    ),
+    "string for a number": (
+        lambda c: _fit1d(c)["train"].update(lr="1e-3"),
+        [],
+        "experiments.fit1d.train.lr: '1e-3' is not of type 'number'",
+    ),
+    "negative width": (
+        lambda c: _fit1d(c)["model"].update(width=-3),
+        [],
+        "experiments.fit1d.model.width: -3 is less than the minimum of 1",
+    ),
+    "unknown activation": (
+        lambda c: _fit1d(c)["model"].update(activation="swish"),
+        [],
+        "experiments.fit1d.model.activation: 'swish' is not one of",
+    ),
+    "unknown optimizer": (
+        lambda c: _fit1d(c)["train"].update(optimizer="adamw"),
+        [],
+        "experiments.fit1d.train.optimizer: 'adamw' is not one of ['adam', 'sgd']",
+    ),
+    "eps not positive": (
+        lambda c: _fit1d(c)["rank"].update(eps=[0.0, 1.0e-3]),
+        [],
+        "experiments.fit1d.rank.eps.0: 0.0 is less than or equal to the minimum of 0",
+    ),
+    "main_eps not in eps": (
+        lambda c: _fit1d(c)["rank"].update(main_eps=0.5),
+        [],
+        "experiments.fit1d.rank.main_eps: 0.5 is not one of rank.eps",
+    ),
+    "empty seed list": (
+        lambda c: _fit1d(c).update(seeds=[]),
+        [],
+        "experiments.fit1d.seeds: [] should be non-empty",
+    ),
+    "unknown scale (command line)": (
+        lambda c: None,
+        ["--config", "scale=fulll"],
+        "scale: 'fulll' is not one of ['small', 'full']",
+    ),
+    "missing required setting": (
+        lambda c: _fit1d(c)["model"].pop("width"),
+        [],
+        "experiments.fit1d.model: 'width' is a required property",
+    ),
+    "missing task parameter": (
+        lambda c: _fit1d(c)["task"].pop("frequencies"),
+        [],
+        "experiments.fit1d.task.frequencies: required by task 'multifreq1d' but missing",
+    ),
+    "task's own check": (
+        lambda c: _fit1d(c)["task"].update(amplitudes=[1.0]),
+        [],
+        "experiments.fit1d.task: 2 frequencies but 1 amplitudes",
+    ),
+    "misspelt sweep key": (
+        lambda c: _fit1d(c).update(sweep={"model.activaton": ["tanh", "sin"]}),
+        [],
+        "experiments.fit1d: sweep key 'model.activaton' does not name an existing setting; "
+        "did you mean 'model.activation'?",
+    ),
+    "bad value in a sweep": (
+        lambda c: _fit1d(c).update(sweep={"model.width": [8, -3]}),
+        [],
+        "experiments.fit1d (variant width--3).model.width: -3 is less than the minimum of 1",
+    ),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", BAD_CONFIGS)
+def test_bad_config_fails_before_any_job_with_one_line(tiny_run, tmp_path, case):
+    edit, args, expected = BAD_CONFIGS[case]
+    cfg = yaml.safe_load(TINY.read_text())
+    edit(cfg)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(cfg))
+    before = _snapshot(tiny_run / "results")
+    # not a dry run: a bad config that got through would re-run jobs over the existing results
+    res = snakemake("--cores", "1", "--configfile", str(bad), *args, cwd=tiny_run)
+    out = res.stdout + res.stderr
+    assert res.returncode != 0
+    errors = [line for line in out.splitlines() if "config error:" in line]
+    assert len(errors) == 1, out
+    assert expected in errors[0], errors[0]
+    assert "Traceback" not in out and "Building DAG" not in out, out
+    assert _snapshot(tiny_run / "results") == before
+
+
+@pytest.mark.slow
+def test_misspelt_experiment_in_a_target_runs_nothing(tiny_run):
+    before = _snapshot(tiny_run / "results")
+    # (targets before --configfile, which takes every argument after it for a config file)
+    res = snakemake("results/runs/fti1d/base/metrics.parquet", "--cores", "1", "--configfile", str(TINY), cwd=tiny_run)
+    out = res.stdout + res.stderr
+    assert res.returncode != 0
+    assert "No rule to produce results/runs/fti1d/base/metrics.parquet" in out
+    assert "Traceback" not in out and "KeyError" not in out, out
+    assert _snapshot(tiny_run / "results") == before

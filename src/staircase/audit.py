@@ -28,6 +28,7 @@ from scipy.stats import spearmanr
 
 from staircase import config as cfgmod
 from staircase import stairs
+from staircase.lowrank import claims as lowrank_claims
 from staircase.provenance import atomic_write
 
 PASS, FAIL, INCONCLUSIVE = "PASS", "FAIL", "INCONCLUSIVE"
@@ -309,7 +310,35 @@ def eval_a5(experiment, runs, t) -> list[Row]:
     ]
 
 
+def eval_methods(claim: str) -> Callable:
+    """A6/A7: methods against their baseline (staircase.comparison, the experiment's `comparison:`)."""
+
+    def evaluator(experiment, runs, t) -> list[Row]:
+        from staircase import comparison as cmp
+
+        paths = [str(r.path) for r in runs]
+        if not t.get("comparison"):
+            return [Row(claim, experiment, "comparison", float("nan"), "", INCONCLUSIVE, detail="no comparison: block")]
+        data = {r.variant: {"metrics": r.metrics, "ranks": r.ranks(), "info": r.info} for r in runs}
+        summary = cmp.summary_table(cmp.seed_table(data, t["comparison"], cmp.choose_clock(data)), t["comparison"])
+        few = [f"{r.variant} ({len(r.healthy_seeds)})" for r in runs if len(r.healthy_seeds) < t["min_seeds"]]
+        rows = []
+        for v in cmp.verdicts(summary, t["comparison"]).query("claim == @claim").itertuples():
+            verdict, detail = v.verdict, v.detail
+            if few:
+                verdict, detail = INCONCLUSIVE, f"{detail}; too few healthy seeds: {', '.join(few)}"
+            rows.append(
+                Row(claim, experiment, v.metric, v.value, f"{v.op} {v.threshold:g}", verdict, "", v.n, detail, paths)
+            )
+        return rows or [
+            Row(claim, experiment, "methods", float("nan"), "", INCONCLUSIVE, detail="no method of this claim")
+        ]
+
+    return evaluator
+
+
 EVALUATORS: dict[str, Callable] = {"A1": eval_a1, "A2": eval_a2, "A3": eval_a3, "A4": eval_a4, "A5": eval_a5}
+EVALUATORS.update(A6=eval_methods("A6"), A7=eval_methods("A7"))
 
 
 # ---- the audit ---------------------------------------------------------------------------------
@@ -330,7 +359,9 @@ def evaluate(config: dict, results: str | os.PathLike = "results") -> pd.DataFra
                     Row(claim, experiment, "results", float("nan"), "", INCONCLUSIVE, detail="no results found")
                 )
                 continue
-            rows.extend(EVALUATORS[claim](experiment, runs, t))
+            comparison = config["experiments"][experiment].get("comparison")  # A6/A7 (staircase.comparison)
+            rows.extend(EVALUATORS[claim](experiment, runs, {**t, "comparison": comparison}))
+    rows.extend(Row(**r) for r in lowrank_claims.audit_rows(config, results))  # papers B and C
     frame = pd.DataFrame([asdict(r) for r in rows])
     if frame.empty:
         frame = pd.DataFrame(columns=[f for f in Row.__dataclass_fields__])
@@ -391,7 +422,8 @@ def to_markdown(frame: pd.DataFrame, versions: pd.DataFrame, figures_dir: str = 
             f"| {r.claim} | {r.experiment} | {r.metric} | {r.value:.4g} | {r.spread} | {r.n} | {r.threshold} | "
             f"{r.verdict} | {r.detail} |"
         )
-    figs = sorted({e for e in frame["experiment"]}) if not frame.empty else []
+    # staircase figures exist for the `experiments:`; papers B and C's runs are named <family>/<study>
+    figs = sorted({e for e in frame["experiment"] if "/" not in e}) if not frame.empty else []
     if figs:
         lines += ["", "## Figures", ""]
         lines += [f"- {e}: [staircase]({figures_dir}/staircase_{e}.png)" for e in figs]

@@ -9,26 +9,28 @@ back is far steadier than either time alone. Each process records its wall time 
 waits for) and its CPU time (what it costs; on a shared machine the steadier of the two, as it
 does not count the time the process waited for a core).
 
-Comparisons (each writes ``<out>/<name>.csv``; ``<out>/summary.json`` gathers the ratios):
+Comparisons (``fit``, ``pde``, ``gpu``; each writes ``<out>/<name>.csv`` with every run, and
+``<out>/summary.json`` gathers the ratios):
 
-* ``fit_naive``, ``pde_naive``: our engine (``staircase.train.Trainer``: all seeds of a variant
-  stacked in one process, measuring on the experiment's schedule) against a naive eager PyTorch
-  loop: one ``nn.Sequential`` per seed, each in its own process, ``torch.optim.Adam`` with its
-  defaults, ``loss.item()`` every step, at every log step the epsilon-rank of the last hidden
-  layer from an SVD of its features on the rank points (and the error); for the PDE the
-  Laplacian by autograd double backward. Throughput: training steps per second per model.
-* ``pde_deepxde``: our engine against DeepXDE (PyTorch backend; ``envs/bench.txt``) on the 2-D
-  Poisson problem: same collocation and boundary points, loss weights, network, initial weights,
-  Adam and learning rate; steps/s and the relative L2 error after the same steps.
-* ``fit_overhead``, ``pde_overhead``: our engine with the experiment's measurement schedule
-  against the same run measuring only at step 0 and at the end: the cost of tracking (spectra of
-  every hidden layer, the loss lower bound, the error) as a fraction of the training time.
+* every problem: our engine (``staircase.train.Trainer``: all seeds of a variant stacked in one
+  process) measuring on the experiment's schedule, and the same run measuring only at step 0 and
+  at the end: their ratio is the tracking overhead (spectra of every hidden layer, the loss lower
+  bound, the error) as a fraction of the training time;
+* peer ``naive`` (``fit`` and ``pde``): a naive eager PyTorch loop, one ``nn.Sequential`` per
+  seed, each in its own process, ``torch.optim.Adam`` with its defaults, ``loss.item()`` every
+  step, at every log step the epsilon-rank of the last hidden layer from an SVD of its features
+  on the rank points (and the error); for the PDE the Laplacian by autograd double backward.
+  Compared with our tracking run (both track);
+* peer ``deepxde`` (``pde``): DeepXDE (PyTorch backend; ``envs/bench.txt``) on the same problem:
+  same collocation and boundary points, loss weights, network, initial weights, Adam, learning
+  rate and steps. It tracks no rank, so the like-for-like ratio is against our run without
+  tracking; the relative L2 error after the same steps is reported for both;
 * ``gpu`` (only where CUDA is available): ``gpu_models`` stacked models on one GPU (eager, and
   replaying a CUDA graph of the step) against the naive loop's single model on the same GPU.
 
-The fitting problem is the ``fit1d`` experiment of config.yaml, the PDE problem its ``poisson2d``
-experiment or, while it has none, ``POISSON_BENCH`` below. The pipeline's own wall time is
-measured by timing ``snakemake --cores 2`` (PERFORMANCE.md).
+The fitting problem is the first variant of the ``fit1d`` experiment of config.yaml, the PDE
+problem the first variant of its ``poisson2d`` experiment (``POISSON_BENCH`` below if it has none).
+The pipeline's own wall time is measured by timing ``snakemake --cores 2`` (PERFORMANCE.md).
 """
 
 from __future__ import annotations
@@ -346,69 +348,70 @@ def _median(values) -> float:
     return float(statistics.median(values)) if values else float("nan")
 
 
-def compare_peer(cfg: dict, peer: str, repeats: int, log=print) -> tuple[pd.DataFrame, dict]:
-    """Our engine (all seeds stacked in one process) vs a peer (``naive`` or ``deepxde``: one
-    process per seed), interleaved."""
-    rows, ratios_wall, ratios_cpu = [], [], []
-    seeds = list(cfg["seeds"])
-    steps = cfg["train"]["steps"]
-    env = {"DDE_BACKEND": "pytorch"} if peer == "deepxde" else None
+def compare(cfg: dict, peers: list[str], repeats: int, log=print) -> tuple[pd.DataFrame, dict]:
+    """One problem, interleaved, ``repeats`` times: our engine measuring on the experiment's
+    schedule (``ours``), the same run measuring only at step 0 and the end (``ours_ends_only``),
+    and each peer with one process per seed. Ratios of summed times over the same steps x seeds
+    are ratios of steps/s per model."""
+    rows = []
+    seeds, steps = list(cfg["seeds"]), cfg["train"]["steps"]
+    ratios = {(p, kind, clock): [] for p in peers for kind in ("tracking", "training") for clock in ("wall", "cpu")}
+    overhead = {"wall": [], "cpu": []}
     for rep in range(repeats):
         ours = in_process("ours", cfg=cfg)
-        theirs = [in_process(peer, env=env, cfg=cfg, seed=s) for s in seeds]
-        for r in [ours, *theirs]:
-            rows.append({"repeat": rep, **_flat(r)})
-        wall_t, cpu_t = sum(r["wall_s"] for r in theirs), sum(r["cpu_s"] for r in theirs)
-        ratios_wall.append(wall_t / ours["wall_s"])  # same steps x seeds on both sides
-        ratios_cpu.append(cpu_t / ours["cpu_s"])
-        log(
+        ends = in_process("ours", cfg=cfg, schedule="ends")
+        rows += [{"repeat": rep, **_flat(r)} for r in (ours, ends)]
+        for clock in ("wall", "cpu"):
+            overhead[clock].append(ours[f"{clock}_s"] / ends[f"{clock}_s"] - 1)
+        line = [
             f"  repeat {rep}: ours {steps * len(seeds) / ours['wall_s']:.0f} steps/s per model "
-            f"({ours['wall_s']:.1f} s for all seeds), {peer} {steps * len(seeds) / wall_t:.0f} ({wall_t:.1f} s): "
-            f"x{ratios_wall[-1]:.2f} wall, x{ratios_cpu[-1]:.2f} CPU"
-        )
+            f"({ours['measurements']} measurements; all seeds in {ours['cpu_s']:.1f} s CPU, "
+            f"{ours['wall_s']:.1f} s wall), "
+            f"tracking overhead {100 * overhead['cpu'][-1]:.1f} % CPU"
+        ]
+        for peer in peers:
+            env = {"DDE_BACKEND": "pytorch"} if peer == "deepxde" else None
+            theirs = [in_process(peer, env=env, cfg=cfg, seed=s) for s in seeds]
+            rows += [{"repeat": rep, **_flat(r)} for r in theirs]
+            for clock in ("wall", "cpu"):
+                total = sum(r[f"{clock}_s"] for r in theirs)
+                ratios[(peer, "tracking", clock)].append(total / ours[f"{clock}_s"])
+                ratios[(peer, "training", clock)].append(total / ends[f"{clock}_s"])
+            line.append(
+                f"{peer} {sum(r['cpu_s'] for r in theirs):.1f} s CPU: x{ratios[(peer, 'tracking', 'cpu')][-1]:.2f} "
+                f"(x{ratios[(peer, 'training', 'cpu')][-1]:.2f} against ours without tracking)"
+            )
+        log("; ".join(line))
     df = pd.DataFrame(rows)
     summary = {
         "experiment": cfg["experiment"],
         "variant": cfg["variant"],
         "task": cfg["task"]["name"],
-        "peer": peer,
         "seeds": len(seeds),
         "steps": steps,
-        "speedup_wall_median": _median(ratios_wall),
-        "speedup_cpu_median": _median(ratios_cpu),
-        "speedup_wall_all": ratios_wall,
-        "speedup_cpu_all": ratios_cpu,
+        "measurements": int(ours["measurements"]),
+        "overhead_cpu_median": _median(overhead["cpu"]),
+        "overhead_wall_median": _median(overhead["wall"]),
+        "overhead_cpu_all": overhead["cpu"],
+        "overhead_wall_all": overhead["wall"],
         **_medians(df, "ours", "ours"),
-        **_medians(df, peer, "peer"),
+        **_medians(df, "ours_ends_only", "ours_ends_only"),
+        "peers": {},
     }
-    return df, summary
-
-
-def compare_overhead(cfg: dict, repeats: int, log=print) -> tuple[pd.DataFrame, dict]:
-    """Tracking overhead: the default measurement schedule vs measuring at step 0 and the end."""
-    rows, fractions_wall, fractions_cpu = [], [], []
-    for rep in range(repeats):
-        full = in_process("ours", cfg=cfg)
-        ends = in_process("ours", cfg=cfg, schedule="ends")
-        rows += [{"repeat": rep, **_flat(full)}, {"repeat": rep, **_flat(ends)}]
-        fractions_wall.append(full["wall_s"] / ends["wall_s"] - 1)
-        fractions_cpu.append(full["cpu_s"] / ends["cpu_s"] - 1)
-        log(
-            f"  repeat {rep}: {full['measurements']} measurements {full['wall_s']:.1f} s, "
-            f"{ends['measurements']} measurements {ends['wall_s']:.1f} s: "
-            f"overhead {100 * fractions_wall[-1]:.1f} % wall, {100 * fractions_cpu[-1]:.1f} % CPU"
-        )
-    df = pd.DataFrame(rows)
-    summary = {
-        "experiment": cfg["experiment"],
-        "variant": cfg["variant"],
-        "steps": cfg["train"]["steps"],
-        "measurements": int(rows[0]["measurements"]),
-        "overhead_wall_median": _median(fractions_wall),
-        "overhead_cpu_median": _median(fractions_cpu),
-        "overhead_wall_all": fractions_wall,
-        "overhead_cpu_all": fractions_cpu,
-    }
+    for peer in peers:
+        summary["peers"][peer] = {
+            **{
+                f"speedup_{kind}_{clock}_median": _median(ratios[(peer, kind, clock)])
+                for kind in ("tracking", "training")
+                for clock in ("cpu", "wall")
+            },
+            **{
+                f"speedup_{kind}_{clock}_all": ratios[(peer, kind, clock)]
+                for kind in ("tracking", "training")
+                for clock in ("cpu", "wall")
+            },
+            **_medians(df, peer, "peer"),
+        }
     return df, summary
 
 
@@ -419,9 +422,11 @@ def compare_gpu(cfg: dict, n_models: int, repeats: int, log=print) -> tuple[pd.D
     graphed = dict(copy.deepcopy(big), train=dict(big["train"], cuda_graph=True))
     rows, ratios, ratios_graph, errors = [], [], [], []
     steps = cfg["train"]["steps"]
+    device_name = None
     for rep in range(repeats):
         naive = in_process("naive", cfg=cfg, seed=0, device="cuda")
         ours = in_process("ours", cfg=big)
+        device_name = ours["device_name"]
         rows += [{"repeat": rep, **_flat(naive)}, {"repeat": rep, **_flat(ours)}]
         naive_tp = steps / naive["wall_s"]
         ratios.append(steps * n_models / ours["wall_s"] / naive_tp)
@@ -437,8 +442,9 @@ def compare_gpu(cfg: dict, n_models: int, repeats: int, log=print) -> tuple[pd.D
         )
     df = pd.DataFrame(rows)
     return df, {
+        "experiment": cfg["experiment"],
         "n_models": n_models,
-        "device_name": ours.get("device_name"),
+        "device_name": device_name,
         "speedup_wall_median": _median(ratios),
         "speedup_wall_all": ratios,
         "speedup_cuda_graph_wall_median": _median(ratios_graph),
@@ -507,7 +513,8 @@ POISSON_BENCH = {
     "seeds": [0, 1, 2],
 }
 
-COMPARISONS = ("fit_naive", "fit_overhead", "pde_naive", "pde_deepxde", "pde_overhead", "gpu")
+COMPARISONS = ("fit", "pde", "gpu")
+PEERS = {"fit": ["naive"], "pde": ["naive", "deepxde"]}
 
 
 def _first_variant(config: dict, name: str) -> dict | None:
@@ -569,33 +576,27 @@ def run_benchmarks(
         summary[name] = result
         write_json(out / "summary.json", summary)
 
-    def _skip(name, why):
-        log(f"{name}: skipped ({why})")
-        summary[name] = {"skipped": why}
-        write_json(out / "summary.json", summary)
-
     for name in only:
-        cfg = fit if name.startswith("fit") else pde
-        what = f"{cfg['experiment']} ({cfg['task']['name']}, {len(cfg['seeds'])} seeds, {cfg['train']['steps']} steps)"
-        if name in ("fit_naive", "pde_naive"):
-            log(f"{name}: our engine vs a naive PyTorch loop on {what}")
-            _save(name, *compare_peer(cfg, "naive", repeats, log))
-        elif name == "pde_deepxde":
-            why = deepxde_available()
-            if why:
-                _skip(name, why)
-                continue
-            log(f"{name}: our engine vs DeepXDE on {what}")
-            _save(name, *compare_peer(cfg, "deepxde", repeats, log))
-        elif name in ("fit_overhead", "pde_overhead"):
-            log(f"{name}: tracking overhead on {what}: its measurement schedule vs step 0 and the end only")
-            _save(name, *compare_overhead(cfg, repeats, log))
-        elif name == "gpu":
+        if name == "gpu":
             if not torch.cuda.is_available():
-                _skip(name, "no CUDA device")
+                log("gpu: skipped (no CUDA device)")
+                summary["gpu"] = {"skipped": "no CUDA device"}
+                write_json(out / "summary.json", summary)
                 continue
-            log(f"gpu: {gpu_models} stacked models vs one naive model on {what}")
-            _save(name, *compare_gpu(cfg, gpu_models, repeats, log))
+            log(f"gpu: {gpu_models} stacked models vs one naive model on {fit['experiment']}")
+            _save("gpu", *compare_gpu(fit, gpu_models, repeats, log))
+            continue
+        cfg = fit if name == "fit" else pde
+        peers = list(PEERS[name])
+        if "deepxde" in peers and (why := deepxde_available()):
+            log(f"{name}: DeepXDE left out: {why}")
+            summary.setdefault("skipped", {})[f"{name}_deepxde"] = why
+            peers.remove("deepxde")
+        log(
+            f"{name}: our engine vs {', '.join(peers)} on {cfg['experiment']}/{cfg['variant']} "
+            f"({cfg['task']['name']}, {len(cfg['seeds'])} seeds, {cfg['train']['steps']} steps)"
+        )
+        _save(name, *compare(cfg, peers, repeats, log))
     summary["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
     write_json(out / "summary.json", summary)
     log(report(summary))
@@ -604,29 +605,35 @@ def run_benchmarks(
 
 def report(summary: dict) -> str:
     """The ratios, one line each, with the targets of the performance issue."""
-    lines = ["", "benchmark ratios (median over repeats; every repeat in summary.json)"]
-    for name in COMPARISONS:
+    lines = ["", "benchmark ratios: steps/s per model, ours over theirs (median of the repeats, CPU time [wall])"]
+    for name in ("fit", "pde"):
         s = summary.get(name)
         if s is None:
             continue
-        if "skipped" in s:
-            lines.append(f"  {name}: skipped ({s['skipped']})")
-        elif name.endswith(("naive", "deepxde")):
+        what = f"{s['experiment']} ({s['steps']} steps, {s['seeds']} seeds)"
+        for peer, p in s["peers"].items():
             lines.append(
-                f"  {name}: {s['experiment']}, engine vs {s['peer']}, steps/s per model: "
-                f"x{s['speedup_cpu_median']:.2f} CPU time, x{s['speedup_wall_median']:.2f} wall (target >= 2); "
-                f"rel. L2 error {s['ours_final_rel_l2_median']:.3g} (ours) vs {s['peer_final_rel_l2_median']:.3g}"
+                f"  {what}: vs {peer}: x{p['speedup_tracking_cpu_median']:.2f} "
+                f"[x{p['speedup_tracking_wall_median']:.2f}] with our tracking on, "
+                f"x{p['speedup_training_cpu_median']:.2f} "
+                f"[x{p['speedup_training_wall_median']:.2f}] without (target >= 2); rel. L2 error "
+                f"{s['ours_final_rel_l2_median']:.3g} (ours) vs {p['peer_final_rel_l2_median']:.3g}"
             )
-        elif name.endswith("overhead"):
+        lines.append(
+            f"  {what}: tracking overhead ({s['measurements']} measurements): "
+            f"{100 * s['overhead_cpu_median']:.1f} % [{100 * s['overhead_wall_median']:.1f} %] (target <= 3 %)"
+        )
+    for key, why in summary.get("skipped", {}).items():
+        lines.append(f"  {key}: skipped ({why})")
+    g = summary.get("gpu")
+    if g is not None:
+        if "skipped" in g:
+            lines.append(f"  gpu: skipped ({g['skipped']})")
+        else:
             lines.append(
-                f"  {name}: {s['experiment']}, tracking overhead, {s['measurements']} measurements in {s['steps']} "
-                f"steps: {100 * s['overhead_cpu_median']:.1f} % CPU time, {100 * s['overhead_wall_median']:.1f} % wall "
-                "(target <= 3 %)"
-            )
-        elif name == "gpu":
-            lines.append(
-                f"  gpu: {s['n_models']} stacked models vs one naive model: x{s['speedup_wall_median']:.1f} "
-                f"throughput, x{s['speedup_cuda_graph_wall_median']:.1f} with a CUDA graph (target >= 20)"
+                f"  gpu ({g['device_name']}): {g['n_models']} stacked models vs one naive model: "
+                f"x{g['speedup_wall_median']:.1f} throughput, x{g['speedup_cuda_graph_wall_median']:.1f} with a "
+                "CUDA graph (target >= 20)"
             )
     return "\n".join(lines)
 

@@ -1,4 +1,5 @@
-"""Command line: ``staircase train``, ``audit``, ``variants``, ``check-config``, ``bench``.
+"""Command line: ``staircase train``, ``audit``, ``variants``, ``check-config``, ``bench`` (and
+``notebook-failure``, which the notebook rules call when a notebook fails).
 
 The workflow calls these; a user can too, to run one job by hand::
 
@@ -6,6 +7,8 @@ The workflow calls these; a user can too, to run one job by hand::
     staircase train --config config.yaml --experiment fit1d --out /tmp/fit1d
     staircase audit --strict                             # verdicts from results/ (exit 1 on FAIL)
     staircase bench                                      # engine vs peers, ratios in results/bench
+
+Papers B and C add ``collapse``, ``align`` and ``lowrank-studies`` (see staircase.lowrank.cli).
 """
 
 from __future__ import annotations
@@ -18,19 +21,28 @@ from pathlib import Path
 import yaml
 
 from staircase import config as cfgmod
+from staircase.provenance import AlreadyRunning
 
 SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
 
 def _load_config(path: str, overrides: list[str]) -> dict:
     """config.yaml with top-level overrides, validated (and defaults filled) exactly as the
-    workflow does it: Snakemake's validate against the same schema, then config.check."""
+    workflow does it: Snakemake's validate against the same schema, then config.check.
+    Anything wrong with it is a ConfigError (one line)."""
     from snakemake.utils import validate
 
-    with open(path) as fh:
-        config = yaml.safe_load(fh)
+    try:
+        with open(path) as fh:
+            config = yaml.safe_load(fh)
+    except OSError as err:
+        raise cfgmod.ConfigError(f"{path}: cannot read it ({err.strerror})") from None
+    except yaml.YAMLError as err:
+        raise cfgmod.ConfigError(f"{path}: not valid YAML ({' '.join(str(err).split())})") from None
     for item in overrides:
-        key, _, value = item.partition("=")
+        key, eq, value = item.partition("=")
+        if not eq or not isinstance(config, dict):
+            raise cfgmod.ConfigError(f"--set {item}: expected KEY=VALUE")
         config[key] = yaml.safe_load(value)
     try:
         validate(config, str(SCHEMA))
@@ -46,26 +58,33 @@ def _load_config(path: str, overrides: list[str]) -> dict:
 
 def _run_config(args) -> dict:
     if args.run_config:
-        text = Path(args.run_config[1:]).read_text() if args.run_config.startswith("@") else args.run_config
-        return json.loads(text)
+        try:
+            text = Path(args.run_config[1:]).read_text() if args.run_config.startswith("@") else args.run_config
+            cfg = json.loads(text)
+        except OSError as err:
+            raise cfgmod.ConfigError(f"--run-config {args.run_config}: cannot read it ({err.strerror})") from None
+        except json.JSONDecodeError as err:
+            raise cfgmod.ConfigError(f"--run-config: not valid JSON ({err})") from None
+        cfgmod.check_run(cfg)
+        return cfg
     if not (args.config and args.experiment):
-        raise SystemExit("staircase train: give --run-config, or --config with --experiment")
+        raise cfgmod.ConfigError("staircase train: give --run-config, or --config with --experiment")
     config = _load_config(args.config, args.set)
     vs = cfgmod.variants(config, args.experiment)
     variant = args.variant or next(iter(vs))
     if variant not in vs:
-        raise SystemExit(
+        raise cfgmod.ConfigError(
             f"staircase train: experiment {args.experiment!r} has no variant {variant!r}; have {sorted(vs)}"
         )
     return vs[variant]
 
 
 def cmd_train(args) -> int:
-    from staircase import train
-
-    cfg = _run_config(args)
+    cfg = _run_config(args)  # every problem with the configuration is reported before training
     if args.device:
         cfg["device"] = args.device
+    from staircase import train
+
     train.run(cfg, args.out, args.checkpoint_dir, progress=not args.no_progress)
     return 0
 
@@ -79,8 +98,7 @@ def cmd_variants(args) -> int:
 
 
 def cmd_check_config(args) -> int:
-    config = _load_config(args.config, args.set)
-    cfgmod.check(config)
+    _load_config(args.config, args.set)
     print(f"{args.config}: ok")
     return 0
 
@@ -97,7 +115,7 @@ def cmd_audit(args) -> int:
     return 0
 
 
-COMPARISONS = ("fit_naive", "fit_overhead", "pde_naive", "pde_deepxde", "pde_overhead", "gpu")  # bench.COMPARISONS
+COMPARISONS = ("fit", "pde", "gpu")  # bench.COMPARISONS, without importing it
 
 
 def cmd_bench(args) -> int:
@@ -115,6 +133,13 @@ def cmd_bench(args) -> int:
         gpu_models=args.gpu_models,
         steps=args.steps,
     )
+    return 0
+
+
+def cmd_notebook_failure(args) -> int:
+    from staircase.notebooks import failure_message
+
+    print(failure_message(args.notebook, args.log))
     return 0
 
 
@@ -149,11 +174,11 @@ def main(argv=None) -> int:
     p.add_argument("--config", default="config.yaml")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--out", default="results/bench")
-    p.add_argument("--experiment", default="fit1d", help="the fitting experiment of the fit_* comparisons")
+    p.add_argument("--experiment", default="fit1d", help="the fitting experiment of the fit comparison")
     p.add_argument(
         "--pde-experiment",
         default="poisson2d",
-        help="the PDE experiment of the pde_* comparisons (a built-in 2-D Poisson problem if config has none)",
+        help="the PDE experiment of the pde comparison (a built-in 2-D Poisson problem if config has none)",
     )
     p.add_argument("--only", help="comma-separated subset of: " + ", ".join(COMPARISONS))
     p.add_argument("--steps", type=int, help="override the training steps (quick runs; not for the documented numbers)")
@@ -163,17 +188,27 @@ def main(argv=None) -> int:
 
     for name, func, text in (
         ("variants", cmd_variants, "list enabled experiments and their variants"),
-        ("check-config", cmd_check_config, "checks beyond the schema (task parameters, sweeps)"),
+        ("check-config", cmd_check_config, "validate a config as the workflow does (schema and checks)"),
     ):
         p = sub.add_parser(name, help=text)
         p.add_argument("config")
         p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
         p.set_defaults(func=func)
 
+    p = sub.add_parser("notebook-failure", help="one line on a failed papermill notebook: the failing cell and error")
+    p.add_argument("notebook", help="the partially executed copy papermill wrote")
+    p.add_argument("log", nargs="?", help="papermill's output")
+    p.set_defaults(func=cmd_notebook_failure)
+
+    from staircase.lowrank.cli import add_commands
+
+    add_commands(sub, _load_config)
+
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (cfgmod.ConfigError, ValueError) as err:
+    except (cfgmod.ConfigError, AlreadyRunning) as err:
+        # the user's input is wrong, or the job runs already: one line. Anything else keeps its traceback.
         print(f"staircase: error: {err}", file=sys.stderr)
         return 2
 

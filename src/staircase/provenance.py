@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -73,3 +74,37 @@ def write_json(path, obj) -> None:
             fh.write("\n")
 
     atomic_write(path, _w)
+
+
+class AlreadyRunning(RuntimeError):
+    """Another live process holds the lock: the same job is running twice."""
+
+
+@contextlib.contextmanager
+def exclusive(path: str | os.PathLike, what: str):
+    """Hold an exclusive lock on ``path`` (created if needed) for the block, or raise
+    AlreadyRunning at once. The kernel drops the lock when its process dies, even by SIGKILL, so a
+    killed job never leaves a stale lock; an orphaned job that is still running (its Snakemake was
+    killed) keeps it, and a re-run of the same job stops instead of writing the same files."""
+    import fcntl
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            locked = True
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            raise AlreadyRunning(
+                f"{what} is already running ({holder}, lock {path}); wait for it to finish or end it, then re-run"
+            ) from None
+        except OSError:  # a filesystem without locks: go on unguarded rather than fail the job
+            locked = False
+        if locked:
+            fh.seek(0)
+            fh.truncate()
+            fh.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+            fh.flush()
+        yield

@@ -5,7 +5,10 @@ layer, and the loss lower bound.
 Outputs (all written atomically, in ``out_dir``):
 
 * ``metrics.parquet`` - one row per (seed, step): loss, rel_l2, eps_rank (last hidden layer at
-  the main eps), lower_bound, best_loss, best_loss_top_r, bound_rank, bound_eps, elapsed_s
+  the main eps), lower_bound, best_loss, best_loss_top_r, bound_rank, bound_eps, elapsed_s, and
+  train_s / train_cpu_s: wall seconds / CPU seconds of the training thread spent optimising
+  (first-layer pre-training included, measurements excluded): the clocks of time-to-threshold
+  comparisons (the CPU one is immune to other processes on a shared CPU; on a GPU use the wall one)
 * ``ranks.parquet``   - tidy: (seed, step, layer, metric, eps, value) for the eps-rank at every
   eps and the peer metrics (effective, stable, numerical rank) of every hidden layer
 * ``spectra.npz``     - ``steps``, ``seeds`` and ``layer<l>`` arrays (seed, step, n) of the sorted
@@ -19,6 +22,7 @@ resumes from it, and on the CPU finishes with the same numbers as an uninterrupt
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -32,12 +36,13 @@ import torch
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
+from staircase import methods
 from staircase import rank as rk
+from staircase.architectures import build_model
 from staircase.bounds import loss_lower_bound
-from staircase.fastopt import FastStep
 from staircase.hostmem import keep_freed_memory
-from staircase.models import StackedMLP
-from staircase.provenance import atomic_write, provenance, write_json
+from staircase.methods import make_optimizer  # noqa: F401  (moved to staircase.methods)
+from staircase.provenance import atomic_write, exclusive, provenance, write_json
 from staircase.tasks import make_task
 
 
@@ -58,19 +63,6 @@ def choose_device(requested: str) -> str:
     return requested
 
 
-def make_optimizer(params, train_cfg: dict, capturable: bool = False) -> torch.optim.Optimizer:
-    """capturable: the optimizer's state stays on the GPU, so its step can run in a CUDA graph."""
-    name = train_cfg["optimizer"]
-    lr = train_cfg["lr"]
-    # fused=True: one kernel for all parameters instead of a Python loop over them (same update;
-    # on a CPU core it cut the optimizer step of a small stacked MLP about in half)
-    if name == "adam":
-        return torch.optim.Adam(params, lr=lr, fused=True, capturable=capturable)
-    if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=train_cfg.get("momentum", 0.0), fused=True)
-    raise ValueError(f"train.optimizer: unknown optimizer {name!r}; choose one of ['adam', 'sgd']")
-
-
 def config_hash(cfg: dict) -> str:
     """Identifies the run a checkpoint belongs to (device excluded: it does not change the run)."""
     keep = {k: v for k, v in cfg.items() if k != "device"}
@@ -89,6 +81,8 @@ class Recorder:
         "bound_rank",
         "bound_violation",
         "elapsed_s",
+        "train_s",
+        "train_cpu_s",
     )
 
     def __init__(self):
@@ -147,16 +141,19 @@ class Trainer:
         dtype = torch.float64 if cfg["train"].get("dtype", "float32") == "float64" else torch.float32
         task_params = dict(cfg["task"])
         self.task = make_task(task_params.pop("name"), **task_params)
-        m = cfg["model"]
-        self.model = StackedMLP(cfg["seeds"], self.task.d, m["width"], m["depth"], m["activation"], dtype=dtype).to(
-            self.device
-        )
+        self.model = build_model(cfg["model"], cfg["seeds"], self.task.d, self.task.bounds, dtype).to(self.device)
+        self.opt = methods.make_method(self.model, cfg["train"])  # optimiser(s) and lr schedule
         # train.cuda_graph: on a GPU, capture the whole training step once and replay it (small stacked
         # MLPs are bound by kernel launches); ignored on the CPU, where launches cost nothing
         self.cuda_graph = self.device == "cuda" and bool(cfg["train"].get("cuda_graph", False))
+        if self.cuda_graph and not self.opt.graph_safe:
+            print(
+                f"staircase: {self.name}: train.cuda_graph needs adam, adamw or sgd without a schedule; "
+                "training eagerly",
+                file=sys.stderr,
+            )
+            self.cuda_graph = False
         self._graph, self._warmup_left = None, 3
-        self.opt = make_optimizer(self.model.parameters(), cfg["train"], capturable=self.cuda_graph)
-        self.fast_opt = FastStep(self.opt)  # the optimizer's own update, minus torch.optim's per-call overhead
         self.data = self.task.train_data(self.device, dtype)
         xr, self.rank_w = self.task.rank_points()
         if cfg["rank"]["normalisation"] == "mean":
@@ -178,6 +175,8 @@ class Trainer:
         self.rec = Recorder()
         self.step = 0
         self.elapsed = 0.0
+        self.train_clock = np.zeros(2)  # wall and CPU seconds spent optimising (not measuring)
+        self.pretrain_info: dict | None = None
         self.diverged_at = np.full(len(cfg["seeds"]), -1)  # first log step with a non-finite loss
         self.bound_eps = float("nan")
 
@@ -189,9 +188,11 @@ class Trainer:
         loss = self.task.loss(model, self.data).to(torch.float64).cpu().numpy()
         newly = ok & ~np.isfinite(loss)
         for s in np.flatnonzero(newly):
+            # the step is that of the first measurement with a non-finite loss; the previous one was finite
+            since = f" (finite at step {self.rec.steps[-1]})" if self.rec.steps else ""
             print(
-                f"staircase: {self.name} seed {self.cfg['seeds'][s]} diverged: loss is {loss[s]} at step {self.step}; "
-                "recorded as diverged",
+                f"staircase: {self.name} seed {self.cfg['seeds'][s]} diverged: loss is {loss[s]} at step {self.step}"
+                f"{since}; recorded as diverged, its later measurements are NaN",
                 file=sys.stderr,
             )
             self.diverged_at[s] = self.step
@@ -219,9 +220,11 @@ class Trainer:
         rec.steps.append(self.step)
         for key, val in zip(
             Recorder.SCALARS,
-            (loss, rel.cpu().numpy(), *bound, np.full(n_models, self.elapsed)),
+            (loss, rel.cpu().numpy(), *bound, *(np.full(n_models, t) for t in (self.elapsed, *self.train_clock))),
         ):
-            rec.scalars[key].append(np.where(ok, val, np.nan) if key != "elapsed_s" else val)
+            rec.scalars[key].append(
+                val if key in ("elapsed_s", "train_s", "train_cpu_s") else np.where(ok, val, np.nan)
+            )
         rec.spectra.append(spectra)
 
     # ---- checkpointing ------------------------------------------------------------------------
@@ -232,6 +235,8 @@ class Trainer:
             "config_hash": config_hash(self.cfg),
             "step": self.step,
             "elapsed": self.elapsed,
+            "train_clock": self.train_clock,
+            "pretrain": self.pretrain_info,
             "diverged_at": self.diverged_at,
             "model": self.model.state_dict(),
             "opt": self.opt.state_dict(),
@@ -248,43 +253,13 @@ class Trainer:
             return False
         self.model.load_state_dict(state["model"])
         self.opt.load_state_dict(state["opt"])
-        self.fast_opt.state_changed()
         self.rec.load(state["recorder"])
         self.step, self.elapsed, self.diverged_at = state["step"], state["elapsed"], state["diverged_at"]
+        self.train_clock, self.pretrain_info = state["train_clock"], state["pretrain"]
         print(f"staircase: {self.name}: resumed from checkpoint at step {self.step}", file=sys.stderr)
         return True
 
     # ---- the loop -----------------------------------------------------------------------------
-    def _eager_step(self) -> None:
-        self.fast_opt.zero_grad()
-        self.task.loss(self.model, self.data).sum().backward()
-        self.fast_opt.step()
-
-    def train_step(self) -> None:
-        """One optimizer step of every model. No host synchronisation: the loss stays on the device
-        (it is read at measurements only). With ``cuda_graph`` the first steps run eagerly on a
-        side stream (as CUDA graph capture requires), then one step is captured, and every step
-        from there on replays it: the same kernels on the same (static) tensors."""
-        if not self.cuda_graph:
-            self._eager_step()
-        elif self._graph is not None:
-            self._graph.replay()
-        elif self._warmup_left > 0:
-            self._warmup_left -= 1
-            side = torch.cuda.Stream()
-            side.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(side):
-                self._eager_step()
-            torch.cuda.current_stream().wait_stream(side)
-        else:
-            graph = torch.cuda.CUDAGraph()
-            self.opt.zero_grad(set_to_none=True)  # the gradients are then allocated in the graph's pool
-            with torch.cuda.graph(graph):
-                self.task.loss(self.model, self.data).sum().backward()
-                self.opt.step()
-            graph.replay()  # capturing ran nothing: this is the step itself
-            self._graph = graph
-
     def train(self) -> None:
         resumed = self.try_resume()
         steps = self.cfg["train"]["steps"]
@@ -304,11 +279,16 @@ class Trainer:
         # 2-core machine (threads spin while the other job holds the other core)
         limits = threadpool_limits(limits=self.threads, user_api="blas")
         t0 = time.perf_counter() - self.elapsed
+        if not resumed and (self.cfg["train"].get("pretrain") or {}).get("steps", 0) > 0:
+            self.pretrain()
+            self.elapsed = time.perf_counter() - t0
         if not resumed or self.step not in self.rec.steps:
             if self.step in log_set:
                 self.measure()
         while self.step < steps and (self.diverged_at < 0).any():
+            clock = time.perf_counter(), time.thread_time()
             self.train_step()
+            self.train_clock += (time.perf_counter() - clock[0], time.thread_time() - clock[1])
             self.step += 1
             bar.update(1)
             self.elapsed = time.perf_counter() - t0
@@ -319,6 +299,46 @@ class Trainer:
         bar.close()
         self.elapsed = time.perf_counter() - t0
         limits.restore_original_limits()
+
+    def _loss(self) -> torch.Tensor:
+        return self.task.loss(self.model, self.data)
+
+    def train_step(self) -> None:
+        """One training step of every model (``Method.step``). With ``cuda_graph`` the first steps
+        run eagerly on a side stream (as CUDA graph capture requires), then one step is captured,
+        and every step from there on replays it: the same kernels on the same (static) tensors."""
+        if not self.cuda_graph:
+            self.opt.step(self._loss)
+        elif self._graph is not None:
+            self._graph.replay()
+            self.opt.t += 1  # what Method.step counts in Python
+        elif self._warmup_left > 0:
+            self._warmup_left -= 1
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                self.opt.step(self._loss)
+            torch.cuda.current_stream().wait_stream(side)
+        else:
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                self.opt.step(self._loss)  # gradients are set to None first: allocated in the graph's pool
+            graph.replay()  # capturing ran nothing: this is the step itself
+            self._graph = graph
+
+    def pretrain(self) -> None:
+        """First-layer pre-training (staircase.methods.pretrain_first_layer), before step 0."""
+        before = self._layer_ranks()
+        info = methods.pretrain_first_layer(self.model, self.rank_x, self.rank_w, self.cfg["train"]["pretrain"])
+        self.train_clock += (info["wall_s"], info["cpu_s"])
+        info.update(eps=self.main_eps, eps_rank_before=before, eps_rank_after=self._layer_ranks())
+        self.pretrain_info = info
+
+    @torch.no_grad()
+    def _layer_ranks(self) -> list[list[int]]:
+        """eps-rank at the main eps of every hidden layer (outer list) and model (inner)."""
+        _, hidden = self.model(self.rank_x, return_hidden=True)
+        return [rk.eps_rank_from_spectrum(rk.spectrum(h, self.rank_w), self.main_eps).tolist() for h in hidden]
 
     # ---- outputs ------------------------------------------------------------------------------
     def write_outputs(self) -> None:
@@ -391,6 +411,9 @@ class Trainer:
             "gram_normalisation": self.cfg["rank"]["normalisation"],
             "wall_time_s": round(self.elapsed, 3),
             "steps_per_s": round(self.step / self.elapsed, 2) if self.elapsed > 0 else None,
+            "train_s": round(float(self.train_clock[0]), 3),
+            "train_cpu_s": round(float(self.train_clock[1]), 3),
+            "pretrain": self.pretrain_info,
             **provenance(self.device),
         }
         write_json(self.out_dir / "run.json", run)
@@ -399,11 +422,17 @@ class Trainer:
 
 
 def run(cfg: dict, out_dir, checkpoint_dir=None, progress: bool = True) -> Path:
-    trainer = Trainer(cfg, out_dir, checkpoint_dir, progress)
-    trainer.train()
-    trainer.write_outputs()
+    # one process per job: a second one on the same checkpoint (an orphan of a killed Snakemake
+    # still running) stops at once instead of writing the same files
+    name = f"{cfg['experiment']}/{cfg['variant']}"
+    with exclusive(Path(checkpoint_dir) / "lock", f"training {name}") if checkpoint_dir else contextlib.nullcontext():
+        trainer = Trainer(cfg, out_dir, checkpoint_dir, progress)
+        trainer.train()
+        trainer.write_outputs()
     bad = [f"seed {s}: {st}" for s, st in json.load(open(Path(out_dir) / "run.json"))["status"].items() if st != "ok"]
     summary = f"{trainer.name}: {len(cfg['seeds'])} seed(s), {trainer.step} steps in {trainer.elapsed:.1f}s"
+    if trainer.step < cfg["train"]["steps"]:
+        summary += f" (stopped before step {cfg['train']['steps']}: every seed diverged)"
     print(f"staircase: {summary}; results in {out_dir}" + (f" ({'; '.join(bad)})" if bad else ""), file=sys.stderr)
     return Path(out_dir)
 

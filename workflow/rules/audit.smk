@@ -1,7 +1,8 @@
 rule audit:
     """Claim verdicts (PASS / FAIL / INCONCLUSIVE) from the runs on disk; retrains nothing."""
     input:
-        runs=lambda w: [f for e in EXPERIMENTS for f in run_files(e, "run.json")],
+        runs=lambda w: [f for e in EXPERIMENTS for f in run_files(e, "run.json")]
+        + AUDIT_INPUTS,
         figures=lambda w: [f"results/figures/{name}.png" for name in FIGURES],
         tables=lambda w: [f"results/tables/{name}.csv" for name in TABLES],
     output:

@@ -79,6 +79,8 @@ def notebook(name):
 # notebook gets `output_stem` (where to write, without suffix) plus the given parameters.
 FIGURES = {}
 TABLES = {}
+# run files the audit reads besides the train rule's (stages with their own training rules add theirs)
+AUDIT_INPUTS = []
 
 
 def _register(registry, kind, name, notebook_name, inputs, caption, parameters):
@@ -124,3 +126,12 @@ def print_audit_summary():
 
     print(f"\n{audit.summary_line(pd.read_csv(claims))}")
     print("details: results/audit/claims.md; report: snakemake --report report.html")
+
+
+# On a cluster (workflow/profiles/slurm*), these light rules run on the submitting node instead
+# of as jobs: they take seconds, far less than a wait in the queue. Only training is submitted.
+localrules:
+    figure,
+    table,
+    notebook_html,
+    audit,

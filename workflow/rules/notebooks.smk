@@ -3,11 +3,12 @@
 
 
 # papermill writes the executed notebook into the log folder first: Snakemake deletes a failed
-# job's outputs, and the partially executed copy is what shows the failing cell.
+# job's outputs, and the partially executed copy is what shows the failing cell. On failure,
+# `staircase notebook-failure` names that cell (In [n]), the error, and where the copy is.
 PAPERMILL = (
     "papermill {input.notebook} {log.notebook} -k python3 --cwd . -y {params.parameters:q}"
-    " > {log.stderr} 2>&1 || {{ echo 'notebook failed: see the failing cell in {log.notebook}"
-    " (papermill output in {log.stderr})' >&2; exit 1; }}; cp {log.notebook} {output.notebook}"
+    " > {log.stderr} 2>&1 || {{ python -m staircase notebook-failure {log.notebook} {log.stderr} >&2;"
+    " exit 1; }}; cp {log.notebook} {output.notebook}"
 )
 
 

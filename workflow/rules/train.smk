@@ -9,6 +9,10 @@ rule train:
         run="results/runs/{experiment}/{variant}/run.json",
     log:
         "results/logs/train/{experiment}/{variant}.log",
+    # only configured runs: a misspelt experiment in a target has no rule (instead of a KeyError)
+    wildcard_constraints:
+        experiment=_one_of(EXPERIMENTS),
+        variant=_one_of({v for vs in VARIANTS.values() for v in vs}),
     conda:
         ENV
     threads: 1

@@ -1,0 +1,190 @@
+"""Reading training results for figures, tables and the audit.
+
+A run directory ``results/runs/<experiment>/<variant>/`` holds what ``staircase train`` wrote
+(see :mod:`staircase.train`). :func:`load_run` reads it into a :class:`Run`; the helpers below
+compute, from a run, the numbers the analysis figures and the summary table show:
+
+* :func:`spread` - median and band (min..max) over seeds of one metric at every step, counting
+  only the seeds that have not diverged by that step;
+* :func:`layer_ranks` / :func:`layer_order` - epsilon-rank of every hidden layer, and the
+  fraction of (checkpoint, adjacent layer pair) with r_eps(l+1) >= r_eps(l) (claim A5);
+* :func:`seed_summary` / :func:`run_summary` - per seed and per variant: final loss and error,
+  final epsilon-rank per layer, stairs and Spearman (:mod:`staircase.stairs`), bound violations,
+  and the seed's status.
+
+Diverged seeds are never dropped silently: the trainer records NaN from the step a seed diverged
+on and ``run.json`` says ``"diverged at step N"``; :attr:`Run.diverged` gives {seed: N}, and the
+summaries carry the status with every row.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from staircase import stairs
+
+_DIVERGED = re.compile(r"diverged at step (\d+)")
+
+
+@dataclass
+class Run:
+    """One experiment variant: all its seeds."""
+
+    path: Path
+    info: dict  # run.json
+    metrics: pd.DataFrame
+    _ranks: pd.DataFrame | None = field(default=None, repr=False)
+
+    @property
+    def config(self) -> dict:
+        return self.info["config"]
+
+    @property
+    def experiment(self) -> str:
+        return self.config["experiment"]
+
+    @property
+    def variant(self) -> str:
+        return self.config["variant"]
+
+    @property
+    def main_eps(self) -> float:
+        return float(self.config["rank"]["main_eps"])
+
+    @property
+    def seeds(self) -> list[int]:
+        return [int(s) for s in self.info["seeds"]]
+
+    @property
+    def status(self) -> dict[int, str]:
+        return {int(s): st for s, st in self.info["status"].items()}
+
+    @property
+    def diverged(self) -> dict[int, int]:
+        """{seed: step at which it diverged} for the diverged seeds."""
+        out = {}
+        for seed, st in self.status.items():
+            if st != "ok":
+                match = _DIVERGED.search(st)
+                out[seed] = int(match.group(1)) if match else -1
+        return out
+
+    @property
+    def depth(self) -> int:
+        return int(self.config["model"]["depth"])
+
+    @property
+    def ranks(self) -> pd.DataFrame:
+        if self._ranks is None:
+            self._ranks = pd.read_parquet(self.path / "ranks.parquet")
+        return self._ranks
+
+    @cached_property
+    def spectra(self) -> dict[str, np.ndarray]:
+        with np.load(self.path / "spectra.npz") as npz:
+            return {k: npz[k] for k in npz.files}
+
+    def status_note(self) -> str:
+        """'' when every seed is fine, else e.g. 'seed 1 diverged at step 300'."""
+        return "; ".join(
+            f"seed {s} diverged" + (f" at step {step}" if step >= 0 else "") for s, step in self.diverged.items()
+        )
+
+
+def load_run(path) -> Run:
+    path = Path(path)
+    info = json.loads((path / "run.json").read_text())
+    metrics = pd.read_parquet(path / "metrics.parquet")
+    return Run(path, info, metrics)
+
+
+def load_runs(paths) -> list[Run]:
+    return [load_run(p) for p in paths]
+
+
+def spread(metrics: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Per step: median, min and max of ``column`` over the seeds with a finite value, and their
+    number ``n`` (it falls when a seed diverges)."""
+    grp = metrics[np.isfinite(metrics[column])].groupby("step")[column]
+    return pd.DataFrame({"median": grp.median(), "lo": grp.min(), "hi": grp.max(), "n": grp.count()}).reset_index()
+
+
+def layer_ranks(ranks: pd.DataFrame, eps: float) -> pd.DataFrame:
+    """Wide table: index (seed, step), one column per hidden layer: its epsilon-rank at ``eps``."""
+    sel = ranks[(ranks["metric"] == "eps_rank") & np.isclose(ranks["eps"], eps, rtol=1e-9, atol=0)]
+    if sel.empty:
+        raise ValueError(f"no eps-rank at eps={eps} in the ranks table (have {sorted(ranks['eps'].dropna().unique())})")
+    return sel.pivot_table(index=["seed", "step"], columns="layer", values="value", dropna=False).sort_index()
+
+
+def layer_order(ranks: pd.DataFrame, eps: float) -> pd.Series:
+    """Per seed: the fraction of (checkpoint, adjacent layer pair) where the later layer's
+    epsilon-rank is at least the earlier one's (claim A5); NaN for a single hidden layer.
+    Checkpoints after a divergence (NaN) are left out."""
+    wide = layer_ranks(ranks, eps)
+    vals = wide.to_numpy(dtype=float)
+    if vals.shape[1] < 2:
+        return pd.Series(np.nan, index=wide.index.get_level_values("seed").unique(), name="layer_order")
+    later, earlier = vals[:, 1:], vals[:, :-1]
+    ok = np.isfinite(later) & np.isfinite(earlier)
+    hits = pd.DataFrame({"hit": ((later >= earlier) & ok).sum(axis=1), "n": ok.sum(axis=1)}, index=wide.index)
+    per_seed = hits.groupby(level="seed").sum()
+    return (per_seed["hit"] / per_seed["n"].where(per_seed["n"] > 0)).rename("layer_order")
+
+
+def seed_summary(run: Run, min_points: int = 2, min_span: float = 0.0, window: int = 1) -> pd.DataFrame:
+    """One row per seed: status, the last finite loss / rel_l2 / lower bound, final epsilon-rank
+    of every layer at the main eps (``final_rank_l<l>``), the stair analysis of the last layer
+    (:func:`staircase.stairs.seed_table`), the layer order (A5) and the bound violations."""
+    m = run.metrics.sort_values(["seed", "step"])
+    finite = m[np.isfinite(m["loss"])]
+    last = finite.groupby("seed").tail(1).set_index("seed")
+    table = pd.DataFrame(index=pd.Index(run.seeds, name="seed"))
+    table["status"] = [run.status.get(s, "missing") for s in run.seeds]
+    table["last_step"] = last["step"]
+    table["final_loss"] = last["loss"]
+    table["final_rel_l2"] = last["rel_l2"]
+    table["final_lower_bound"] = last["lower_bound"]
+    wide = layer_ranks(run.ranks, run.main_eps)
+    final_ranks = wide.dropna(how="all").groupby(level="seed").tail(1).droplevel("step")
+    for layer in final_ranks.columns:
+        table[f"final_rank_l{layer}"] = final_ranks[layer]
+    st = stairs.seed_table(m, min_points=min_points, min_span=min_span, window=window).set_index("seed")
+    table = table.join(st)
+    table["layer_order"] = layer_order(run.ranks, run.main_eps)
+    table["bound_checks"] = finite.groupby("seed")["bound_violation"].size()
+    table["bound_violations"] = finite.groupby("seed")["bound_violation"].sum()
+    table.insert(0, "variant", run.variant)
+    table.insert(0, "experiment", run.experiment)
+    return table.reset_index()
+
+
+def run_summary(run: Run, **options) -> dict:
+    """One row per variant: medians over the seeds that did not diverge (all seeds when every
+    one diverged, flagged in ``status``), sums of the bound checks over all seeds."""
+    seeds = seed_summary(run, **options)
+    ok = seeds[seeds["status"] == "ok"]
+    use = ok if len(ok) else seeds
+    row = {
+        "experiment": run.experiment,
+        "variant": run.variant,
+        "seeds": len(seeds),
+        "seeds_ok": len(ok),
+        "status": run.status_note() or "ok",
+    }
+    numeric = [c for c in seeds.columns if c not in ("experiment", "variant", "seed", "status", "truncated")]
+    for col in numeric:
+        row[col] = float(use[col].median()) if use[col].notna().any() else np.nan
+    row["bound_checks"] = int(seeds["bound_checks"].sum())
+    row["bound_violations"] = int(seeds["bound_violations"].sum())
+    return row
+
+
+__all__ = ["Run", "layer_order", "layer_ranks", "load_run", "load_runs", "run_summary", "seed_summary", "spread"]

@@ -1,0 +1,91 @@
+"""The analysis notebooks on results with a diverged seed: they must run, flag the seed, and keep
+it out of the medians (the tiny end-to-end run in test_workflow.py runs every notebook on
+healthy results)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from staircase import config as cfgmod
+from staircase import train
+
+REPO = Path(__file__).resolve().parents[1]
+PAPERMILL = str(Path(sys.executable).parent / "papermill")
+
+
+def diverge(run_dir: Path, seed: int, step: int, activation: str) -> None:
+    """Rewrite a run as if ``seed`` had diverged at ``step`` (what the trainer records: NaN from
+    that step on, NaN spectra, the status in run.json), relabelled as another sweep cell."""
+    m = pd.read_parquet(run_dir / "metrics.parquet")
+    after = (m["seed"] == seed) & (m["step"] >= step)
+    for col in ("loss", "rel_l2", "eps_rank", "lower_bound", "best_loss", "best_loss_top_r", "bound_rank"):
+        m.loc[after, col] = np.nan
+    m.loc[after, "bound_violation"] = False
+    m.to_parquet(run_dir / "metrics.parquet", index=False)
+    r = pd.read_parquet(run_dir / "ranks.parquet")
+    r.loc[(r["seed"] == seed) & (r["step"] >= step), "value"] = np.nan
+    r.to_parquet(run_dir / "ranks.parquet", index=False)
+    with np.load(run_dir / "spectra.npz") as npz:
+        spectra = {k: npz[k] for k in npz.files}
+    s = list(spectra["seeds"]).index(seed)
+    for key in spectra:
+        if key.startswith("layer"):
+            spectra[key][s, spectra["steps"] >= step] = np.nan
+    np.savez_compressed(run_dir / "spectra.npz", **spectra)
+    info = json.loads((run_dir / "run.json").read_text())
+    info["status"][str(seed)] = f"diverged at step {step}"
+    info["config"]["model"]["activation"] = activation
+    (run_dir / "run.json").write_text(json.dumps(info))
+
+
+def papermill(name: str, cwd: Path, **parameters) -> str:
+    out = cwd / f"{name}.ipynb"
+    res = subprocess.run(
+        [PAPERMILL, str(REPO / "notebooks" / f"{name}.ipynb"), str(out), "-k", "python3", "--cwd", str(cwd)]
+        + ["-y", json.dumps(parameters)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    return out.read_text()
+
+
+@pytest.mark.slow
+def test_notebooks_flag_a_diverged_seed(tmp_path):
+    config = yaml.safe_load((REPO / "tests/config/config.yaml").read_text())
+    cfg = cfgmod.variants(config, "fit1d")["base"]
+    cfg["train"]["steps"] = 60
+    runs = [tmp_path / "runs/exp/activation-tanh", tmp_path / "runs/exp/activation-relu"]
+    for run in runs:
+        train.run(dict(cfg, experiment="exp", variant=run.name), run, progress=False)
+    diverge(runs[1], seed=1, step=30, activation="relu")
+    runs = [str(r) for r in runs]
+    stairs = dict(min_points=2, min_span=0.0, window=1)
+    for name, extra in (
+        ("staircase", dict(experiment="exp", **stairs)),
+        ("universality", dict(experiment="exp", **stairs)),
+        ("spectra", dict(experiment="exp")),
+    ):
+        executed = papermill(name, tmp_path, runs=runs, output_stem=str(tmp_path / name), **extra)
+        assert (tmp_path / f"{name}.png").stat().st_size > 0 and (tmp_path / f"{name}.pdf").stat().st_size > 0
+        if name != "spectra":
+            assert "diverged at step 30" in executed  # the status is shown, not dropped
+    papermill("summary", tmp_path, runs=runs, output_stem=str(tmp_path / "summary"), **stairs)
+    table = pd.read_csv(tmp_path / "summary.csv").set_index("variant")
+    assert table.loc["activation-relu", "status"] == "seed 1 diverged at step 30"
+    assert table.loc["activation-relu", "seeds_ok"] == 1 and table.loc["activation-tanh", "seeds_ok"] == 2
+    # the medians of the diverged cell are those of its surviving seed 0, which trained exactly as in the healthy
+    # cell (same config and seed)
+    healthy = pd.read_parquet(Path(runs[0]) / "metrics.parquet")
+    seed0 = healthy[(healthy["seed"] == 0) & (healthy["step"] == 60)]
+    assert table.loc["activation-relu", "final_loss"] == pytest.approx(float(seed0["loss"].iloc[0]))
+    assert (table["bound_violations"] == 0).all()

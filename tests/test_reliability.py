@@ -1,0 +1,340 @@
+"""When things go wrong: interrupted runs resume, bad run configs fail in one line, diverged runs
+are recorded and flagged, a failing notebook points to its failing cell, and no reader ever sees
+half a file. (Bad config.yaml files through Snakemake and the DAG's file ownership are in
+test_workflow.py; determinism and the training-level resume in test_train.py.)"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from staircase import cli, train
+from staircase import config as cfgmod
+from staircase.notebooks import failure_message
+from staircase.provenance import AlreadyRunning, atomic_write, exclusive
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
+TINY = REPO / "tests" / "config" / "config.yaml"
+
+
+def tiny_config(**fit1d_overrides) -> dict:
+    """The tiny test config with only fit1d (whatever else it holds), its settings overridden."""
+    config = yaml.safe_load(TINY.read_text())
+    config["experiments"] = {"fit1d": cfgmod.deep_merge(config["experiments"]["fit1d"], fit1d_overrides)}
+    return config
+
+
+def files_under(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
+
+
+# ---- atomic outputs -------------------------------------------------------------------------------
+
+
+def test_atomic_write_failing_writer_keeps_the_old_file_whole(tmp_path):
+    path = tmp_path / "metrics.parquet"
+    path.write_bytes(b"old, complete")
+    seen = {}
+
+    def half_then_fail(tmp):
+        seen["tmp"] = Path(tmp)
+        Path(tmp).write_bytes(b"half of the new")
+        seen["during"] = path.read_bytes()  # a reader while the writer works sees the old file
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write(path, half_then_fail)
+    assert seen["tmp"].parent == path.parent  # same filesystem: the final rename is atomic
+    assert seen["tmp"].name != path.name and seen["during"] == b"old, complete"
+    assert path.read_bytes() == b"old, complete"
+    assert files_under(tmp_path) == {"metrics.parquet"}  # no temporary file left behind
+
+
+def test_atomic_write_failing_writer_leaves_no_file_under_the_final_name(tmp_path):
+    path = tmp_path / "new" / "run.json"
+
+    def half_then_fail(tmp):
+        Path(tmp).write_text('{"config": ')
+        raise RuntimeError("killed mid-way")
+
+    with pytest.raises(RuntimeError):
+        atomic_write(path, half_then_fail)
+    assert not path.exists() and files_under(tmp_path) == set()
+    atomic_write(path, lambda tmp: Path(tmp).write_text("{}"))
+    assert path.read_text() == "{}" and files_under(tmp_path) == {"new/run.json"}
+
+
+def test_training_writes_only_into_its_output_and_checkpoint_folders(tmp_path, monkeypatch):
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    cfg = cfgmod.variants(tiny_config(train={"steps": 60, "checkpoint_every": 20}), "fit1d")["base"]
+    seen = []
+    save = train.Trainer.save_checkpoint
+
+    def spy(self):
+        save(self)
+        seen.append(files_under(tmp_path))
+
+    monkeypatch.setattr(train.Trainer, "save_checkpoint", spy)
+    train.run(cfg, tmp_path / "out", tmp_path / "ckpt", progress=False)
+    assert len(seen) == 2  # checkpoints at steps 20 and 40 (none at the last step)
+    for during in seen:
+        assert during == {"ckpt/checkpoint.pt", "ckpt/lock"}  # nothing in out/ until the end
+    outputs = {f"out/{name}" for name in ("metrics.parquet", "ranks.parquet", "spectra.npz", "run.json")}
+    assert files_under(tmp_path) == outputs | {"ckpt/lock"}  # the checkpoint is gone after success
+
+
+# ---- one job, one process ---------------------------------------------------------------------------
+
+
+def test_a_second_process_on_the_same_job_stops_at_once(tmp_path):
+    lock = tmp_path / "ckpt" / "lock"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from staircase.provenance import exclusive\n"
+         f"with exclusive({str(lock)!r}, 'job'):\n    print('held', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(AlreadyRunning, match=f"training fit1d/base is already running \\(pid {holder.pid} "):
+            with exclusive(lock, "training fit1d/base"):
+                pass
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    with exclusive(lock, "training fit1d/base"):  # the kernel released a SIGKILLed holder's lock
+        pass
+
+
+# ---- bad run configs: one line, before any training -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (
+            ["--config", str(TINY), "--experiment", "fti1d"],
+            "experiments: no experiment named 'fti1d'; have ['fit1d', 'sweep1d']",
+        ),
+        (["--config", str(TINY), "--experiment", "fit1d", "--variant", "wide"], "has no variant 'wide'"),
+        (["--config", str(TINY), "--experiment", "fit1d", "--set", "scale=fulll"], "scale: 'fulll' is not one of"),
+        (["--config", "no/such.yaml", "--experiment", "fit1d"], "no/such.yaml: cannot read it (No such file"),
+        (["--run-config", '{"experiment": "fit1d",'], "--run-config: not valid JSON"),
+        (["--run-config", "@no/such.json"], "--run-config @no/such.json: cannot read it"),
+        (["--run-config", "WIDTH"], "experiments.fit1d.model.width: -3 is less than the minimum of 1"),
+        (["--run-config", "SEEDS"], "experiments.fit1d: 'seeds' is a required property"),
+        (["--run-config", "AMPLITUDES"], "experiments.fit1d.task: 2 frequencies but 1 amplitudes"),
+    ],
+)
+def test_train_cli_rejects_a_bad_config_in_one_line(tmp_path, capsys, argv, expected):
+    run_cfg = cfgmod.variants(tiny_config(), "fit1d")["base"]
+    bad = {
+        "WIDTH": cfgmod.deep_merge(run_cfg, {"model": {"width": -3}}),
+        "SEEDS": {k: v for k, v in run_cfg.items() if k != "seeds"},
+        "AMPLITUDES": cfgmod.deep_merge(run_cfg, {"task": {"amplitudes": [1.0]}}),
+    }
+    argv = [json.dumps(bad[a]) if a in bad else a for a in argv]
+    out = tmp_path / "out"
+    assert cli.main(["train", *argv, "--out", str(out), "--checkpoint-dir", str(tmp_path / "ckpt")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("staircase: error: ") and expected in err[0], err
+    assert not out.exists() and not (tmp_path / "ckpt").exists()  # failed before any training
+
+
+def test_two_variants_of_one_name_are_a_config_error():
+    config = tiny_config(sweep={"model.width": [8, 8]})
+    with pytest.raises(cfgmod.ConfigError, match="two variants are named 'width-8'"):
+        cfgmod.variants(config, "fit1d")
+
+
+# ---- failing notebooks ------------------------------------------------------------------------------
+
+
+def test_notebook_failure_names_the_failing_cell(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("x = 1", execution_count=1), nbformat.v4.new_code_cell("1 / 0")]
+    nb.cells[1].execution_count = 2
+    nb.cells[1].outputs = [nbformat.v4.new_output("error", ename="ZeroDivisionError", evalue="division by zero")]
+    path = tmp_path / "fig.ipynb"
+    nbformat.write(nb, path)
+    message = failure_message(path, "fig.log")
+    assert message.startswith("notebook failed in cell In [2] with ZeroDivisionError: division by zero")
+    assert f"partially executed copy, with the traceback under that cell, is {path}" in message
+    assert "fig.log" in message
+    assert "before any cell ran" in failure_message(tmp_path / "missing.ipynb")
+
+
+# ---- end to end through Snakemake ---------------------------------------------------------------------
+
+
+def start_snakemake(*args, cwd, log):
+    """Snakemake in its own process group (as in a terminal), so the test can kill the lot."""
+    with open(log, "w") as fh:
+        return subprocess.Popen(
+            [SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), *args],
+            cwd=cwd, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+
+
+def snakemake(*args, cwd, timeout=600):
+    return subprocess.run(
+        [SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), *args], cwd=cwd, capture_output=True, text=True,
+        timeout=timeout,
+    )  # fmt: skip
+
+
+def wait_for(condition, proc, what, timeout=300):
+    deadline = time.time() + timeout
+    while not condition():
+        assert proc.poll() is None, f"snakemake ended before {what}"
+        assert time.time() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def training_process(root_pid: int) -> int:
+    """The `python -m staircase train` process below root_pid (not the shell that started it)."""
+    rows = subprocess.run(["ps", "-eo", "pid=,ppid=,args="], capture_output=True, text=True, check=True).stdout
+    procs = [line.split(None, 2) for line in rows.splitlines() if len(line.split(None, 2)) == 3]
+    parent = {int(pid): int(ppid) for pid, ppid, _ in procs}
+
+    def below_root(pid):
+        while pid > 1:
+            if pid == root_pid:
+                return True
+            pid = parent.get(pid, 0)
+        return False
+
+    found = [
+        int(pid)
+        for pid, _, args in procs
+        if "-m staircase train" in args and "python" in args.split()[0] and below_root(int(pid))
+    ]
+    assert len(found) == 1, procs
+    return found[0]
+
+
+def same_results(a: Path, b: Path) -> None:
+    """Identical outputs apart from the wall-clock column."""
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(a / "metrics.parquet").drop(columns="elapsed_s"),
+        pd.read_parquet(b / "metrics.parquet").drop(columns="elapsed_s"),
+    )
+    assert pd.read_parquet(a / "ranks.parquet").equals(pd.read_parquet(b / "ranks.parquet"))
+    with np.load(a / "spectra.npz") as sa, np.load(b / "spectra.npz") as sb:
+        assert sorted(sa.files) == sorted(sb.files)
+        for key in sa.files:
+            np.testing.assert_array_equal(sa[key], sb[key])
+
+
+@pytest.mark.slow
+def test_snakemake_run_resumes_after_sigkill(tmp_path):
+    """Kill the training process, then Snakemake with its jobs: the run resumes from its checkpoint
+    with the commands the README gives, and ends with exactly the uninterrupted run's numbers."""
+    config = tiny_config(train={"steps": 1500, "checkpoint_every": 100}, log={"sparse_every": 250})
+    (tmp_path / "long.yaml").write_text(yaml.safe_dump(config))
+    work = tmp_path / "work"
+    work.mkdir()
+    target = "results/runs/fit1d/base/metrics.parquet"
+    args = [target, "--cores", "2", "--configfile", str(tmp_path / "long.yaml")]  # targets before --configfile
+    ckpt = work / "results/checkpoints/fit1d/base/checkpoint.pt"
+    log = work / "results/logs/train/fit1d/base.log"
+
+    # 1. the training process dies (out of memory, kill -9): Snakemake reports the failed job
+    sm = start_snakemake(*args, cwd=work, log=tmp_path / "sm1.log")
+    wait_for(ckpt.exists, sm, "the first checkpoint")
+    os.kill(training_process(sm.pid), signal.SIGKILL)
+    assert sm.wait(timeout=300) != 0
+    assert ckpt.exists() and not (work / target).exists()
+
+    # 2. a plain re-run resumes; this time Snakemake and its jobs are killed together (terminal
+    #    closed, node lost) once the resumed run has written a checkpoint of its own
+    first = ckpt.stat().st_mtime_ns
+    sm = start_snakemake(*args, cwd=work, log=tmp_path / "sm2.log")
+    wait_for(lambda: log.exists() and "resumed from checkpoint at step" in log.read_text(), sm, "the resume")
+    wait_for(lambda: ckpt.stat().st_mtime_ns != first, sm, "a checkpoint after the resume")
+    os.killpg(sm.pid, signal.SIGKILL)
+    sm.wait()
+
+    # 3. Snakemake left its lock: it refuses to start until --unlock
+    res = snakemake(*args, cwd=work)
+    assert res.returncode != 0 and "--unlock" in res.stdout + res.stderr
+    assert snakemake(*args, "--unlock", cwd=work).returncode == 0
+    # Snakemake marked the job's outputs incomplete when it started it; had the job been killed
+    # while writing them, a plain re-run would stop with IncompleteFilesException and ask for
+    # --rerun-incomplete (checked by hand; not repeated here, each Snakemake start costs seconds)
+    markers = {base64.b64decode(m.name).decode() for m in (work / ".snakemake/incomplete").iterdir()}
+    assert target in markers
+    (work / target).write_bytes(b"PAR1 half a file")
+
+    # 4. --rerun-incomplete resumes from the last checkpoint and finishes
+    res = snakemake(*args, "--rerun-incomplete", cwd=work)
+    assert res.returncode == 0, res.stderr[-3000:]
+    text = log.read_text()
+    assert "resumed from checkpoint at step" in text and "1500 steps" in text
+    resumed_at = int(text.split("resumed from checkpoint at step ")[1].split()[0])
+    assert 100 < resumed_at < 1500  # from the second run's checkpoint, not the first one
+    assert not ckpt.exists()
+
+    train.run(cfgmod.variants(config, "fit1d")["base"], tmp_path / "straight", progress=False)
+    same_results(work / "results/runs/fit1d/base", tmp_path / "straight")
+
+
+@pytest.mark.slow
+def test_diverged_run_is_recorded_and_flagged_and_a_failing_notebook_points_to_its_cell(tmp_path):
+    config = tiny_config(
+        claims=["A1", "A2"],
+        train={"steps": 60},
+        variants={"base": {}, "diverge": {"train": {"optimizer": "sgd", "lr": 1.0e6}}},
+    )
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    work = tmp_path / "work"
+    work.mkdir()
+    args = ["--cores", "2", "--configfile", str(tmp_path / "config.yaml")]
+    res = snakemake("results/audit/claims.md", *args, cwd=work)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]  # a diverged run is a result, not a crash
+
+    # the training log says which experiment, seed and step
+    log = (work / "results/logs/train/fit1d/diverge.log").read_text()
+    assert re.search(r"fit1d/diverge seed 0 diverged: loss is (nan|-?inf) at step 10 \(finite at step 0\)", log), log
+    assert "stopped before step 60: every seed diverged" in log
+    # run.json and the metrics record it
+    run = json.loads((work / "results/runs/fit1d/diverge/run.json").read_text())
+    assert run["diverged"] and run["status"] == {"0": "diverged at step 10", "1": "diverged at step 10"}
+    metrics = pd.read_parquet(work / "results/runs/fit1d/diverge/metrics.parquet")
+    assert metrics.query("step >= 10")["loss"].isna().all() and metrics.query("step < 10")["loss"].notna().all()
+    assert json.loads((work / "results/runs/fit1d/base/run.json").read_text())["diverged"] is False
+    # the figure's notebook lists the diverged seeds, and the audit names them
+    executed = (work / "results/notebooks/staircase_fit1d.ipynb").read_text()
+    assert "diverged at step 10" in executed
+    claims = (work / "results/audit/claims.md").read_text()
+    assert "excluded (diverged): diverge/seed0 diverged at step 10" in claims
+
+    # now the figure's notebook fails (here: unreadable data): the partial copy stays in the logs
+    # and the message names it and the failing cell
+    (work / "results/runs/fit1d/diverge/metrics.parquet").write_bytes(b"not a parquet file")
+    res = snakemake("results/figures/staircase_fit1d.png", *args, cwd=work)
+    assert res.returncode != 0
+    partial = work / "results/logs/notebooks/staircase_fit1d.ipynb"
+    nb = nbformat.read(partial, as_version=4)
+    failing = [c for c in nb.cells if any(o.get("output_type") == "error" for o in c.get("outputs", []))]
+    assert len(failing) == 1
+    lines = [line for line in res.stderr.splitlines() if line.startswith("notebook failed")]
+    assert len(lines) == 1, res.stderr[-3000:]
+    assert f"notebook failed in cell In [{failing[0].execution_count}] with " in lines[0]
+    assert "is results/logs/notebooks/staircase_fit1d.ipynb (papermill output in " in lines[0]
+    assert not (work / "results/notebooks/staircase_fit1d.ipynb").exists()  # no output passes for complete

@@ -1,0 +1,102 @@
+"""Reading run directories and the per-seed / per-variant summaries the analysis shows."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from staircase import config as cfgmod
+from staircase import runs, train
+
+TINY = Path(__file__).resolve().parent / "config" / "config.yaml"
+
+
+def tiny_cfg(steps):
+    cfg = cfgmod.variants(yaml.safe_load(TINY.read_text()), "fit1d")["base"]
+    cfg["train"]["steps"] = steps
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "fit1d" / "base"
+    train.run(tiny_cfg(steps=60), out, progress=False)
+    return out
+
+
+def diverge(src, dst, seed, step):
+    """A copy of a run in which ``seed`` diverged at ``step``, as the trainer records it:
+    NaN from that step on, and the status in run.json."""
+    shutil.copytree(src, dst)
+    m = pd.read_parquet(dst / "metrics.parquet")
+    after = (m["seed"] == seed) & (m["step"] >= step)
+    for col in ("loss", "rel_l2", "eps_rank", "lower_bound", "best_loss", "best_loss_top_r", "bound_rank"):
+        m.loc[after, col] = np.nan
+    m.loc[after, "bound_violation"] = False
+    m.to_parquet(dst / "metrics.parquet", index=False)
+    r = pd.read_parquet(dst / "ranks.parquet")
+    r.loc[(r["seed"] == seed) & (r["step"] >= step), "value"] = np.nan
+    r.to_parquet(dst / "ranks.parquet", index=False)
+    info = json.loads((dst / "run.json").read_text())
+    info["status"][str(seed)] = f"diverged at step {step}"
+    info["diverged"] = True
+    (dst / "run.json").write_text(json.dumps(info))
+    return dst
+
+
+def test_load_run_and_seed_summary(tiny_run):
+    run = runs.load_run(tiny_run)
+    assert (run.experiment, run.variant, run.seeds, run.depth) == ("fit1d", "base", [0, 1], 2)
+    assert run.diverged == {} and run.status_note() == ""
+    table = runs.seed_summary(run)
+    assert list(table["seed"]) == [0, 1] and (table["status"] == "ok").all()
+    m = run.metrics
+    last = m[m["step"] == 60].set_index("seed")
+    np.testing.assert_allclose(table.set_index("seed")["final_loss"], last["loss"])
+    # final rank of the last layer is the metrics table's eps_rank column
+    np.testing.assert_array_equal(table.set_index("seed")["final_rank_l1"], last["eps_rank"])
+    assert (table["bound_violations"] == 0).all()
+    assert (table["bound_checks"] == m.groupby("seed").size().to_numpy()).all()
+    assert {"n_stairs", "spearman", "monotonicity", "layer_order"} <= set(table.columns)
+
+
+def test_layer_order_counts_pairs():
+    # two seeds, three layers, two checkpoints: seed 0 ordered everywhere, seed 1 in 1 of 4 pairs
+    rows = []
+    for seed, values in ((0, [[1, 2, 3], [2, 2, 5]]), (1, [[3, 2, 1], [1, 1, 0]])):
+        for t, layer_values in enumerate(values):
+            for layer, v in enumerate(layer_values):
+                rows.append(dict(seed=seed, step=10 * t, layer=layer, metric="eps_rank", eps=1e-3, value=float(v)))
+                rows.append(dict(seed=seed, step=10 * t, layer=layer, metric="eps_rank", eps=1e-2, value=0.0))
+    order = runs.layer_order(pd.DataFrame(rows), 1e-3)
+    assert order.to_dict() == {0: 1.0, 1: 0.25}
+    with pytest.raises(ValueError, match="no eps-rank at eps"):
+        runs.layer_ranks(pd.DataFrame(rows), 0.5)
+
+
+def test_spread_drops_diverged_seeds_from_the_median():
+    m = pd.DataFrame(
+        {"seed": [0, 0, 1, 1, 2, 2], "step": [0, 10] * 3, "loss": [1.0, 0.5, 3.0, np.nan, 2.0, 0.1]},
+    )
+    s = runs.spread(m, "loss").set_index("step")
+    assert s.loc[0].tolist() == [2.0, 1.0, 3.0, 3]
+    assert s.loc[10].tolist() == [0.3, 0.1, 0.5, 2]
+
+
+def test_diverged_seed_is_flagged_not_dropped(tiny_run, tmp_path):
+    run = runs.load_run(diverge(tiny_run, tmp_path / "fit1d" / "base", seed=1, step=30))
+    assert run.diverged == {1: 30} and run.status_note() == "seed 1 diverged at step 30"
+    table = runs.seed_summary(run).set_index("seed")
+    assert table.loc[1, "status"] == "diverged at step 30" and table.loc[1, "last_step"] == 20
+    assert bool(table.loc[1, "truncated"]) and not bool(table.loc[0, "truncated"])
+    row = runs.run_summary(run)
+    assert (row["seeds"], row["seeds_ok"], row["status"]) == (2, 1, "seed 1 diverged at step 30")
+    # medians over the seed that did not diverge, bound checks over both
+    assert row["final_loss"] == pytest.approx(table.loc[0, "final_loss"])
+    assert row["bound_checks"] == int(table["bound_checks"].sum())

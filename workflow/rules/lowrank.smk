@@ -1,0 +1,184 @@
+# Papers B (rank_collapse) and C (alignment): one training job per study (its grid cells and seeds
+# stacked in one process), and their figures and claim tables. Studies are selected by the claims
+# they are tagged with (config.yaml: rank_collapse.studies.<name>.claims, alignment.studies...).
+from staircase.lowrank import claims as lowrank_claims
+from staircase.lowrank import settings as lowrank_settings
+
+LOWRANK = {f: lowrank_settings.studies(config, f) for f in lowrank_settings.FAMILIES}
+LOWRANK_TAGS = {
+    f: lowrank_settings.claims_of(config, f) for f in lowrank_settings.FAMILIES
+}
+LOWRANK_THRESHOLDS = {
+    k: v
+    for k, v in lowrank_claims.thresholds(config).items()
+    if k in lowrank_claims.THRESHOLDS
+}
+
+
+lowrank_dir = lowrank_settings.run_dir
+
+
+# the files `name` of the given studies of a family
+lowrank_files = lambda family, studies, name="claims_inputs.parquet": [
+    f"{lowrank_dir(family, s)}/{name}" for s in studies
+]
+
+
+# the audit reads these runs' claims_inputs.parquet and run.json
+AUDIT_INPUTS.extend(
+    f
+    for family in lowrank_settings.FAMILIES
+    for f in lowrank_files(family, LOWRANK[family], "run.json")
+)
+
+
+# results/runs/<family>/<study> would also match the train rule's results/runs/<experiment>/<variant>
+ruleorder: rank_collapse > train
+ruleorder: alignment > train
+
+
+rule rank_collapse:
+    """Paper B: train one study's lambda x noise x seed grid of bias-free ReLU MLPs (coupled
+    weight decay, full-batch SGD with momentum) and measure every layer at every checkpoint.
+    """
+    output:
+        metrics="results/runs/rank_collapse/{study}/metrics.parquet",
+        layers="results/runs/rank_collapse/{study}/layers.parquet",
+        claims="results/runs/rank_collapse/{study}/claims_inputs.parquet",
+        spectra="results/runs/rank_collapse/{study}/spectra.npz",
+        run="results/runs/rank_collapse/{study}/run.json",
+    log:
+        "results/logs/rank_collapse/{study}.log",
+    benchmark:
+        "results/benchmarks/rank_collapse/{study}.tsv"
+    wildcard_constraints:
+        study=_one_of(LOWRANK["rank_collapse"]),
+    conda:
+        ENV
+    threads: 1
+    params:
+        run_config=lambda w: json.dumps(
+            LOWRANK["rank_collapse"][w.study], sort_keys=True
+        ),
+        out=lambda w: lowrank_dir("rank_collapse", w.study),
+    shell:
+        "python -m staircase collapse --run-config {params.run_config:q} --out {params.out} > {log} 2>&1"
+
+
+rule alignment:
+    """Paper C: train one study's seeds (bias-free ReLU-then-linear nets, float64) on separable
+    data and measure layers, adjacent pairs and invariances at every checkpoint."""
+    output:
+        metrics="results/runs/alignment/{study}/metrics.parquet",
+        layers="results/runs/alignment/{study}/layers.parquet",
+        pairs="results/runs/alignment/{study}/pairs.parquet",
+        claims="results/runs/alignment/{study}/claims_inputs.parquet",
+        spectra="results/runs/alignment/{study}/spectra.npz",
+        run="results/runs/alignment/{study}/run.json",
+    log:
+        "results/logs/alignment/{study}.log",
+    benchmark:
+        "results/benchmarks/alignment/{study}.tsv"
+    wildcard_constraints:
+        study=_one_of(LOWRANK["alignment"]),
+    conda:
+        ENV
+    threads: 1
+    params:
+        run_config=lambda w: json.dumps(LOWRANK["alignment"][w.study], sort_keys=True),
+        out=lambda w: lowrank_dir("alignment", w.study),
+    shell:
+        "python -m staircase align --run-config {params.run_config:q} --out {params.out} > {log} 2>&1"
+
+
+# ---- figures and tables, registered by the claims the studies test ----------------------------
+for _study in lowrank_settings.tagged(config, "rank_collapse", ["B1"]):
+    add_figure(
+        f"collapse_lambda_{_study}",
+        "lowrank_collapse_lambda",
+        lowrank_files("rank_collapse", [_study]),
+        caption=f"Paper B, claim B1 (study {_study}): distance to rank K (relative to the Frobenius "
+        "norm), numerical, stable and effective rank of every layer at the end of training against the "
+        "weight decay lambda. Open markers: cells that are not evidence (lambda = 0 baseline, not "
+        "near-stationary, or a trivial classifier); lines join the medians over seeds of the valid cells.",
+        run_dir=lowrank_dir("rank_collapse", _study),
+        thresholds=LOWRANK_THRESHOLDS,
+    )
+for _study in lowrank_settings.tagged(config, "rank_collapse", ["B2"]):
+    add_figure(
+        f"collapse_noise_{_study}",
+        "lowrank_collapse_noise",
+        lowrank_files("rank_collapse", [_study]),
+        caption=f"Paper B, claim B2 (study {_study}): distance to rank K of every hidden layer against "
+        "the within-class noise of the data at fixed lambda, and against the relative within-class "
+        "variability of the layer's own input. The first layer sees the data; deeper layers see "
+        "collapsed hidden representations.",
+        run_dir=lowrank_dir("rank_collapse", _study),
+        thresholds=LOWRANK_THRESHOLDS,
+    )
+if LOWRANK["rank_collapse"]:
+    add_figure(
+        "collapse_spectra",
+        "lowrank_collapse_spectra",
+        lowrank_files("rank_collapse", LOWRANK["rank_collapse"], "spectra.npz"),
+        caption="Paper B: singular values of every layer at the end of training (normalised by the "
+        "largest), one line per grid value (lambda or noise), median over seeds; the dotted line "
+        "marks K, the number of classes.",
+        runs={s: lowrank_dir("rank_collapse", s) for s in LOWRANK["rank_collapse"]},
+    )
+_b3 = lowrank_settings.tagged(config, "rank_collapse", ["B3"])
+if _b3:
+    add_figure(
+        "collapse_bound",
+        "lowrank_collapse_bound",
+        lowrank_files("rank_collapse", _b3),
+        caption="Paper B, claim B3: measured distance to rank K against the stationarity bound "
+        "(1/(lambda N)) ||Delta_l||_2 ||X_{l-1} - M_{l-1}||_F + ||grad_W J||_F / lambda, every layer "
+        "and checkpoint with lambda > 0 (final checkpoints of valid cells filled). Points must lie "
+        "below the diagonal.",
+        runs={s: lowrank_dir("rank_collapse", s) for s in _b3},
+        thresholds=LOWRANK_THRESHOLDS,
+    )
+_claimed = {
+    f: {s: LOWRANK_TAGS[f][s] for s in LOWRANK[f] if LOWRANK_TAGS[f][s]}
+    for f in LOWRANK
+}
+for _family, _table in (
+    ("rank_collapse", "collapse_claims"),
+    ("alignment", "alignment_claims"),
+):
+    if _claimed[_family]:
+        add_table(
+            _table,
+            "lowrank_claims",
+            lowrank_files(_family, _claimed[_family]),
+            caption=f"Verdicts of the claims of {'paper B' if _family == 'rank_collapse' else 'paper C'} "
+            "tested by each study, with the measured values and the thresholds of config.yaml (audit:).",
+            family=_family,
+            studies=_claimed[_family],
+            runs_dir=f"results/runs/{_family}",
+            thresholds=LOWRANK_THRESHOLDS,
+        )
+if LOWRANK["alignment"]:
+    _runs = {s: lowrank_dir("alignment", s) for s in LOWRANK["alignment"]}
+    add_figure(
+        "alignment_training",
+        "lowrank_alignment_training",
+        lowrank_files("alignment", LOWRANK["alignment"], "layers.parquet")
+        + lowrank_files("alignment", LOWRANK["alignment"], "pairs.parquet"),
+        caption="Paper C, claims C1 and C2: sigma_1/||W||_F of every layer (solid: linear layers after "
+        "the last ReLU, dashed: ReLU layers) and the alignment of adjacent layers over training, one "
+        "row per study; median over seeds, band min-max.",
+        runs=_runs,
+    )
+    add_figure(
+        "alignment_invariance",
+        "lowrank_alignment_invariance",
+        lowrank_files("alignment", LOWRANK["alignment"], "pairs.parquet"),
+        caption="Paper C, claim C3: drift of the invariance W_{k+1}^T W_{k+1} - W_k W_k^T since "
+        "initialisation, relative to the pair's mean ||W||_F^2, in full (left) and on the diagonal "
+        "(right), for linear pairs, ReLU pairs and pairs around a skip connection; the dotted line "
+        "is the audit's tolerance.",
+        runs=_runs,
+        thresholds=LOWRANK_THRESHOLDS,
+    )
