@@ -94,6 +94,9 @@ def run_ours(cfg: dict, schedule: str = "default") -> dict:
         "measurements": len(trainer.rec.steps),
         "wall_s": trainer.elapsed,
         "cpu_s": cpu,
+        # the time spent in training steps alone (Trainer.train_clock: measurements excluded)
+        "train_wall_s": float(trainer.train_clock[0]),
+        "train_cpu_s": float(trainer.train_clock[1]),
         "final_loss": [float(v) for v in rec["loss"][-1]],
         "final_rel_l2": [float(v) for v in rec["rel_l2"][-1]],
         "torch_threads": torch.get_num_threads(),
@@ -356,18 +359,21 @@ def compare(cfg: dict, peers: list[str], repeats: int, log=print) -> tuple[pd.Da
     rows = []
     seeds, steps = list(cfg["seeds"]), cfg["train"]["steps"]
     ratios = {(p, kind, clock): [] for p in peers for kind in ("tracking", "training") for clock in ("wall", "cpu")}
-    overhead = {"wall": [], "cpu": []}
+    overhead = {"wall": [], "cpu": [], "inrun_cpu": []}
     for rep in range(repeats):
         ours = in_process("ours", cfg=cfg)
         ends = in_process("ours", cfg=cfg, schedule="ends")
         rows += [{"repeat": rep, **_flat(r)} for r in (ours, ends)]
         for clock in ("wall", "cpu"):
             overhead[clock].append(ours[f"{clock}_s"] / ends[f"{clock}_s"] - 1)
+        # the same, within the one run: CPU time outside training steps over CPU time in them
+        overhead["inrun_cpu"].append(ours["cpu_s"] / ours["train_cpu_s"] - 1)
         line = [
             f"  repeat {rep}: ours {steps * len(seeds) / ours['wall_s']:.0f} steps/s per model "
             f"({ours['measurements']} measurements; all seeds in {ours['cpu_s']:.1f} s CPU, "
             f"{ours['wall_s']:.1f} s wall), "
-            f"tracking overhead {100 * overhead['cpu'][-1]:.1f} % CPU"
+            f"tracking overhead {100 * overhead['inrun_cpu'][-1]:.1f} % CPU in-run, "
+            f"{100 * overhead['cpu'][-1]:.1f} % against the run without"
         ]
         for peer in peers:
             env = {"DDE_BACKEND": "pytorch"} if peer == "deepxde" else None
@@ -390,6 +396,8 @@ def compare(cfg: dict, peers: list[str], repeats: int, log=print) -> tuple[pd.Da
         "seeds": len(seeds),
         "steps": steps,
         "measurements": int(ours["measurements"]),
+        "overhead_inrun_cpu_median": _median(overhead["inrun_cpu"]),
+        "overhead_inrun_cpu_all": overhead["inrun_cpu"],
         "overhead_cpu_median": _median(overhead["cpu"]),
         "overhead_wall_median": _median(overhead["wall"]),
         "overhead_cpu_all": overhead["cpu"],
@@ -621,7 +629,9 @@ def report(summary: dict) -> str:
             )
         lines.append(
             f"  {what}: tracking overhead ({s['measurements']} measurements): "
-            f"{100 * s['overhead_cpu_median']:.1f} % [{100 * s['overhead_wall_median']:.1f} %] (target <= 3 %)"
+            f"{100 * s['overhead_inrun_cpu_median']:.1f} % of the training CPU time within the run; "
+            f"{100 * s['overhead_cpu_median']:.1f} % [{100 * s['overhead_wall_median']:.1f} %] against the run "
+            "measuring at the ends only (target <= 3 %)"
         )
     for key, why in summary.get("skipped", {}).items():
         lines.append(f"  {key}: skipped ({why})")
