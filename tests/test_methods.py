@@ -463,6 +463,24 @@ def test_comparison_block_is_checked():
     ]
 
 
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("opt", [{"optimizer": "lbfgs", "lr": 1.0}, {"optimizer": "adam", "lr": 1e-2}])
+def test_methods_and_architectures_on_cuda_match_the_cpu(opt):
+    task = fit_task()
+    x = torch.linspace(-1, 1, 9, dtype=torch.float64)[:, None]
+    for name in ("structured", "resnet", "fourier", "modified_mlp", "layernorm"):
+        cpu = make(name)
+        gpu = copy.deepcopy(cpu).cuda()
+        torch.testing.assert_close(gpu.forward_laplacian(x.cuda()).lap_out.cpu(), cpu.forward_laplacian(x).lap_out)
+        losses = []
+        for model, device in ((cpu, "cpu"), (gpu, "cuda")):
+            data = task.train_data(device, torch.float64)
+            method = methods.make_method(model, {"steps": 5, **opt})
+            losses.append([method.step(lambda m=model, d=data: task.loss(m, d)).cpu() for _ in range(5)][-1])
+        torch.testing.assert_close(losses[1], losses[0], rtol=1e-6, atol=1e-9)
+
+
 # ---- end to end ------------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_methods_workflow_end_to_end(tmp_path):

@@ -229,10 +229,10 @@ def training_process(root_pid: int) -> int:
 
 
 def same_results(a: Path, b: Path) -> None:
-    """Identical outputs apart from the wall-clock column."""
+    """Identical outputs apart from the clock columns."""
     pd.testing.assert_frame_equal(
-        pd.read_parquet(a / "metrics.parquet").drop(columns="elapsed_s"),
-        pd.read_parquet(b / "metrics.parquet").drop(columns="elapsed_s"),
+        pd.read_parquet(a / "metrics.parquet").drop(columns=list(train.TIMING_COLUMNS)),
+        pd.read_parquet(b / "metrics.parquet").drop(columns=list(train.TIMING_COLUMNS)),
     )
     assert pd.read_parquet(a / "ranks.parquet").equals(pd.read_parquet(b / "ranks.parquet"))
     with np.load(a / "spectra.npz") as sa, np.load(b / "spectra.npz") as sb:

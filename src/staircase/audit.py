@@ -426,7 +426,12 @@ def to_markdown(frame: pd.DataFrame, versions: pd.DataFrame, figures_dir: str = 
     figs = sorted({e for e in frame["experiment"] if "/" not in e}) if not frame.empty else []
     if figs:
         lines += ["", "## Figures", ""]
-        lines += [f"- {e}: [staircase]({figures_dir}/staircase_{e}.png)" for e in figs]
+        for e in figs:  # the figures registered for the claims the experiment tests
+            tested = set(frame.loc[frame["experiment"] == e, "claim"])
+            links = [f"[staircase]({figures_dir}/staircase_{e}.png)"] if tested - {"A6", "A7"} else []
+            if tested & {"A6", "A7"}:
+                links.append(f"[methods]({figures_dir}/methods_curves_{e}.png)")
+            lines.append(f"- {e}: {', '.join(links)}")
     lines += ["", "## Code versions behind these runs", ""]
     if len(versions) > 1 or (len(versions) == 1 and bool(versions["git_dirty"].iloc[0])):
         lines.append("**Warning: the runs were not all produced by one clean commit.**")

@@ -3,7 +3,9 @@
 ``laplacian(model, x)`` returns the network output, its input gradient and Laplacian, and (on
 request) every hidden layer with its Laplacian. It uses the model's ``forward_laplacian`` when the
 model has one, and otherwise falls back to ``autograd_laplacian`` (double backward), which works
-for any architecture whose outputs at a point depend only on the input at that point.
+for any architecture with the stacked model interface whose ``forward`` accepts per-model inputs
+x of shape (S, N, d) (as StackedMLP does) and whose outputs at a point depend only on the input at
+that point (no batch statistics).
 
 Forward Laplacian (``mlp_forward_laplacian``, used by ``StackedMLP.forward_laplacian``): carry the
 value h, the input gradient (d x n) and the Laplacian of every layer through the network,

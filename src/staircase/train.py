@@ -69,6 +69,10 @@ def config_hash(cfg: dict) -> str:
     return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:16]
 
 
+# Clock readings: the only columns of metrics.parquet that differ between identical runs.
+TIMING_COLUMNS = ("elapsed_s", "train_s", "train_cpu_s")
+
+
 class Recorder:
     """Collects measurements at log steps; everything is plain arrays so it checkpoints cheaply."""
 
@@ -222,9 +226,7 @@ class Trainer:
             Recorder.SCALARS,
             (loss, rel.cpu().numpy(), *bound, *(np.full(n_models, t) for t in (self.elapsed, *self.train_clock))),
         ):
-            rec.scalars[key].append(
-                val if key in ("elapsed_s", "train_s", "train_cpu_s") else np.where(ok, val, np.nan)
-            )
+            rec.scalars[key].append(val if key in TIMING_COLUMNS else np.where(ok, val, np.nan))
         rec.spectra.append(spectra)
 
     # ---- checkpointing ------------------------------------------------------------------------

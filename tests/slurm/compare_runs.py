@@ -4,7 +4,7 @@
 
 Each directory is a working directory the workflow ran in (it holds results/). Passes when both
 produced the same set of result files (with --runs-only: of training results, results/runs/) and
-every training job's numbers are identical: the metrics table without its timing column, the rank
+every training job's numbers are identical: the metrics table without its clock columns, the rank
 table, every spectrum, and the run record without its timings and host. Training on the CPU is
 deterministic, so the tolerance is zero.
 """
@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-TIMING_COLUMNS = ["elapsed_s"]
+from staircase.train import TIMING_COLUMNS  # the clock columns: the only ones that may differ
+
 # the parts of run.json that describe the result (host, wall time, speed do not)
 RUN_KEYS = [
     "config",
@@ -58,8 +59,8 @@ def compare(local: Path, other: Path, under: str = "results") -> list[str]:
             continue  # reported above as missing
         try:
             pd.testing.assert_frame_equal(
-                pd.read_parquet(a / "metrics.parquet").drop(columns=TIMING_COLUMNS, errors="ignore"),
-                pd.read_parquet(b / "metrics.parquet").drop(columns=TIMING_COLUMNS, errors="ignore"),
+                pd.read_parquet(a / "metrics.parquet").drop(columns=list(TIMING_COLUMNS), errors="ignore"),
+                pd.read_parquet(b / "metrics.parquet").drop(columns=list(TIMING_COLUMNS), errors="ignore"),
                 check_exact=True,
             )
         except AssertionError as err:

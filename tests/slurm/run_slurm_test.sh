@@ -26,7 +26,7 @@
 # alone.
 #
 # Environment: VENV (default: .venv of this checkout), CONFIG (default: tests/config/config.yaml),
-# RUN_TIMEOUT (seconds per workflow run, default 300), KEEP_STATE=1 keeps the state folder.
+# RUN_TIMEOUT (seconds per workflow run, default 1200: three runs share the cores), KEEP_STATE=1 keeps the state folder.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -34,7 +34,7 @@ VENV=${VENV:-$REPO/.venv}
 SNAKEMAKE=$VENV/bin/snakemake
 PYTHON=$VENV/bin/python
 CONFIG=${CONFIG:-$REPO/tests/config/config.yaml}
-RUN_TIMEOUT=${RUN_TIMEOUT:-300}
+RUN_TIMEOUT=${RUN_TIMEOUT:-1200}
 CONF=/etc/slurm/slurm.conf
 GRES_CONF=/etc/slurm/gres.conf
 MARKER="# staircase tests/slurm/run_slurm_test.sh: throw-away single-node test cluster"

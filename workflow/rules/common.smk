@@ -74,7 +74,7 @@ def notebook(name):
 
 
 # Figures and tables. Each stage's rule file registers its own with add_figure / add_table; the
-# generic rules in figures.smk run the notebook with papermill. A figure writes
+# generic rules in notebooks.smk run the notebook with papermill. A figure writes
 # results/figures/<name>.{png,pdf}; a table writes results/tables/<name>.{csv,png,pdf}. The
 # notebook gets `output_stem` (where to write, without suffix) plus the given parameters.
 FIGURES = {}
