@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CORES ?= all
 
-.PHONY: setup run test test-slurm check lint format e2e clean lock
+.PHONY: setup run test test-slurm check lint format e2e clean lock bench
 
 $(VENV)/.installed: envs/requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,14 @@ format: setup
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 	$(BIN)/snakefmt Snakefile workflow
+
+# benchmarks against a naive PyTorch loop and DeepXDE (PERFORMANCE.md); ratios in results/bench/
+$(VENV)/.bench-installed: $(VENV)/.installed envs/bench.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r envs/bench.txt
+	touch $@
+
+bench: $(VENV)/.bench-installed
+	$(BIN)/staircase bench --out results/bench
 
 # regenerate the full lock after editing envs/requirements.in
 lock: setup

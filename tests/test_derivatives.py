@@ -87,3 +87,17 @@ def test_forward_laplacian_of_known_functions():
     _set(net, 1, 2.0, 0.0)
     t = torch.tanh(z)
     torch.testing.assert_close(net.forward_laplacian(x).lap_out[0, :, 0], 2 * w2 * (-2 * t * (1 - t * t)))
+
+
+def test_fused_tanh_layer_gradcheck():
+    """The hand-written backward of the forward Laplacian's tanh layer (derivatives._TanhLayer)."""
+    from staircase.derivatives import _TanhLayer
+
+    gen = torch.Generator().manual_seed(5)
+    z = torch.randn(2, 5, 4, dtype=torch.float64, generator=gen, requires_grad=True)
+    dz = torch.randn(2, 3, 5, 4, dtype=torch.float64, generator=gen, requires_grad=True)  # (S, d + 1, N, n)
+    assert torch.autograd.gradcheck(_TanhLayer.apply, (z, dz))
+    t, out = _TanhLayer.apply(z, dz)
+    s1 = 1 - torch.tanh(z) ** 2
+    lap = s1 * dz[:, 2] - 2 * torch.tanh(z) * s1 * (dz[:, :2] ** 2).sum(1)
+    torch.testing.assert_close(out, torch.cat([s1[:, None] * dz[:, :2], lap[:, None]], dim=1))

@@ -1,4 +1,4 @@
-"""Command line: ``staircase train``, ``audit``, ``variants``, ``check-config`` (and
+"""Command line: ``staircase train``, ``audit``, ``variants``, ``check-config``, ``bench`` (and
 ``notebook-failure``, which the notebook rules call when a notebook fails).
 
 The workflow calls these; a user can too, to run one job by hand::
@@ -6,6 +6,7 @@ The workflow calls these; a user can too, to run one job by hand::
     staircase variants config.yaml                       # experiments and their variants
     staircase train --config config.yaml --experiment fit1d --out /tmp/fit1d
     staircase audit --strict                             # verdicts from results/ (exit 1 on FAIL)
+    staircase bench                                      # engine vs peers, ratios in results/bench
 
 Papers B and C add ``collapse``, ``align`` and ``lowrank-studies`` (see staircase.lowrank.cli).
 """
@@ -114,6 +115,27 @@ def cmd_audit(args) -> int:
     return 0
 
 
+COMPARISONS = ("fit", "pde", "gpu")  # bench.COMPARISONS, without importing it
+
+
+def cmd_bench(args) -> int:
+    from staircase import bench
+
+    config = _load_config(args.config, args.set)
+    only = args.only.split(",") if args.only else None
+    bench.run_benchmarks(
+        config,
+        Path(args.out),
+        only=only,
+        repeats=args.repeats,
+        experiment=args.experiment,
+        pde_experiment=args.pde_experiment,
+        gpu_models=args.gpu_models,
+        steps=args.steps,
+    )
+    return 0
+
+
 def cmd_notebook_failure(args) -> int:
     from staircase.notebooks import failure_message
 
@@ -147,6 +169,22 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="results/audit")
     p.add_argument("--strict", action="store_true", help="exit 1 if any claim FAILs")
     p.set_defaults(func=cmd_audit)
+
+    p = sub.add_parser("bench", help="benchmarks against a naive loop, DeepXDE; ratios to results/bench")
+    p.add_argument("--config", default="config.yaml")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--out", default="results/bench")
+    p.add_argument("--experiment", default="fit1d", help="the fitting experiment of the fit comparison")
+    p.add_argument(
+        "--pde-experiment",
+        default="poisson2d",
+        help="the PDE experiment of the pde comparison (a built-in 2-D Poisson problem if config has none)",
+    )
+    p.add_argument("--only", help="comma-separated subset of: " + ", ".join(COMPARISONS))
+    p.add_argument("--steps", type=int, help="override the training steps (quick runs; not for the documented numbers)")
+    p.add_argument("--repeats", type=int, default=3, help="interleaved repeats; ratios are their median")
+    p.add_argument("--gpu-models", type=int, default=32, help="models stacked on the GPU (with CUDA only)")
+    p.set_defaults(func=cmd_bench)
 
     for name, func, text in (
         ("variants", cmd_variants, "list enabled experiments and their variants"),

@@ -68,6 +68,8 @@ import time
 import numpy as np
 import torch
 
+from staircase.fastopt import FastStep
+
 OPTIMIZERS = ("sgd", "adam", "adamw", "lbfgs", "adam_lbfgs")
 SCHEDULES = ("constant", "step", "cosine")
 INITS = ("default", "xavier", "kaiming", "structured")
@@ -143,13 +145,22 @@ def make_optimizer(params, train_cfg: dict) -> torch.optim.Optimizer:
     name, lr = train_cfg["optimizer"], train_cfg["lr"]
     if name == "adam_lbfgs":
         name = "adam"
+    params = list(params)
+    # fused: one kernel for all parameters instead of a loop over them (the same update); capturable:
+    # the step counters stay on the GPU, so that a CUDA graph can replay the step (train.cuda_graph)
+    fast = {"fused": True}
+    adam_fast = dict(fast, capturable=bool(train_cfg.get("cuda_graph")) and params[0].is_cuda)
     if name == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=train_cfg.get("weight_decay", 0.0))
+        return torch.optim.Adam(params, lr=lr, weight_decay=train_cfg.get("weight_decay", 0.0), **adam_fast)
     if name == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=train_cfg.get("weight_decay", 1e-2))
+        return torch.optim.AdamW(params, lr=lr, weight_decay=train_cfg.get("weight_decay", 1e-2), **adam_fast)
     if name == "sgd":
         return torch.optim.SGD(
-            params, lr=lr, momentum=train_cfg.get("momentum", 0.0), weight_decay=train_cfg.get("weight_decay", 0.0)
+            params,
+            lr=lr,
+            momentum=train_cfg.get("momentum", 0.0),
+            weight_decay=train_cfg.get("weight_decay", 0.0),
+            **fast,
         )
     raise ValueError(f"train.optimizer: unknown optimizer {name!r}; choose one of {list(OPTIMIZERS)}")
 
@@ -323,7 +334,15 @@ class Method:
                 self.scheduler = torch.optim.lr_scheduler.LambdaLR(
                     self.first, lambda t: lr_factor(t, schedule, horizon)
                 )
+        # the first-order step without torch.optim's per-call bookkeeping (the same update)
+        self.fast = None if isinstance(self.first, BatchedLBFGS) else FastStep(self.first)
         self.t = 0
+
+    @property
+    def graph_safe(self) -> bool:
+        """Whether a CUDA graph of one step replays every later step exactly: a first-order
+        optimiser at a constant learning rate (a schedule changes it from Python)."""
+        return self.fast is not None and self.second is None and self.scheduler is None
 
     @property
     def current(self):
@@ -336,10 +355,10 @@ class Method:
         if isinstance(opt, BatchedLBFGS):
             loss = opt.step(loss_fn)
         else:
-            opt.zero_grad(set_to_none=True)
+            self.fast.zero_grad()
             loss = loss_fn()
             loss.sum().backward()
-            opt.step()
+            self.fast.step()
             if self.scheduler is not None:
                 self.scheduler.step()
             loss = loss.detach()
@@ -361,6 +380,8 @@ class Method:
     def load_state_dict(self, state: dict) -> None:
         self.t = state["t"]
         self.first.load_state_dict(state["first"])
+        if self.fast is not None:
+            self.fast.state_changed()
         if self.second is not None:
             self.second.load_state_dict(state["second"])
         if self.scheduler is not None:

@@ -46,6 +46,8 @@ def _as_float64(features, weights):
 
 def gram(features, weights=None) -> np.ndarray:
     """Float64 Gram matrix sum_k w_k phi(x_k) phi(x_k)^T, shape (..., n, n), as a numpy array."""
+    if torch is not None and isinstance(features, torch.Tensor) and features.device.type == "cpu":
+        features = features.detach().numpy()  # on the CPU numpy's float64 matmul was ~1.4x faster here
     phi, w = _as_float64(features, weights)
     if w.shape != (phi.shape[-2],):
         raise ValueError(f"weights have shape {tuple(w.shape)}, expected ({phi.shape[-2]},)")

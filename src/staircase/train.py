@@ -33,12 +33,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from staircase import methods
 from staircase import rank as rk
 from staircase.architectures import build_model
 from staircase.bounds import loss_lower_bound
+from staircase.hostmem import keep_freed_memory
 from staircase.methods import make_optimizer  # noqa: F401  (moved to staircase.methods)
 from staircase.provenance import atomic_write, exclusive, provenance, write_json
 from staircase.tasks import make_task
@@ -99,6 +101,33 @@ class Recorder:
         self.steps, self.scalars, self.spectra = state["steps"], state["scalars"], state["spectra"]
 
 
+class _SharedForward:
+    """The model as seen by a task during one measurement: a forward pass (or a forward
+    Laplacian) on a tensor it has already seen is served from the first one (the loss and then
+    the bound system both evaluate the training points), with the hidden layers kept. Everything
+    else is the model's."""
+
+    def __init__(self, model):
+        self._model = model
+        self._seen: dict[tuple[str, int], tuple] = {}  # (what, id(x)) -> (x, result)
+
+    def _memo(self, what: str, x: torch.Tensor, compute):
+        hit = self._seen.get((what, id(x)))
+        if hit is None or hit[0] is not x:
+            hit = self._seen[(what, id(x))] = (x, compute())
+        return hit[1]
+
+    def __getattr__(self, name):
+        attr = getattr(self._model, name)
+        if name == "forward_laplacian":
+            return lambda x: self._memo("laplacian", x, lambda: attr(x))
+        return attr
+
+    def __call__(self, x: torch.Tensor, return_hidden: bool = False):
+        out, hidden = self._memo("forward", x, lambda: self._model(x, return_hidden=True))
+        return (out, hidden) if return_hidden else out
+
+
 class Trainer:
     def __init__(self, cfg: dict, out_dir: Path, checkpoint_dir: Path | None = None, progress: bool = True):
         self.cfg = cfg
@@ -107,12 +136,28 @@ class Trainer:
         self.progress = progress
         self.name = f"{cfg['experiment']}/{cfg['variant']}"
         self.device = choose_device(cfg.get("device", "auto"))
-        torch.set_num_threads(int(cfg.get("threads", 1)))
+        self.threads = int(cfg["train"].get("threads", cfg.get("threads", 1)))  # the schema's train.threads
+        torch.set_num_threads(self.threads)
+        keep_freed_memory()  # no page faults for the step's temporaries (staircase.hostmem)
+        if self.device == "cuda":  # full float32 matmuls: TF32 would swamp PDE residuals and small eigenvalues
+            torch.backends.cuda.matmul.allow_tf32 = False
+            torch.backends.cudnn.allow_tf32 = False
         dtype = torch.float64 if cfg["train"].get("dtype", "float32") == "float64" else torch.float32
         task_params = dict(cfg["task"])
         self.task = make_task(task_params.pop("name"), **task_params)
         self.model = build_model(cfg["model"], cfg["seeds"], self.task.d, self.task.bounds, dtype).to(self.device)
         self.opt = methods.make_method(self.model, cfg["train"])  # optimiser(s) and lr schedule
+        # train.cuda_graph: on a GPU, capture the whole training step once and replay it (small stacked
+        # MLPs are bound by kernel launches); ignored on the CPU, where launches cost nothing
+        self.cuda_graph = self.device == "cuda" and bool(cfg["train"].get("cuda_graph", False))
+        if self.cuda_graph and not self.opt.graph_safe:
+            print(
+                f"staircase: {self.name}: train.cuda_graph needs adam, adamw or sgd without a schedule; "
+                "training eagerly",
+                file=sys.stderr,
+            )
+            self.cuda_graph = False
+        self._graph, self._warmup_left = None, 3
         self.data = self.task.train_data(self.device, dtype)
         xr, self.rank_w = self.task.rank_points()
         if cfg["rank"]["normalisation"] == "mean":
@@ -121,6 +166,12 @@ class Trainer:
         xe = self.task.error_points()
         self.err_x = torch.as_tensor(xe, device=self.device, dtype=dtype)
         self.err_f = torch.as_tensor(self.task.exact(xe), device=self.device, dtype=torch.float64)
+        # the Gram and the error points go through the network in one forward pass, each distinct
+        # point once (a task's error grid often contains its rank grid)
+        points, index = np.unique(np.concatenate([xr, xe]), axis=0, return_inverse=True)
+        self.eval_x = torch.as_tensor(points, device=self.device, dtype=dtype)
+        index = torch.as_tensor(index.reshape(-1), device=self.device)
+        self.rank_index, self.err_index = index[: len(xr)], index[len(xr) :]
         self.eps = [float(e) for e in cfg["rank"]["eps"]]
         self.main_eps = float(cfg["rank"]["main_eps"])
         lg = cfg["log"]
@@ -137,7 +188,8 @@ class Trainer:
     @torch.no_grad()
     def measure(self) -> None:
         ok = self.diverged_at < 0
-        loss = self.task.loss(self.model, self.data).to(torch.float64).cpu().numpy()
+        model = _SharedForward(self.model)  # the loss and the bound system share one forward pass
+        loss = self.task.loss(model, self.data).to(torch.float64).cpu().numpy()
         newly = ok & ~np.isfinite(loss)
         for s in np.flatnonzero(newly):
             # the step is that of the first measurement with a non-finite loss; the previous one was finite
@@ -150,16 +202,18 @@ class Trainer:
             self.diverged_at[s] = self.step
         ok = self.diverged_at < 0
         n_models = len(ok)
-        u_err = self.model(self.err_x)[..., 0].to(torch.float64)
+        out, hidden = self.model(self.eval_x, return_hidden=True)
+        u_err = out[:, self.err_index, 0].to(torch.float64)
         rel = torch.linalg.vector_norm(u_err - self.err_f, dim=-1) / torch.linalg.vector_norm(self.err_f)
-        _, hidden = self.model(self.rank_x, return_hidden=True)
         spectra = []
         for h in hidden:
             spec = np.full((n_models, h.shape[-1]), np.nan)
-            if ok.any():
-                spec[ok] = rk.spectrum(h[torch.as_tensor(ok, device=h.device)], self.rank_w)
+            if ok.all():
+                spec[:] = rk.spectrum(h[:, self.rank_index], self.rank_w)
+            elif ok.any():
+                spec[ok] = rk.spectrum(h[torch.as_tensor(ok, device=h.device)][:, self.rank_index], self.rank_w)
             spectra.append(spec)
-        bs = self.task.bound_system(self.model, self.data)
+        bs = self.task.bound_system(model, self.data)
         # the bound's eps in the loss's quadrature: Gram eigenvalues scale with the total weight
         self.bound_eps = self.main_eps * float(np.sum(bs.weights)) / float(np.sum(self.rank_w))
         bound = np.full((5, n_models), np.nan)
@@ -222,6 +276,10 @@ class Trainer:
             file=sys.stderr,
             unit="step",
         )
+        # numpy's BLAS/LAPACK on the job's threads too: with its default pool of one thread per core,
+        # the small eigen/least-squares problems of a measurement ran up to 30x slower on a shared
+        # 2-core machine (threads spin while the other job holds the other core)
+        limits = threadpool_limits(limits=self.threads, user_api="blas")
         t0 = time.perf_counter() - self.elapsed
         if not resumed and (self.cfg["train"].get("pretrain") or {}).get("steps", 0) > 0:
             self.pretrain()
@@ -231,7 +289,7 @@ class Trainer:
                 self.measure()
         while self.step < steps and (self.diverged_at < 0).any():
             clock = time.perf_counter(), time.thread_time()
-            self.opt.step(lambda: self.task.loss(self.model, self.data))
+            self.train_step()
             self.train_clock += (time.perf_counter() - clock[0], time.thread_time() - clock[1])
             self.step += 1
             bar.update(1)
@@ -242,6 +300,33 @@ class Trainer:
                 self.save_checkpoint()
         bar.close()
         self.elapsed = time.perf_counter() - t0
+        limits.restore_original_limits()
+
+    def _loss(self) -> torch.Tensor:
+        return self.task.loss(self.model, self.data)
+
+    def train_step(self) -> None:
+        """One training step of every model (``Method.step``). With ``cuda_graph`` the first steps
+        run eagerly on a side stream (as CUDA graph capture requires), then one step is captured,
+        and every step from there on replays it: the same kernels on the same (static) tensors."""
+        if not self.cuda_graph:
+            self.opt.step(self._loss)
+        elif self._graph is not None:
+            self._graph.replay()
+            self.opt.t += 1  # what Method.step counts in Python
+        elif self._warmup_left > 0:
+            self._warmup_left -= 1
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                self.opt.step(self._loss)
+            torch.cuda.current_stream().wait_stream(side)
+        else:
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                self.opt.step(self._loss)  # gradients are set to None first: allocated in the graph's pool
+            graph.replay()  # capturing ran nothing: this is the step itself
+            self._graph = graph
 
     def pretrain(self) -> None:
         """First-layer pre-training (staircase.methods.pretrain_first_layer), before step 0."""
