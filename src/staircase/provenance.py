@@ -53,6 +53,20 @@ def provenance(device: str) -> dict:
     }
 
 
+def job_record(members, diverged_at, steps: int, elapsed: float, device: str) -> dict:
+    """The part of ``run.json`` every training job writes alike: each member's (seed's or cell's)
+    status as staircase.runs parses it ("ok" / "diverged at step N"), whether any diverged, wall
+    time and throughput, and the provenance. ``diverged_at``: step per member, < 0 if it did not."""
+    diverged_at = np.asarray(diverged_at)
+    return {
+        "status": {str(m): ("ok" if d < 0 else f"diverged at step {int(d)}") for m, d in zip(members, diverged_at)},
+        "diverged": bool((diverged_at >= 0).any()),
+        "wall_time_s": round(elapsed, 3),
+        "steps_per_s": round(steps / elapsed, 2) if elapsed > 0 else None,
+        **provenance(device),
+    }
+
+
 def atomic_write(path: str | os.PathLike, write) -> None:
     """Call write(tmp_path) then rename onto path: readers see the old file or the whole new one."""
     path = Path(path)

@@ -42,7 +42,7 @@ from staircase.architectures import build_model
 from staircase.bounds import loss_lower_bound
 from staircase.hostmem import keep_freed_memory
 from staircase.methods import make_optimizer  # noqa: F401  (moved to staircase.methods)
-from staircase.provenance import atomic_write, exclusive, provenance, write_json
+from staircase.provenance import atomic_write, exclusive, job_record, write_json
 from staircase.tasks import make_task
 
 
@@ -402,21 +402,14 @@ class Trainer:
                 )
 
         atomic_write(self.out_dir / "spectra.npz", _npz)
-        status = {
-            str(int(s)): ("ok" if d < 0 else f"diverged at step {int(d)}") for s, d in zip(seeds, self.diverged_at)
-        }
         run = {
             "config": self.cfg,
             "seeds": [int(s) for s in seeds],
-            "status": status,
-            "diverged": bool((self.diverged_at >= 0).any()),
             "gram_normalisation": self.cfg["rank"]["normalisation"],
-            "wall_time_s": round(self.elapsed, 3),
-            "steps_per_s": round(self.step / self.elapsed, 2) if self.elapsed > 0 else None,
             "train_s": round(float(self.train_clock[0]), 3),
             "train_cpu_s": round(float(self.train_clock[1]), 3),
             "pretrain": self.pretrain_info,
-            **provenance(self.device),
+            **job_record([int(s) for s in seeds], self.diverged_at, self.step, self.elapsed, self.device),
         }
         write_json(self.out_dir / "run.json", run)
         if self.checkpoint_path is not None and self.checkpoint_path.exists():

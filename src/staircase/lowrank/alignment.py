@@ -59,7 +59,7 @@ from staircase.lowrank import linalg
 from staircase.lowrank.collapse import checkpoints
 from staircase.lowrank.nets import BiasFreeNet
 from staircase.lowrank.settings import data_params
-from staircase.provenance import atomic_write, provenance, write_json
+from staircase.provenance import atomic_write, job_record, write_json
 from staircase.train import choose_device
 
 LOSSES = ("exponential", "logistic")
@@ -290,9 +290,6 @@ class AlignmentRun:
                 np.savez_compressed(fh, steps=steps, seeds=np.asarray(self.seeds), **spec)
 
         atomic_write(out / "spectra.npz", _npz)
-        status = {
-            str(s): ("ok" if d < 0 else f"diverged at step {int(d)}") for s, d in zip(self.seeds, self.diverged_at)
-        }
         write_json(
             out / "run.json",
             {
@@ -303,11 +300,7 @@ class AlignmentRun:
                 "layer_kinds": ["relu" if r else "linear" for r in self.net.relu],
                 "residual_layers": [l + 1 for l, r in enumerate(self.net.residual) if r],
                 "train_points": int(self.x.shape[0]),
-                "status": status,
-                "diverged": bool((self.diverged_at >= 0).any()),
-                "wall_time_s": round(self.elapsed, 3),
-                "steps_per_s": round(self.step / self.elapsed, 2) if self.elapsed > 0 else None,
-                **provenance(self.device),
+                **job_record(self.seeds, self.diverged_at, self.step, self.elapsed, self.device),
             },
         )
 

@@ -70,7 +70,7 @@ from staircase.lowrank import data as datamod
 from staircase.lowrank import linalg
 from staircase.lowrank.nets import BiasFreeNet
 from staircase.lowrank.settings import data_params
-from staircase.provenance import atomic_write, provenance, write_json
+from staircase.provenance import atomic_write, job_record, write_json
 from staircase.train import choose_device
 
 VIOLATION_RTOL = 1e-9
@@ -364,10 +364,6 @@ class CollapseRun:
                 )
 
         atomic_write(out / "spectra.npz", _npz)
-        status = {
-            str(c): ("ok" if d < 0 else f"diverged at step {int(d)}")
-            for c, d in zip(self.cells["cell"], self.diverged_at)
-        }
         write_json(
             out / "run.json",
             {
@@ -378,11 +374,7 @@ class CollapseRun:
                 "train_points": self.n,
                 "cells": self.cells.to_dict(orient="list"),
                 "seeds": [int(s) for s in self.cfg["seeds"]],
-                "status": status,
-                "diverged": bool((self.diverged_at >= 0).any()),
-                "wall_time_s": round(self.elapsed, 3),
-                "steps_per_s": round(self.step / self.elapsed, 2) if self.elapsed > 0 else None,
-                **provenance(self.device),
+                **job_record(self.cells["cell"], self.diverged_at, self.step, self.elapsed, self.device),
             },
         )
 
