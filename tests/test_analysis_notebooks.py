@@ -9,10 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from helpers import mark_diverged
 
 from staircase import config as cfgmod
 from staircase import train
@@ -22,26 +22,10 @@ PAPERMILL = str(Path(sys.executable).parent / "papermill")
 
 
 def diverge(run_dir: Path, seed: int, step: int, activation: str) -> None:
-    """Rewrite a run as if ``seed`` had diverged at ``step`` (what the trainer records: NaN from
-    that step on, NaN spectra, the status in run.json), relabelled as another sweep cell."""
-    m = pd.read_parquet(run_dir / "metrics.parquet")
-    after = (m["seed"] == seed) & (m["step"] >= step)
-    for col in ("loss", "rel_l2", "eps_rank", "lower_bound", "best_loss", "best_loss_top_r", "bound_rank"):
-        m.loc[after, col] = np.nan
-    m.loc[after, "bound_violation"] = False
-    m.to_parquet(run_dir / "metrics.parquet", index=False)
-    r = pd.read_parquet(run_dir / "ranks.parquet")
-    r.loc[(r["seed"] == seed) & (r["step"] >= step), "value"] = np.nan
-    r.to_parquet(run_dir / "ranks.parquet", index=False)
-    with np.load(run_dir / "spectra.npz") as npz:
-        spectra = {k: npz[k] for k in npz.files}
-    s = list(spectra["seeds"]).index(seed)
-    for key in spectra:
-        if key.startswith("layer"):
-            spectra[key][s, spectra["steps"] >= step] = np.nan
-    np.savez_compressed(run_dir / "spectra.npz", **spectra)
+    """Rewrite a run as if ``seed`` had diverged at ``step`` (helpers.mark_diverged), relabelled
+    as another sweep cell."""
+    mark_diverged(run_dir, seed, step)
     info = json.loads((run_dir / "run.json").read_text())
-    info["status"][str(seed)] = f"diverged at step {step}"
     info["config"]["model"]["activation"] = activation
     (run_dir / "run.json").write_text(json.dumps(info))
 

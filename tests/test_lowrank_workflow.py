@@ -11,20 +11,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from helpers import REPO, snakemake
 
-REPO = Path(__file__).resolve().parents[1]
-SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 TINY = REPO / "tests" / "config" / "lowrank.yaml"
-
-
-def snakemake(*args, cwd, timeout=900):
-    return subprocess.run(
-        [SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 def test_bad_lowrank_config_fails_before_any_job(tmp_path):

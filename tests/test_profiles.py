@@ -4,16 +4,11 @@ should. The real SLURM run is tests/slurm/run_slurm_test.sh (make test-slurm).""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
+from helpers import REPO, snakemake
 from snakemake.profiles import ProfileConfigFileParser
 
-REPO = Path(__file__).resolve().parents[1]
 PROFILES = REPO / "workflow" / "profiles"
-SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 TINY = REPO / "tests" / "config" / "config.yaml"
 VARIABLES = [
     "STAIRCASE_SLURM_ACCOUNT",
@@ -84,13 +79,8 @@ def test_gpu_profile_differs_only_in_the_training_jobs(monkeypatch):
 @pytest.mark.parametrize("name", ["default", "slurm", "slurm-gpu"])
 def test_snakemake_accepts_the_profile(name, tmp_path):
     """A dry run with the profile: every option in it exists, every resource parses (no SLURM needed)."""
-    res = subprocess.run(
-        [SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--profile", str(PROFILES / name)]
-        + ["--configfile", str(TINY), "--dry-run"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    res = snakemake(
+        "--profile", str(PROFILES / name), "--configfile", str(TINY), "--dry-run", cwd=tmp_path, timeout=300
     )
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     assert "rule train:" in res.stdout

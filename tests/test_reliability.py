@@ -15,19 +15,19 @@ import sys
 import time
 from pathlib import Path
 
+import helpers
 import nbformat
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from helpers import REPO, snakemake_command
 
 from staircase import cli, train
 from staircase import config as cfgmod
 from staircase.notebooks import failure_message
 from staircase.provenance import AlreadyRunning, atomic_write, exclusive
 
-REPO = Path(__file__).resolve().parents[1]
-SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 TINY = REPO / "tests" / "config" / "config.yaml"
 
 
@@ -186,16 +186,13 @@ def start_snakemake(*args, cwd, log):
     """Snakemake in its own process group (as in a terminal), so the test can kill the lot."""
     with open(log, "w") as fh:
         return subprocess.Popen(
-            [SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), *args],
+            snakemake_command(*args),
             cwd=cwd, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
 
 
 def snakemake(*args, cwd, timeout=600):
-    return subprocess.run(
-        [SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), *args], cwd=cwd, capture_output=True, text=True,
-        timeout=timeout,
-    )  # fmt: skip
+    return helpers.snakemake(*args, cwd=cwd, timeout=timeout)
 
 
 def wait_for(condition, proc, what, timeout=300):

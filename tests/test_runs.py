@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from helpers import mark_diverged
 
 from staircase import config as cfgmod
 from staircase import runs, train
@@ -31,23 +31,9 @@ def tiny_run(tmp_path_factory):
 
 
 def diverge(src, dst, seed, step):
-    """A copy of a run in which ``seed`` diverged at ``step``, as the trainer records it:
-    NaN from that step on, and the status in run.json."""
+    """A copy of a run in which ``seed`` diverged at ``step`` (helpers.mark_diverged)."""
     shutil.copytree(src, dst)
-    m = pd.read_parquet(dst / "metrics.parquet")
-    after = (m["seed"] == seed) & (m["step"] >= step)
-    for col in ("loss", "rel_l2", "eps_rank", "lower_bound", "best_loss", "best_loss_top_r", "bound_rank"):
-        m.loc[after, col] = np.nan
-    m.loc[after, "bound_violation"] = False
-    m.to_parquet(dst / "metrics.parquet", index=False)
-    r = pd.read_parquet(dst / "ranks.parquet")
-    r.loc[(r["seed"] == seed) & (r["step"] >= step), "value"] = np.nan
-    r.to_parquet(dst / "ranks.parquet", index=False)
-    info = json.loads((dst / "run.json").read_text())
-    info["status"][str(seed)] = f"diverged at step {step}"
-    info["diverged"] = True
-    (dst / "run.json").write_text(json.dumps(info))
-    return dst
+    return mark_diverged(dst, seed, step)
 
 
 def test_load_run_and_seed_summary(tiny_run):

@@ -5,28 +5,15 @@ from __future__ import annotations
 
 import hashlib
 import re
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
+from helpers import REPO, snakemake
 
-REPO = Path(__file__).resolve().parents[1]
-SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 TINY = REPO / "tests" / "config" / "config.yaml"
-
-
-def snakemake(*args, cwd, timeout=900):
-    return subprocess.run(
-        [SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 def _jobs(dry_run_output: str) -> list[dict]:
