@@ -76,6 +76,8 @@ def run_ours(cfg: dict, schedule: str = "default") -> dict:
 
     if schedule == "ends":
         cfg = _ends_only(cfg)
+    elif schedule == "every":
+        cfg = _every_step(cfg)
     cfg = dict(cfg, train=dict(cfg["train"], checkpoint_every=0))
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(cfg, tmp, checkpoint_dir=None, progress=False)
@@ -97,9 +99,35 @@ def run_ours(cfg: dict, schedule: str = "default") -> dict:
         # the time spent in training steps alone (Trainer.train_clock: measurements excluded)
         "train_wall_s": float(trainer.train_clock[0]),
         "train_cpu_s": float(trainer.train_clock[1]),
+        # the measurements' CPU time by part (train.MeasureClock): where the tracking overhead goes
+        **{f"measure_{part}_cpu_s": float(v) for part, v in trainer.measure_clock.seconds.items()},
         "final_loss": [float(v) for v in rec["loss"][-1]],
         "final_rel_l2": [float(v) for v in rec["rel_l2"][-1]],
         "torch_threads": torch.get_num_threads(),
+        **(_trajectory(trainer) if schedule == "every" else {}),
+    }
+
+
+def _every_step(cfg: dict) -> dict:
+    """The same run, measuring after every step."""
+    cfg = copy.deepcopy(cfg)
+    steps = cfg["train"]["steps"]
+    cfg["log"] = {"dense_every": 1, "dense_until": steps, "sparse_every": steps}
+    return cfg
+
+
+def _trajectory(trainer) -> dict:
+    """The measured series the stair analysis reads: the eps-rank of the last hidden layer at the
+    main eps and the loss, (seeds, measurements), for the schedule study."""
+    from staircase import rank as rk
+
+    last = np.stack([spectra[-1] for spectra in trainer.rec.spectra], axis=1)  # (S, T, n)
+    ranks = rk.eps_rank_from_spectrum(np.nan_to_num(last, nan=-np.inf), trainer.main_eps).astype(float)
+    ranks[np.isnan(last[..., 0])] = np.nan
+    return {
+        "steps": [int(t) for t in trainer.rec.steps],
+        "ranks": ranks.tolist(),
+        "loss": np.stack(trainer.rec.scalars["loss"], axis=1).tolist(),
     }
 
 
@@ -359,7 +387,10 @@ def compare(cfg: dict, peers: list[str], repeats: int, log=print) -> tuple[pd.Da
     rows = []
     seeds, steps = list(cfg["seeds"]), cfg["train"]["steps"]
     ratios = {(p, kind, clock): [] for p in peers for kind in ("tracking", "training") for clock in ("wall", "cpu")}
+    from staircase.train import MeasureClock
+
     overhead = {"wall": [], "cpu": [], "inrun_cpu": []}
+    parts = {part: [] for part in (*MeasureClock.PARTS, "outside")}
     for rep in range(repeats):
         ours = in_process("ours", cfg=cfg)
         ends = in_process("ours", cfg=cfg, schedule="ends")
@@ -368,6 +399,11 @@ def compare(cfg: dict, peers: list[str], repeats: int, log=print) -> tuple[pd.Da
             overhead[clock].append(ours[f"{clock}_s"] / ends[f"{clock}_s"] - 1)
         # the same, within the one run: CPU time outside training steps over CPU time in them
         overhead["inrun_cpu"].append(ours["cpu_s"] / ours["train_cpu_s"] - 1)
+        measured = sum(ours[f"measure_{part}_cpu_s"] for part in MeasureClock.PARTS)
+        for part in MeasureClock.PARTS:
+            parts[part].append(ours[f"measure_{part}_cpu_s"] / ours["train_cpu_s"])
+        # start-up of Trainer.train and the loop's bookkeeping: CPU time neither training nor measuring
+        parts["outside"].append((ours["cpu_s"] - ours["train_cpu_s"] - measured) / ours["train_cpu_s"])
         line = [
             f"  repeat {rep}: ours {steps * len(seeds) / ours['wall_s']:.0f} steps/s per model "
             f"({ours['measurements']} measurements; all seeds in {ours['cpu_s']:.1f} s CPU, "
@@ -402,6 +438,9 @@ def compare(cfg: dict, peers: list[str], repeats: int, log=print) -> tuple[pd.Da
         "overhead_wall_median": _median(overhead["wall"]),
         "overhead_cpu_all": overhead["cpu"],
         "overhead_wall_all": overhead["wall"],
+        # the in-run overhead by part, each a fraction of the training CPU time (medians of the repeats)
+        "overhead_parts_median": {part: _median(v) for part, v in parts.items()},
+        "overhead_parts_all": parts,
         **_medians(df, "ours", "ours"),
         **_medians(df, "ours_ends_only", "ours_ends_only"),
         "peers": {},
@@ -420,6 +459,80 @@ def compare(cfg: dict, peers: list[str], repeats: int, log=print) -> tuple[pd.Da
             },
             **_medians(df, peer, "peer"),
         }
+    return df, summary
+
+
+SCHEDULE_SPARSITY = (1, 2, 3, 5, 10, 20)  # the experiment's log schedule, and k times sparser
+
+
+def compare_schedules(cfg: dict, analysis: dict, log=print) -> tuple[pd.DataFrame, dict]:
+    """What each measurement schedule buys, and costs: one run of the problem measured after every
+    step (our engine, one process), then the staircase as each candidate schedule would have seen
+    it, by taking that run's measurements at the schedule's steps. Candidates: the experiment's
+    ``log:`` schedule and k times sparser ones (``dense_every`` and ``sparse_every`` times k, for k
+    in ``SCHEDULE_SPARSITY``). For each: its number of measurements, its tracking overhead
+    estimated as that number times the mean CPU cost of one measurement over the training CPU time,
+    and the stairs the analysis (``analysis:`` options of the config) finds per seed, also as a
+    fraction of those it finds measuring after every step."""
+    from staircase import stairs
+    from staircase.train import MeasureClock, log_schedule
+
+    steps = cfg["train"]["steps"]
+    run = in_process("ours", cfg=cfg, schedule="every")
+    measured = sum(run[f"measure_{part}_cpu_s"] for part in MeasureClock.PARTS)
+    per_measurement, train_cpu = measured / run["measurements"], run["train_cpu_s"]
+    every = np.asarray(run["steps"])
+    ranks, loss = np.asarray(run["ranks"]), np.asarray(run["loss"])
+    options = {k: analysis[k] for k in ("min_points", "min_span", "window") if k in analysis}
+
+    def seen_by(schedule: np.ndarray) -> dict:
+        idx = np.searchsorted(every, schedule)
+        per_seed = [stairs.analyse(schedule, r[idx], l[idx], **options).summary() for r, l in zip(ranks, loss)]
+        return {
+            "stairs": [int(a["n_stairs"]) for a in per_seed],
+            "spearman": _median([a["spearman"] for a in per_seed]),
+            "fraction_aligned": _median([a["fraction_aligned"] for a in per_seed]),
+        }
+
+    reference = seen_by(every)
+    lg = cfg["log"]
+    candidates = [("every step", 0, every)]
+    for k in SCHEDULE_SPARSITY:
+        sched = log_schedule(steps, lg["dense_every"] * k, lg["dense_until"], lg["sparse_every"] * k)
+        candidates.append((f"log x{k}" if k > 1 else "log (config)", k, sched))
+    rows = []
+    for label, k, sched in candidates:
+        seen = reference if k == 0 else seen_by(np.asarray(sched))
+        rows.append(
+            {
+                "schedule": label,
+                "sparsity": k,
+                "dense_every": lg["dense_every"] * k if k else 1,
+                "sparse_every": lg["sparse_every"] * k if k else 1,
+                "measurements": len(sched),
+                "overhead_estimated": len(sched) * per_measurement / train_cpu,
+                "stairs_median": _median(seen["stairs"]),
+                "stairs_per_seed": json.dumps(seen["stairs"]),
+                "stairs_found": _median(seen["stairs"]) / max(_median(reference["stairs"]), 1),
+                "spearman_median": seen["spearman"],
+                "fraction_aligned_median": seen["fraction_aligned"],
+            }
+        )
+        r = rows[-1]
+        log(
+            f"  {label}: {r['measurements']} measurements, overhead ~{100 * r['overhead_estimated']:.1f} %, "
+            f"stairs {seen['stairs']} ({100 * r['stairs_found']:.0f} % of those seen every step)"
+        )
+    df = pd.DataFrame(rows)
+    summary = {
+        "experiment": cfg["experiment"],
+        "variant": cfg["variant"],
+        "steps": steps,
+        "seeds": len(cfg["seeds"]),
+        "measurement_cpu_ms": 1e3 * per_measurement,
+        "step_cpu_ms": 1e3 * train_cpu / steps,
+        "schedules": rows,
+    }
     return df, summary
 
 
@@ -521,7 +634,7 @@ POISSON_BENCH = {
     "seeds": [0, 1, 2],
 }
 
-COMPARISONS = ("fit", "pde", "gpu")
+COMPARISONS = ("fit", "pde", "gpu", "schedule")
 PEERS = {"fit": ["naive"], "pde": ["naive", "deepxde"]}
 
 
@@ -594,6 +707,12 @@ def run_benchmarks(
             log(f"gpu: {gpu_models} stacked models vs one naive model on {fit['experiment']}")
             _save("gpu", *compare_gpu(fit, gpu_models, repeats, log))
             continue
+        if name == "schedule":
+            analysis = config.get("analysis", {})
+            for key, cfg in (("schedule_fit", fit), ("schedule_pde", pde)):
+                log(f"{key}: what each measurement schedule resolves on {cfg['experiment']}/{cfg['variant']}")
+                _save(key, *compare_schedules(cfg, analysis, log))
+            continue
         cfg = fit if name == "fit" else pde
         peers = list(PEERS[name])
         if "deepxde" in peers and (why := deepxde_available()):
@@ -633,6 +752,27 @@ def report(summary: dict) -> str:
             f"{100 * s['overhead_cpu_median']:.1f} % [{100 * s['overhead_wall_median']:.1f} %] against the run "
             "measuring at the ends only (target <= 3 %)"
         )
+        if "overhead_parts_median" in s:
+            p = s["overhead_parts_median"]
+            lines.append(
+                f"    of which eps-rank {100 * (p['forward'] + p['spectra']):.1f} % (forward pass on the rank and "
+                f"error points {100 * p['forward']:.1f} %, Gram spectra {100 * p['spectra']:.1f} %), loss "
+                f"{100 * p['loss']:.1f} %, loss lower bound {100 * p['bound']:.1f} %, recording "
+                f"{100 * p['other']:.1f} %, outside the measurements (start-up, loop) {100 * p['outside']:.1f} %"
+            )
+    for name in ("schedule_fit", "schedule_pde"):
+        s = summary.get(name)
+        if s is None:
+            continue
+        lines.append(
+            f"  {s['experiment']}: measurement schedules (one measurement {s['measurement_cpu_ms']:.1f} ms CPU, "
+            f"one step {s['step_cpu_ms']:.2f} ms): measurements, estimated overhead, stairs found"
+        )
+        for r in s["schedules"]:
+            lines.append(
+                f"    {r['schedule']:>12}: {r['measurements']:5d}, {100 * r['overhead_estimated']:6.1f} %, "
+                f"{r['stairs_per_seed']} ({100 * r['stairs_found']:.0f} % of every step's)"
+            )
     for key, why in summary.get("skipped", {}).items():
         lines.append(f"  {key}: skipped ({why})")
     g = summary.get("gpu")

@@ -115,7 +115,7 @@ def cmd_audit(args) -> int:
     return 0
 
 
-COMPARISONS = ("fit", "pde", "gpu")  # bench.COMPARISONS, without importing it
+COMPARISONS = ("fit", "pde", "gpu", "schedule")  # bench.COMPARISONS, without importing it
 
 
 def cmd_bench(args) -> int:

@@ -39,7 +39,7 @@ from tqdm import tqdm
 from staircase import methods
 from staircase import rank as rk
 from staircase.architectures import build_model
-from staircase.bounds import loss_lower_bound
+from staircase.bounds import loss_lower_bounds
 from staircase.hostmem import keep_freed_memory
 from staircase.methods import make_optimizer  # noqa: F401  (moved to staircase.methods)
 from staircase.provenance import atomic_write, exclusive, job_record, write_json
@@ -128,6 +128,42 @@ class _SharedForward:
         return (out, hidden) if return_hidden else out
 
 
+class MeasureClock:
+    """CPU seconds (of the training thread) spent in each part of the measurements: the loss
+    ("loss": its forward pass on the training points, shared with the bound), the forward pass on
+    the rank and error points with the error ("forward"), the Gram matrices and their eigenvalues
+    ("spectra"), the bound's linear algebra ("bound"), and the rest ("other": recording, divergence
+    checks). Together they are the tracking overhead of a run; run.json reports them."""
+
+    PARTS = ("loss", "forward", "spectra", "bound", "other")
+
+    def __init__(self):
+        self.seconds = dict.fromkeys(self.PARTS, 0.0)
+        self.count = 0
+        self._last = 0.0
+
+    def start(self) -> None:
+        self._last = time.thread_time()
+
+    def lap(self, part: str) -> None:
+        now = time.thread_time()
+        self.seconds[part] += now - self._last
+        self._last = now
+
+    def stop(self) -> None:
+        self.lap("other")
+        self.count += 1
+
+    def total(self) -> float:
+        return sum(self.seconds.values())
+
+    def state(self) -> dict:
+        return {"seconds": dict(self.seconds), "count": self.count}
+
+    def load(self, state: dict) -> None:
+        self.seconds, self.count = dict(state["seconds"]), int(state["count"])
+
+
 class Trainer:
     def __init__(self, cfg: dict, out_dir: Path, checkpoint_dir: Path | None = None, progress: bool = True):
         self.cfg = cfg
@@ -180,6 +216,7 @@ class Trainer:
         self.step = 0
         self.elapsed = 0.0
         self.train_clock = np.zeros(2)  # wall and CPU seconds spent optimising (not measuring)
+        self.measure_clock = MeasureClock()  # CPU seconds spent measuring, by part
         self.pretrain_info: dict | None = None
         self.diverged_at = np.full(len(cfg["seeds"]), -1)  # first log step with a non-finite loss
         self.bound_eps = float("nan")
@@ -187,9 +224,12 @@ class Trainer:
     # ---- measurement -------------------------------------------------------------------------
     @torch.no_grad()
     def measure(self) -> None:
+        clock = self.measure_clock
+        clock.start()
         ok = self.diverged_at < 0
         model = _SharedForward(self.model)  # the loss and the bound system share one forward pass
         loss = self.task.loss(model, self.data).to(torch.float64).cpu().numpy()
+        clock.lap("loss")
         newly = ok & ~np.isfinite(loss)
         for s in np.flatnonzero(newly):
             # the step is that of the first measurement with a non-finite loss; the previous one was finite
@@ -205,6 +245,7 @@ class Trainer:
         out, hidden = self.model(self.eval_x, return_hidden=True)
         u_err = out[:, self.err_index, 0].to(torch.float64)
         rel = torch.linalg.vector_norm(u_err - self.err_f, dim=-1) / torch.linalg.vector_norm(self.err_f)
+        clock.lap("forward")
         spectra = []
         for h in hidden:
             spec = np.full((n_models, h.shape[-1]), np.nan)
@@ -213,13 +254,17 @@ class Trainer:
             elif ok.any():
                 spec[ok] = rk.spectrum(h[torch.as_tensor(ok, device=h.device)][:, self.rank_index], self.rank_w)
             spectra.append(spec)
+        clock.lap("spectra")
         bs = self.task.bound_system(model, self.data)
         # the bound's eps in the loss's quadrature: Gram eigenvalues scale with the total weight
         self.bound_eps = self.main_eps * float(np.sum(bs.weights)) / float(np.sum(self.rank_w))
         bound = np.full((5, n_models), np.nan)
-        for s in np.flatnonzero(ok):
-            r = loss_lower_bound(bs.features[s], bs.target, bs.coef[s], bs.weights, self.bound_eps)
-            bound[:, s] = (r.lower_bound, r.best_loss, r.best_loss_top_r, r.rank, r.violated)
+        live = np.flatnonzero(ok)
+        if len(live):
+            results = loss_lower_bounds(bs.features[live], bs.target, bs.coef[live], bs.weights, self.bound_eps)
+            for s, r in zip(live, results):
+                bound[:, s] = (r.lower_bound, r.best_loss, r.best_loss_top_r, r.rank, r.violated)
+        clock.lap("bound")
         rec = self.rec
         rec.steps.append(self.step)
         for key, val in zip(
@@ -228,6 +273,7 @@ class Trainer:
         ):
             rec.scalars[key].append(val if key in TIMING_COLUMNS else np.where(ok, val, np.nan))
         rec.spectra.append(spectra)
+        clock.stop()
 
     # ---- checkpointing ------------------------------------------------------------------------
     def save_checkpoint(self) -> None:
@@ -243,6 +289,7 @@ class Trainer:
             "model": self.model.state_dict(),
             "opt": self.opt.state_dict(),
             "recorder": self.rec.state(),
+            "measure_clock": self.measure_clock.state(),
         }
         atomic_write(self.checkpoint_path, lambda tmp: torch.save(state, tmp))
 
@@ -258,6 +305,8 @@ class Trainer:
         self.rec.load(state["recorder"])
         self.step, self.elapsed, self.diverged_at = state["step"], state["elapsed"], state["diverged_at"]
         self.train_clock, self.pretrain_info = state["train_clock"], state["pretrain"]
+        if "measure_clock" in state:  # checkpoints written before it was recorded lack it
+            self.measure_clock.load(state["measure_clock"])
         print(f"staircase: {self.name}: resumed from checkpoint at step {self.step}", file=sys.stderr)
         return True
 
@@ -408,6 +457,9 @@ class Trainer:
             "gram_normalisation": self.cfg["rank"]["normalisation"],
             "train_s": round(float(self.train_clock[0]), 3),
             "train_cpu_s": round(float(self.train_clock[1]), 3),
+            # the tracking overhead: CPU seconds of the measurements, by part (MeasureClock)
+            "measurements": self.measure_clock.count,
+            "measure_cpu_s": {k: round(v, 3) for k, v in self.measure_clock.seconds.items()},
             "pretrain": self.pretrain_info,
             **job_record([int(s) for s in seeds], self.diverged_at, self.step, self.elapsed, self.device),
         }
