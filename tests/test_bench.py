@@ -11,7 +11,7 @@ import pytest
 import torch
 import yaml
 
-from staircase import bench, train
+from staircase import bench, stairs, train
 from staircase import config as cfgmod
 from staircase.models import StackedMLP
 
@@ -64,7 +64,37 @@ def test_bench_command_writes_tables_and_ratios(tmp_path):
     assert on_disk["machine"]["nproc"] >= 1
     if not torch.cuda.is_available():
         assert on_disk["gpu"] == {"skipped": "no CUDA device"}
-    assert "vs naive" in bench.report(summary)
+    assert on_disk["schedule_fit"]["schedules"][0]["schedule"] == "every step"
+    assert "vs naive" in bench.report(summary) and "measurement schedules" in bench.report(summary)
+
+
+def test_schedule_study_sees_what_the_schedule_itself_records(tmp_path):
+    """The study takes one every-step run's measurements at a schedule's steps; on the CPU a
+    measurement does not change the training, so that is exactly what a run on that schedule
+    records: the stairs it reports for the config's schedule are those of a real run."""
+    config = tiny_config(steps=60)
+    config["experiments"]["fit1d"]["log"] = {"dense_every": 2, "dense_until": 20, "sparse_every": 5}
+    cfg = cfgmod.variants(config, "fit1d")["base"]
+    df, summary = bench.compare_schedules(cfg, {"min_points": 2}, log=lambda *_: None)
+    rows = df.set_index("schedule")
+    assert rows.loc["every step", "measurements"] == 61
+    every = json.loads(rows.loc["every step", "stairs_per_seed"])
+    assert rows.loc["every step", "stairs_found"] == 1.0 or (
+        np.median(every) == 0 and np.isnan(rows["stairs_found"]).all()
+    )
+    assert rows.loc["log (config)", "measurements"] == len(train.log_schedule(60, 2, 20, 5))
+    assert list(df["measurements"]) == sorted(df["measurements"], reverse=True)  # sparser: fewer
+    assert np.all(np.diff(df["overhead_estimated"]) <= 0)
+
+    trainer = train.Trainer(cfg, tmp_path, progress=False)  # the config's schedule, run for real
+    trainer.train()
+    series = bench._trajectory(trainer)
+    found = [
+        int(stairs.analyse(series["steps"], r, l, min_points=2).summary()["n_stairs"])
+        for r, l in zip(series["ranks"], series["loss"])
+    ]
+    assert json.loads(rows.loc["log (config)", "stairs_per_seed"]) == found
+    assert summary["measurement_cpu_ms"] > 0 and summary["step_cpu_ms"] > 0
 
 
 def test_cli_lists_the_comparisons():

@@ -70,6 +70,11 @@ def test_outputs_and_columns(tmp_path):
     ):
         assert key in run
     assert run["status"] == {"0": "ok", "1": "ok"}
+    # the tracking overhead, by part: one entry per measurement, CPU seconds that add up
+    assert run["measurements"] == len(spectra["steps"])
+    assert set(run["measure_cpu_s"]) == set(train.MeasureClock.PARTS)
+    assert all(v >= 0 for v in run["measure_cpu_s"].values())
+    assert 0 < sum(run["measure_cpu_s"].values()) < run["wall_time_s"] + 1.0
 
 
 def _metrics_without_timing(path):

@@ -513,7 +513,10 @@ def compare_schedules(cfg: dict, analysis: dict, log=print) -> tuple[pd.DataFram
                 "overhead_estimated": len(sched) * per_measurement / train_cpu,
                 "stairs_median": _median(seen["stairs"]),
                 "stairs_per_seed": json.dumps(seen["stairs"]),
-                "stairs_found": _median(seen["stairs"]) / max(_median(reference["stairs"]), 1),
+                # NaN when even measuring every step finds no stair
+                "stairs_found": _median(seen["stairs"]) / _median(reference["stairs"])
+                if _median(reference["stairs"]) > 0
+                else float("nan"),
                 "spearman_median": seen["spearman"],
                 "fraction_aligned_median": seen["fraction_aligned"],
             }

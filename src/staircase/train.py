@@ -337,11 +337,15 @@ class Trainer:
             if self.step in log_set:
                 self.measure()
         while self.step < steps and (self.diverged_at < 0).any():
+            # the steps up to the next measurement or checkpoint as one timed block: reading the
+            # clocks and keeping the books after every step cost 2-3 % of a small model's training
+            stop = self._next_stop(steps, every)
             clock = time.perf_counter(), time.thread_time()
-            self.train_step()
+            for _ in range(stop - self.step):
+                self.train_step()
             self.train_clock += (time.perf_counter() - clock[0], time.thread_time() - clock[1])
-            self.step += 1
-            bar.update(1)
+            bar.update(stop - self.step)
+            self.step = stop
             self.elapsed = time.perf_counter() - t0
             if self.step in log_set:
                 self.measure()
@@ -350,6 +354,14 @@ class Trainer:
         bar.close()
         self.elapsed = time.perf_counter() - t0
         limits.restore_original_limits()
+
+    def _next_stop(self, steps: int, every: int) -> int:
+        """The first step after the current one that is measured or checkpointed (or the last)."""
+        later = self.log_steps[self.log_steps > self.step]
+        stop = int(later[0]) if len(later) else steps
+        if every:
+            stop = min(stop, (self.step // every + 1) * every)
+        return min(stop, steps)
 
     def _loss(self) -> torch.Tensor:
         return self.task.loss(self.model, self.data)
