@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from staircase.bounds import BoundResult, loss_lower_bound
+from staircase.bounds import BoundResult, loss_lower_bound, loss_lower_bounds
 from staircase.models import StackedMLP
 from staircase.quadrature import trapezoid_1d, trapezoid_box
 from staircase.rank import eps_rank
@@ -336,3 +336,40 @@ def test_bound_valid_for_eps_below_rounding_floor(eps):
     r = loss_lower_bound(phi, f, a, w, eps)
     assert r.best_loss_top_r <= np.sum(w * f**2) * (1 + 1e-10)  # a projection cannot increase the norm
     assert r.lower_bound <= measured_loss(phi, f, a, w) * (1 + 1e-10)
+
+
+def _tall_svd_reference(phi, f, a, w, eps):
+    """The bound by one tall SVD of the weighted features (the textbook route, as bounds.py
+    computed it before it took the QR of a whole stack): (bound, best, best top-r, rank)."""
+    sw = np.sqrt(w)
+    b, g = sw[:, None] * phi, sw * f
+    u, s, _ = np.linalg.svd(b, full_matrices=False)
+    c = u.T @ g
+    big = s**2 > eps
+    keep = s > s.max(initial=0.0) * max(b.shape) * np.finfo(np.float64).eps
+    top = float(np.sum((g - u[:, big] @ c[big]) ** 2))
+    best = float(np.sum((g - u[:, keep] @ c[keep]) ** 2))
+    return max(np.sqrt(top) - np.sqrt(eps) * np.linalg.norm(a), 0.0) ** 2, best, top, int(big.sum())
+
+
+def test_stacked_bound_equals_the_tall_svd_route_and_each_model_alone():
+    total = 0.0
+    for seed in range(40):
+        phi, f, w = random_problem(seed)
+        rng = np.random.default_rng(20_000 + seed)
+        coefs = np.stack(list(coefficient_choices(phi, f, w, rng).values()))
+        stack = np.stack([phi + 0.1 * k * np.tanh(phi) for k in range(len(coefs))])  # different features per model
+        for eps in (1e-1, 1e-3, 1e-6):
+            results = loss_lower_bounds(stack, f, coefs, w, eps)
+            for m, r in enumerate(results):
+                bound, best, top, rank = _tall_svd_reference(stack[m], f, coefs[m], w, eps)
+                scale = np.sum(w * f**2)
+                assert r.rank == rank
+                for ours, ref in ((r.lower_bound, bound), (r.best_loss_top_r, top)):
+                    assert ours == pytest.approx(ref, rel=1e-9, abs=1e-12 * scale)
+                # the least-squares optimum: directions at the lstsq cut-off may differ by rounding
+                assert r.best_loss == pytest.approx(best, rel=1e-6, abs=1e-10 * scale)
+                alone = loss_lower_bound(stack[m], f, coefs[m], w, eps)
+                assert alone.lower_bound == pytest.approx(r.lower_bound, rel=1e-12, abs=1e-14 * scale)
+                total += 1
+    assert total == 40 * 6 * 3

@@ -9,13 +9,14 @@ back is far steadier than either time alone. Each process records its wall time 
 waits for) and its CPU time (what it costs; on a shared machine the steadier of the two, as it
 does not count the time the process waited for a core).
 
-Comparisons (``fit``, ``pde``, ``gpu``; each writes ``<out>/<name>.csv`` with every run, and
-``<out>/summary.json`` gathers the ratios):
+Comparisons (``fit``, ``pde``, ``gpu``, ``schedule``; each writes ``<out>/<name>.csv`` with every
+run, and ``<out>/summary.json`` gathers the ratios):
 
 * every problem: our engine (``staircase.train.Trainer``: all seeds of a variant stacked in one
   process) measuring on the experiment's schedule, and the same run measuring only at step 0 and
   at the end: their ratio is the tracking overhead (spectra of every hidden layer, the loss lower
-  bound, the error) as a fraction of the training time;
+  bound, the error) as a fraction of the training time; within the tracking run, the same overhead
+  by part (``train.MeasureClock``), steadier than a ratio of two processes;
 * peer ``naive`` (``fit`` and ``pde``): a naive eager PyTorch loop, one ``nn.Sequential`` per
   seed, each in its own process, ``torch.optim.Adam`` with its defaults, ``loss.item()`` every
   step, at every log step the epsilon-rank of the last hidden layer from an SVD of its features
@@ -26,7 +27,9 @@ Comparisons (``fit``, ``pde``, ``gpu``; each writes ``<out>/<name>.csv`` with ev
   rate and steps. It tracks no rank, so the like-for-like ratio is against our run without
   tracking; the relative L2 error after the same steps is reported for both;
 * ``gpu`` (only where CUDA is available): ``gpu_models`` stacked models on one GPU (eager, and
-  replaying a CUDA graph of the step) against the naive loop's single model on the same GPU.
+  replaying a CUDA graph of the step) against the naive loop's single model on the same GPU;
+* ``schedule`` (``schedule_fit``, ``schedule_pde``): what each measurement schedule resolves and
+  costs, from one run of each problem measured after every step (``compare_schedules``).
 
 The fitting problem is the first variant of the ``fit1d`` experiment of config.yaml, the PDE
 problem the first variant of its ``poisson2d`` experiment (``POISSON_BENCH`` below if it has none).

@@ -13,7 +13,8 @@ Outputs (all written atomically, in ``out_dir``):
   eps and the peer metrics (effective, stable, numerical rank) of every hidden layer
 * ``spectra.npz``     - ``steps``, ``seeds`` and ``layer<l>`` arrays (seed, step, n) of the sorted
   Gram eigenvalues, so any eps or metric can be recomputed without retraining
-* ``run.json``        - resolved config, provenance, wall time, per-seed status (ok / diverged)
+* ``run.json``        - resolved config, provenance, wall time, per-seed status (ok / diverged), and
+  the CPU seconds of training and of the measurements by part (``MeasureClock``)
 
 A checkpoint is written every ``train.checkpoint_every`` steps to ``checkpoint_dir`` (outside the
 workflow's declared outputs, which Snakemake deletes before re-running a job); a restarted job
