@@ -387,11 +387,11 @@ def compare(cfg: dict, peers: list[str], repeats: int, log=print) -> tuple[pd.Da
     schedule (``ours``), the same run measuring only at step 0 and the end (``ours_ends_only``),
     and each peer with one process per seed. Ratios of summed times over the same steps x seeds
     are ratios of steps/s per model."""
+    from staircase.train import MeasureClock
+
     rows = []
     seeds, steps = list(cfg["seeds"]), cfg["train"]["steps"]
     ratios = {(p, kind, clock): [] for p in peers for kind in ("tracking", "training") for clock in ("wall", "cpu")}
-    from staircase.train import MeasureClock
-
     overhead = {"wall": [], "cpu": [], "inrun_cpu": []}
     parts = {part: [] for part in (*MeasureClock.PARTS, "outside")}
     for rep in range(repeats):
