@@ -71,9 +71,10 @@ def write_run(
     path.mkdir(parents=True, exist_ok=True)
     pd.concat(rows).to_parquet(path / "metrics.parquet")
     pd.concat(ranks).to_parquet(path / "ranks.parquet")
-    run_cfg = {"rank": {"main_eps": 1e-3}}
+    run_cfg = {"experiment": "fit1d", "variant": "base", "rank": {"main_eps": 1e-3}, "model": {"depth": 2}}
     info = {
         "config": run_cfg,
+        "seeds": seeds,
         "status": status or {str(s): "ok" for s in seeds},
         "git_commit": commit,
         "git_dirty": False,

@@ -30,6 +30,7 @@ from staircase import config as cfgmod
 from staircase import stairs
 from staircase.lowrank import claims as lowrank_claims
 from staircase.provenance import atomic_write
+from staircase.runs import Run, load_run
 
 PASS, FAIL, INCONCLUSIVE = "PASS", "FAIL", "INCONCLUSIVE"
 
@@ -64,36 +65,13 @@ class Row:
     runs: list[str] = field(default_factory=list)
 
 
-@dataclass
-class Run:
-    """One experiment variant on disk: all its seeds."""
-
-    experiment: str
-    variant: str
-    path: Path
-    metrics: pd.DataFrame
-    info: dict
-
-    @property
-    def healthy_seeds(self) -> list[int]:
-        return [int(s) for s, st in self.info["status"].items() if st == "ok"]
-
-    @property
-    def diverged(self) -> dict[str, str]:
-        return {s: st for s, st in self.info["status"].items() if st != "ok"}
-
-    def ranks(self) -> pd.DataFrame:
-        return pd.read_parquet(self.path / "ranks.parquet")
-
-
 def load_runs(config: dict, results: Path, experiment: str) -> list[Run]:
     runs = []
     for variant in cfgmod.variants(config, experiment):
         path = results / "runs" / experiment / variant
         if not (path / "metrics.parquet").exists():
             continue
-        info = json.loads((path / "run.json").read_text())
-        runs.append(Run(experiment, variant, path, pd.read_parquet(path / "metrics.parquet"), info))
+        runs.append(load_run(path))  # the loader the notebooks use (staircase.runs)
     return runs
 
 
@@ -119,7 +97,7 @@ def seed_row(claim, experiment, metric, values, op, threshold, runs, audit_cfg, 
     value, spread = summarise(values)
     n = int(np.isfinite(np.asarray(values, dtype=float)).sum()) if values else 0
     verdict = compare(value, op, threshold)
-    diverged = {f"{r.variant}/seed{s}": st for r in runs for s, st in r.diverged.items()}
+    diverged = {f"{r.variant}/seed{s}": st for r in runs for s, st in r.status.items() if st != "ok"}
     notes = [detail] if detail else []
     if diverged:
         notes.append(f"excluded (diverged): {', '.join(f'{k} {v}' for k, v in diverged.items())}")
@@ -297,7 +275,7 @@ def eval_a3(experiment, runs, t) -> list[Row]:
 def eval_a5(experiment, runs, t) -> list[Row]:
     fractions = []
     for r in runs:
-        ranks = r.ranks()
+        ranks = r.ranks
         eps = r.info["config"]["rank"]["main_eps"]
         sel = ranks[(ranks["metric"] == "eps_rank") & np.isclose(ranks["eps"], eps)]
         wide = sel.pivot_table(index=["seed", "step"], columns="layer", values="value")
@@ -330,7 +308,7 @@ def eval_methods(claim: str) -> Callable:
         paths = [str(r.path) for r in runs]
         if not t.get("comparison"):
             return [Row(claim, experiment, "comparison", float("nan"), "", INCONCLUSIVE, detail="no comparison: block")]
-        data = {r.variant: {"metrics": r.metrics, "ranks": r.ranks(), "info": r.info} for r in runs}
+        data = {r.variant: {"metrics": r.metrics, "ranks": r.ranks, "info": r.info} for r in runs}
         summary = cmp.summary_table(cmp.seed_table(data, t["comparison"], cmp.choose_clock(data)), t["comparison"])
         few = [f"{r.variant} ({len(r.healthy_seeds)})" for r in runs if len(r.healthy_seeds) < t["min_seeds"]]
         rows = []

@@ -67,6 +67,11 @@ class Run:
         return {int(s): st for s, st in self.info["status"].items()}
 
     @property
+    def healthy_seeds(self) -> list[int]:
+        """The seeds that trained to the end (status ok)."""
+        return [s for s, st in self.status.items() if st == "ok"]
+
+    @property
     def diverged(self) -> dict[int, int]:
         """{seed: step at which it diverged} for the diverged seeds."""
         out = {}
