@@ -526,6 +526,7 @@ def test_audit_reports_a6_and_a7_from_the_comparison(tmp_path):
     for variant, run in runs.items():
         out = tmp_path / "runs" / "exp" / variant
         out.mkdir(parents=True)
+        run["info"]["config"] = dict(run["info"]["config"], experiment="exp", variant=variant)  # as train writes it
         run["metrics"].to_parquet(out / "metrics.parquet")
         run["ranks"].to_parquet(out / "ranks.parquet")
         (out / "run.json").write_text(json.dumps(run["info"]))
