@@ -134,29 +134,21 @@ def _spearman(a, b) -> float:
 # ---- the evaluators: (config, runs of one experiment, audit thresholds) -> rows ----------------
 
 
-STAIR_OPTIONS = ("min_points", "min_span", "window")  # of config `analysis:` that staircase.stairs takes
-
-
-def stair_options(t: dict) -> dict:
-    """The stair-detection settings of config `analysis:` (as the figures use them); stairs'
-    own defaults for any it leaves out."""
-    analysis = t.get("analysis") or {}
-    return {k: analysis[k] for k in STAIR_OPTIONS if k in analysis}
-
-
 def stair_table(runs, t: dict) -> pd.DataFrame:
     """staircase.stairs per healthy seed of every run (last hidden layer, main eps), with the
     settings of config `analysis:`."""
+    options = stairs.config_options(t.get("analysis"))
     frames = []
     for r in runs:
         healthy = r.metrics[r.metrics["seed"].isin(r.healthy_seeds)]
         if not healthy.empty:
-            frames.append(stairs.seed_table(healthy, **stair_options(t)).assign(variant=r.variant))
+            frames.append(stairs.seed_table(healthy, **options).assign(variant=r.variant))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["variant", "n_stairs"])
 
 
 def eval_a1(experiment, runs, t) -> list[Row]:
     table = stair_table(runs, t)
+    min_points = stairs.config_options(t.get("analysis")).get("min_points", 2)
     return [
         seed_row(
             "A1",
@@ -167,7 +159,7 @@ def eval_a1(experiment, runs, t) -> list[Row]:
             t["a1_min_stairs"],
             runs,
             t,
-            f"staircase.stairs.segment, plateaus of >= {stair_options(t).get('min_points', 2)} measurements",
+            f"staircase.stairs.segment, plateaus of >= {min_points} measurements",
         ),
         seed_row(
             "A1",

@@ -228,6 +228,16 @@ class StairAnalysis:
         return out
 
 
+CONFIG_OPTIONS = ("min_points", "min_span", "window")  # the settings of config `analysis:` taken here
+
+
+def config_options(analysis: dict | None) -> dict:
+    """The stair-detection settings given in config `analysis:` (as keyword arguments of
+    ``analyse`` / ``seed_table``); this module's defaults for any it leaves out."""
+    analysis = analysis or {}
+    return {k: analysis[k] for k in CONFIG_OPTIONS if k in analysis}
+
+
 def _finite_prefix(*arrays: np.ndarray) -> int:
     ok = np.ones(len(arrays[0]), dtype=bool)
     for a in arrays:
