@@ -104,6 +104,7 @@ def run_ours(cfg: dict, schedule: str = "default") -> dict:
         "train_cpu_s": float(trainer.train_clock[1]),
         # the measurements' CPU time by part (train.MeasureClock): where the tracking overhead goes
         **{f"measure_{part}_cpu_s": float(v) for part, v in trainer.measure_clock.seconds.items()},
+        "measure_cpu_s": trainer.measure_clock.total(),
         "final_loss": [float(v) for v in rec["loss"][-1]],
         "final_rel_l2": [float(v) for v in rec["rel_l2"][-1]],
         "torch_threads": torch.get_num_threads(),
@@ -122,14 +123,9 @@ def _every_step(cfg: dict) -> dict:
 def _trajectory(trainer) -> dict:
     """The measured series the stair analysis reads: the eps-rank of the last hidden layer at the
     main eps and the loss, (seeds, measurements), for the schedule study."""
-    from staircase import rank as rk
-
-    last = np.stack([spectra[-1] for spectra in trainer.rec.spectra], axis=1)  # (S, T, n)
-    ranks = rk.eps_rank_from_spectrum(np.nan_to_num(last, nan=-np.inf), trainer.main_eps).astype(float)
-    ranks[np.isnan(last[..., 0])] = np.nan
     return {
         "steps": [int(t) for t in trainer.rec.steps],
-        "ranks": ranks.tolist(),
+        "ranks": trainer.main_ranks().tolist(),
         "loss": np.stack(trainer.rec.scalars["loss"], axis=1).tolist(),
     }
 
@@ -402,11 +398,10 @@ def compare(cfg: dict, peers: list[str], repeats: int, log=print) -> tuple[pd.Da
             overhead[clock].append(ours[f"{clock}_s"] / ends[f"{clock}_s"] - 1)
         # the same, within the one run: CPU time outside training steps over CPU time in them
         overhead["inrun_cpu"].append(ours["cpu_s"] / ours["train_cpu_s"] - 1)
-        measured = sum(ours[f"measure_{part}_cpu_s"] for part in MeasureClock.PARTS)
         for part in MeasureClock.PARTS:
             parts[part].append(ours[f"measure_{part}_cpu_s"] / ours["train_cpu_s"])
         # start-up of Trainer.train and the loop's bookkeeping: CPU time neither training nor measuring
-        parts["outside"].append((ours["cpu_s"] - ours["train_cpu_s"] - measured) / ours["train_cpu_s"])
+        parts["outside"].append((ours["cpu_s"] - ours["train_cpu_s"] - ours["measure_cpu_s"]) / ours["train_cpu_s"])
         line = [
             f"  repeat {rep}: ours {steps * len(seeds) / ours['wall_s']:.0f} steps/s per model "
             f"({ours['measurements']} measurements; all seeds in {ours['cpu_s']:.1f} s CPU, "
@@ -478,15 +473,14 @@ def compare_schedules(cfg: dict, analysis: dict, log=print) -> tuple[pd.DataFram
     and the stairs the analysis (``analysis:`` options of the config) finds per seed, also as a
     fraction of those it finds measuring after every step."""
     from staircase import stairs
-    from staircase.train import MeasureClock, log_schedule
+    from staircase.train import log_schedule
 
     steps = cfg["train"]["steps"]
     run = in_process("ours", cfg=cfg, schedule="every")
-    measured = sum(run[f"measure_{part}_cpu_s"] for part in MeasureClock.PARTS)
-    per_measurement, train_cpu = measured / run["measurements"], run["train_cpu_s"]
+    per_measurement, train_cpu = run["measure_cpu_s"] / run["measurements"], run["train_cpu_s"]
     every = np.asarray(run["steps"])
     ranks, loss = np.asarray(run["ranks"]), np.asarray(run["loss"])
-    options = {k: analysis[k] for k in ("min_points", "min_span", "window") if k in analysis}
+    options = stairs.config_options(analysis)
 
     def seen_by(schedule: np.ndarray) -> dict:
         idx = np.searchsorted(every, schedule)

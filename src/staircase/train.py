@@ -405,6 +405,13 @@ class Trainer:
         return [rk.eps_rank_from_spectrum(rk.spectrum(h, self.rank_w), self.main_eps).tolist() for h in hidden]
 
     # ---- outputs ------------------------------------------------------------------------------
+    def main_ranks(self) -> np.ndarray:
+        """(seeds, measurements): the eps-rank of the last hidden layer at the main eps, NaN once
+        a seed diverged (its spectra are NaN)."""
+        last = np.stack([spectra[-1] for spectra in self.rec.spectra], axis=1)  # (S, T, n)
+        ranks = rk.eps_rank_from_spectrum(np.nan_to_num(last, nan=-np.inf), self.main_eps)
+        return np.where(np.isnan(last[..., 0]), np.nan, ranks)
+
     def write_outputs(self) -> None:
         seeds = np.asarray(self.cfg["seeds"])
         steps = np.asarray(self.rec.steps)
@@ -414,9 +421,7 @@ class Trainer:
             cols[key] = np.concatenate(vals)
         metrics = pd.DataFrame(cols)
         spec = {f"layer{l}": np.stack([st[l] for st in self.rec.spectra], axis=1) for l in range(self.model.depth)}
-        last = spec[f"layer{self.model.depth - 1}"]
-        main_rank = rk.eps_rank_from_spectrum(np.nan_to_num(last, nan=-np.inf), self.main_eps)
-        metrics.insert(3, "eps_rank", np.where(np.isnan(last[..., 0]), np.nan, main_rank).T.reshape(-1))
+        metrics.insert(3, "eps_rank", self.main_ranks().T.reshape(-1))
         metrics["bound_eps"] = self.bound_eps
         # compared in float64 with the loss recomputed from the same linear system (bounds.BoundResult)
         metrics["bound_violation"] = metrics["bound_violation"] == 1
