@@ -1,361 +1,511 @@
 """The claims audit: from results already on disk to a verdict per claim and experiment.
 
-For every claim of DESIGN.md section 3 that the configured experiments test (``claims:`` tags),
-each evaluator below computes a metric per seed (or per sweep cell), takes the median and spread,
-compares it with a threshold from ``config.yaml`` (section ``audit:``), and gives a verdict:
+Each claim of the registry (``src/staircase/claims.yaml``, explained in docs/claims.md) that an
+enabled experiment is tagged with (``claims:`` in config.yaml) is judged by rows of
+:class:`staircase.verdicts.Row`: tests against a stated null model (a p-value or a margin),
+guards, self-checks and descriptions. Paper A's claims are evaluated here; papers B and C's in
+:mod:`staircase.lowrank.claims`. Thresholds come from the config's ``audit:`` section over the
+schema's defaults (:func:`staircase.registry.thresholds`), the tests' settings from ``analysis:``.
 
-* PASS - the measured value meets the threshold;
-* FAIL - it does not (a result, not an error: the audit shows the numbers);
-* INCONCLUSIVE - the evidence is not usable: too few healthy seeds (diverged runs are excluded
-  and counted), a missing quantity, or a guard rail of the claim not met.
+* A1 - :func:`staircase.steptest.staircase_test` per healthy seed (the stall prominence of the
+  spectrum's motion at eps against one growth phase), Fisher-combined over the experiment's seeds;
+* A2 - :func:`staircase.steptest.coupling_test` of log loss at the rank's rises; Spearman described;
+* A3 - the eps-rank's own bound (metrics.parquet ``eps_bound``): its non-vacuous share and the
+  coupling test of its drops; violations of either bound are self-checks (ERROR);
+* A4 - the share of sweep cells that beat A1's null, with the binomial p of that share;
+* A5 - strict layer order per seed on every variant with >= 2 hidden layers, ties and reversals
+  apart, counterexamples named;
+* A6, A7 - :mod:`staircase.comparison` (methods against their baseline).
 
 Nothing is retrained: ``staircase audit`` reads results/runs and writes results/audit/claims.csv
-(one row per claim x experiment x metric) and claims.md (the same for a person, with figures and
-the code versions behind the runs). ``--strict`` makes any FAIL a non-zero exit.
+(one row per claim x experiment x statistic), seeds.csv (the per-seed tests behind A1-A4) and
+claims.md (the same for a person, with figures, the tests' calibration and the code versions).
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy.stats import spearmanr
+from scipy import stats
 
+from staircase import comparison as cmp
 from staircase import config as cfgmod
-from staircase import stairs
+from staircase import registry, stairs, steptest
+from staircase import verdicts as vd
 from staircase.lowrank import claims as lowrank_claims
 from staircase.provenance import atomic_write
-from staircase.runs import Run, load_run
+from staircase.runs import Run, layer_ranks, load_run
 
-PASS, FAIL, INCONCLUSIVE = "PASS", "FAIL", "INCONCLUSIVE"
-
-CLAIM_TEXT = {
-    "A1": "eps-rank of the last hidden layer rises in a staircase during training",
-    "A2": "loss falls as eps-rank rises",
-    "A3": "loss lower bound falls as eps-rank rises, and loss >= bound always",
-    "A4": "the staircase is universal across activations, depth, width",
-    "A5": "later hidden layers have higher eps-rank than earlier ones",
-    "A6": "advanced methods reach higher eps-rank sooner and cut the staircase",
-    "A7": "first-layer pre-training raises the initial eps-rank and speeds training",
-    "B1": "with weight decay, each hidden layer's weights approach rank <= K",
-    "B2": "distance to rank K grows with within-class variability of the layer's input",
-    "B3": "the stationarity bound on the distance to rank K holds",
-    "C1": "linear layers after the last ReLU converge to rank 1; ReLU layers need not",
-    "C2": "adjacent linear layers align",
-    "C3": "the training invariance is conserved (full for linear pairs, diagonal for ReLU pairs)",
-}
-
-
-@dataclass
-class Row:
-    claim: str
-    experiment: str
-    metric: str
-    value: float
-    threshold: str
-    verdict: str
-    spread: str = ""
-    n: int = 0
-    detail: str = ""
-    runs: list[str] = field(default_factory=list)
+PASS, FAIL, INCONCLUSIVE, ERROR = vd.PASS, vd.FAIL, vd.INCONCLUSIVE, vd.ERROR
+ANALYSIS_DEFAULTS = {"min_points": 2, "min_span": 0.0, "loss_window": 20, "null_samples": 400}
 
 
 def load_runs(config: dict, results: Path, experiment: str) -> list[Run]:
     runs = []
     for variant in cfgmod.variants(config, experiment):
         path = results / "runs" / experiment / variant
-        if not (path / "metrics.parquet").exists():
-            continue
-        runs.append(load_run(path))  # the loader the notebooks use (staircase.runs)
+        if (path / "metrics.parquet").exists():
+            runs.append(load_run(path))  # the loader the notebooks use (staircase.runs)
     return runs
 
 
-# ---- verdict helpers ---------------------------------------------------------------------------
+def analysis_settings(config: dict) -> dict:
+    """The tests' settings: config `analysis:` over the schema's defaults."""
+    return {**ANALYSIS_DEFAULTS, **{k: v for k, v in (config.get("analysis") or {}).items() if k in ANALYSIS_DEFAULTS}}
 
 
-def compare(value: float, op: str, threshold: float) -> str:
-    if value is None or not np.isfinite(value):
-        return INCONCLUSIVE
-    ok = {">=": value >= threshold, "<=": value <= threshold, "==": value == threshold}[op]
-    return PASS if ok else FAIL
+class SeedTests:
+    """The per-seed tests of one run, computed once and shared by the claims that use them."""
 
+    def __init__(self, run: Run, settings: dict):
+        self.run = run
+        self.denoise = {"min_points": settings["min_points"], "min_span": settings["min_span"]}
+        self.n_null = settings["null_samples"]
+        self.window = settings["loss_window"]
 
-def summarise(values: list[float]) -> tuple[float, str]:
-    arr = np.asarray([v for v in values if v is not None and np.isfinite(v)], dtype=float)
-    if arr.size == 0:
-        return float("nan"), ""
-    return float(np.median(arr)), f"[{arr.min():.3g}, {arr.max():.3g}]"
+    def series(self, seed: int) -> pd.DataFrame:
+        m = self.run.metrics
+        return m[m["seed"] == seed].sort_values("step")
 
+    def last_layer_spectra(self, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """(steps, (T, n) Gram spectra of the last hidden layer) of one seed (spectra.npz)."""
+        spectra = self.run.spectra
+        last = max(int(k.removeprefix("layer")) for k in spectra if k.startswith("layer"))
+        row = list(np.asarray(spectra["seeds"]).astype(int)).index(seed)
+        return np.asarray(spectra["steps"], dtype=float), spectra[f"layer{last}"][row]
 
-def seed_row(claim, experiment, metric, values, op, threshold, runs, audit_cfg, detail="") -> Row:
-    """Median over healthy seeds against a threshold; INCONCLUSIVE below the minimum seed count."""
-    value, spread = summarise(values)
-    n = int(np.isfinite(np.asarray(values, dtype=float)).sum()) if values else 0
-    verdict = compare(value, op, threshold)
-    diverged = {f"{r.variant}/seed{s}": st for r in runs for s, st in r.status.items() if st != "ok"}
-    notes = [detail] if detail else []
-    if diverged:
-        notes.append(f"excluded (diverged): {', '.join(f'{k} {v}' for k, v in diverged.items())}")
-    if n < audit_cfg["min_seeds"]:
-        verdict = INCONCLUSIVE
-        notes.append(f"only {n} healthy seed(s), need {audit_cfg['min_seeds']}")
-    return Row(
-        claim,
-        experiment,
-        metric,
-        value,
-        f"{op} {threshold:g}",
-        verdict,
-        spread,
-        n,
-        "; ".join(notes),
-        [str(r.path) for r in runs],
-    )
-
-
-def per_seed(run: Run):
-    """Healthy seeds' metric series, sorted by step."""
-    for seed in run.healthy_seeds:
-        yield seed, run.metrics[run.metrics["seed"] == seed].sort_values("step")
-
-
-def _spearman(a, b) -> float:
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    if np.all(a == a[0]) or np.all(b == b[0]):
-        return float("nan")  # a constant series has no rank correlation
-    return float(spearmanr(a, b).statistic)
-
-
-# ---- the evaluators: (config, runs of one experiment, audit thresholds) -> rows ----------------
-
-
-def stair_table(runs, t: dict) -> pd.DataFrame:
-    """staircase.stairs per healthy seed of every run (last hidden layer, main eps), with the
-    settings of config `analysis:`."""
-    options = stairs.config_options(t.get("analysis"))
-    frames = []
-    for r in runs:
-        healthy = r.metrics[r.metrics["seed"].isin(r.healthy_seeds)]
-        if not healthy.empty:
-            frames.append(stairs.seed_table(healthy, **options).assign(variant=r.variant))
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["variant", "n_stairs"])
-
-
-def eval_a1(experiment, runs, t) -> list[Row]:
-    table = stair_table(runs, t)
-    min_points = stairs.config_options(t.get("analysis")).get("min_points", 2)
-    return [
-        seed_row(
-            "A1",
-            experiment,
-            "detected stairs (upward jumps between plateaus)",
-            list(table["n_stairs"]),
-            ">=",
-            t["a1_min_stairs"],
-            runs,
-            t,
-            f"staircase.stairs.segment, plateaus of >= {min_points} measurements",
-        ),
-        seed_row(
-            "A1",
-            experiment,
-            "monotonicity (fraction of non-decreasing rank moves)",
-            list(table["monotonicity"]),
-            ">=",
-            t["a1_min_monotone"],
-            runs,
-            t,
-        ),
-    ]
-
-
-def eval_a2(experiment, runs, t) -> list[Row]:
-    rho = [_spearman(m["loss"], m["eps_rank"]) for r in runs for _, m in per_seed(r)]
-    table = stair_table(runs, t)
-    aligned = list(table["fraction_aligned"]) if "fraction_aligned" in table else []
-    return [
-        seed_row(
-            "A2",
-            experiment,
-            "Spearman(loss, eps-rank) over checkpoints",
-            rho,
-            "<=",
-            t["a2_max_spearman"],
-            runs,
-            t,
-            "negative: the loss is lower where the rank is higher",
-        ),
-        seed_row(
-            "A2",
-            experiment,
-            "fraction of rank jumps with a faster loss drop than on the adjacent plateaus",
-            aligned,
-            ">=",
-            t["a2_min_aligned"],
-            runs,
-            t,
-            "chance level is about 0.5",
-        ),
-    ]
-
-
-def eval_a4(experiment, runs, t) -> list[Row]:
-    """Universality: A1 and A2 per sweep cell (variant), then the fraction of cells where both hold."""
-    table = stair_table(runs, t)
-    cells, failed = [], []
-    for r in runs:
-        cell = table[table["variant"] == r.variant]
-        if cell.empty:
-            continue
-        rho = [_spearman(m["loss"], m["eps_rank"]) for _, m in per_seed(r)]
-        cells.append(r.variant)
-        if not (cell["n_stairs"].median() >= t["a1_min_stairs"] and np.nanmedian(rho) <= t["a2_max_spearman"]):
-            failed.append(r.variant)
-    fraction = 1 - len(failed) / len(cells) if cells else float("nan")
-    return [
-        Row(
-            "A4",
-            experiment,
-            "fraction of sweep cells where A1 (stairs) and A2 (Spearman) hold",
-            fraction,
-            f">= {t['a4_min_fraction']:g}",
-            compare(fraction, ">=", t["a4_min_fraction"]),
-            "",
-            len(cells),
-            ("cells failing: " + ", ".join(failed)) if failed else "every cell holds",
-            [str(r.path) for r in runs],
-        )
-    ]
-
-
-def eval_a3(experiment, runs, t) -> list[Row]:
-    violations = sum(int(r.metrics["bound_violation"].sum()) for r in runs)
-    checked = sum(int(r.metrics["lower_bound"].notna().sum()) for r in runs)
-    rho = [_spearman(m["lower_bound"], m["eps_rank"]) for r in runs for _, m in per_seed(r)]
-    return [
-        Row(
-            "A3",
-            experiment,
-            "bound violations (lower bound > loss)",
-            float(violations),
-            "== 0",
-            INCONCLUSIVE if checked == 0 else (PASS if violations == 0 else FAIL),
-            "",
-            checked,
-            f"{checked} checkpoints checked",
-            [str(r.path) for r in runs],
-        ),
-        seed_row(
-            "A3",
-            experiment,
-            "Spearman(lower bound, eps-rank) over checkpoints",
-            rho,
-            "<=",
-            t["a3_max_spearman"],
-            runs,
-            t,
-            "negative: the bound falls as the rank rises",
-        ),
-    ]
-
-
-def eval_a5(experiment, runs, t) -> list[Row]:
-    fractions = []
-    for r in runs:
-        ranks = r.ranks
-        eps = r.info["config"]["rank"]["main_eps"]
-        sel = ranks[(ranks["metric"] == "eps_rank") & np.isclose(ranks["eps"], eps)]
-        wide = sel.pivot_table(index=["seed", "step"], columns="layer", values="value")
-        if wide.shape[1] < 2:
-            continue
-        for seed in r.healthy_seeds:
-            w = wide.loc[seed].to_numpy()
-            fractions.append(float((w[:, 1:] >= w[:, :-1]).mean()))
-    return [
-        seed_row(
-            "A5",
-            experiment,
-            "fraction of checkpoints and layer pairs with r(l+1) >= r(l)",
-            fractions,
-            ">=",
-            t["a5_min_fraction"],
-            runs,
-            t,
-            "needs depth >= 2",
-        )
-    ]
-
-
-def eval_methods(claim: str) -> Callable:
-    """A6/A7: methods against their baseline (staircase.comparison, the experiment's `comparison:`)."""
-
-    def evaluator(experiment, runs, t) -> list[Row]:
-        from staircase import comparison as cmp
-
-        paths = [str(r.path) for r in runs]
-        if not t.get("comparison"):
-            return [Row(claim, experiment, "comparison", float("nan"), "", INCONCLUSIVE, detail="no comparison: block")]
-        data = {r.variant: {"metrics": r.metrics, "ranks": r.ranks, "info": r.info} for r in runs}
-        summary = cmp.summary_table(cmp.seed_table(data, t["comparison"], cmp.choose_clock(data)), t["comparison"])
-        few = [f"{r.variant} ({len(r.healthy_seeds)})" for r in runs if len(r.healthy_seeds) < t["min_seeds"]]
-        rows = []
-        for v in cmp.verdicts(summary, t["comparison"]).query("claim == @claim").itertuples():
-            verdict, detail = v.verdict, v.detail
-            if few:
-                verdict, detail = INCONCLUSIVE, f"{detail}; too few healthy seeds: {', '.join(few)}"
-            rows.append(
-                Row(claim, experiment, v.metric, v.value, f"{v.op} {v.threshold:g}", verdict, "", v.n, detail, paths)
+    @cached_property
+    def staircase(self) -> dict[int, steptest.StaircaseTest]:
+        return {
+            s: steptest.staircase_test(
+                *self.last_layer_spectra(s), self.run.main_eps, n_null=self.n_null, seed=s, **self.denoise
             )
-        return rows or [
-            Row(claim, experiment, "methods", float("nan"), "", INCONCLUSIVE, detail="no method of this claim")
+            for s in self.run.healthy_seeds
+        }
+
+    @cached_property
+    def rank_only(self) -> dict[int, float]:
+        """A1's integer test on the eps-rank itself: confounded with the spectrum's spacing (a
+        description, see docs/claims.md)."""
+        return {
+            s: steptest.levels_test(
+                self.series(s)["step"], self.series(s)["eps_rank"], self.n_null, s, **self.denoise
+            )["p_value"]
+            for s in self.run.healthy_seeds
+        }
+
+    def coupling(self, transform) -> dict[int, steptest.CouplingTest]:
+        out = {}
+        for s in self.run.healthy_seeds:
+            m = self.series(s)
+            out[s] = steptest.coupling_test(
+                m["step"], m["eps_rank"], transform(m), self.window, self.n_null, seed=s, **self.denoise
+            )
+        return out
+
+    @cached_property
+    def loss_coupling(self) -> dict[int, steptest.CouplingTest]:
+        return self.coupling(lambda m: np.log(m["loss"].to_numpy(float)))
+
+    @cached_property
+    def bound_coupling(self) -> dict[int, steptest.CouplingTest]:
+        return self.coupling(lambda m: np.sqrt(m["eps_bound"].to_numpy(float)))
+
+
+class ExperimentAudit:
+    """The rows of every claim of one experiment (paper A), from its runs on disk."""
+
+    def __init__(self, name: str, runs: list[Run], config: dict):
+        self.name = name
+        self.runs = runs
+        self.t = registry.thresholds(config)
+        self.settings = analysis_settings(config)
+        self.comparison = config["experiments"][name].get("comparison")
+        self.tests = {r.variant: SeedTests(r, self.settings) for r in runs}
+        self.seed_records: list[dict] = []  # results/audit/seeds.csv
+
+    # ---- helpers ---------------------------------------------------------------------------------
+    @property
+    def paths(self) -> list[str]:
+        return [str(r.path) for r in self.runs]
+
+    def healthy(self) -> list[tuple[Run, int]]:
+        return [(r, s) for r in self.runs for s in r.healthy_seeds]
+
+    def seed_notes(self, n: int) -> tuple[str | None, list[str]]:
+        """(INCONCLUSIVE or None, notes on excluded seeds) for a statistic over ``n`` seeds."""
+        notes = [
+            f"excluded (diverged): {r.variant}/seed{s} {st}" for r in self.runs for s, st in r.status.items() if st != "ok"
+        ]
+        if n < self.t["min_seeds"]:
+            notes.append(f"only {n} healthy seed(s), need {self.t['min_seeds']}")
+            return INCONCLUSIVE, notes
+        return None, notes
+
+    def record(self, claim, variant, seed, statistic, value, p_value, null, detail="") -> None:
+        self.seed_records.append(
+            dict(claim=claim, experiment=self.name, variant=variant, seed=seed, statistic=statistic, value=value)
+            | dict(p_value=p_value, null=null, detail=detail)
+        )
+
+    def common(self, n: int, detail_parts=()) -> dict:
+        verdict, notes = self.seed_notes(n)
+        fields = dict(n=n, runs=self.paths, detail="; ".join([*filter(None, detail_parts), *notes]))
+        if verdict:
+            fields["verdict"] = verdict
+        return fields
+
+    # ---- A1 --------------------------------------------------------------------------------------
+    def a1(self) -> list[vd.Row]:
+        tests = [(r, s, self.tests[r.variant].staircase[s]) for r, s in self.healthy()]
+        for r, s, res in tests:
+            where = f"stall from step {res.step:g} held {res.hold_ratio:.3g}x as long" if res.statistic else "no stall"
+            self.record(
+                "A1",
+                r.variant,
+                s,
+                "stall prominence",
+                res.statistic,
+                res.p_value,
+                f"median {res.null_median:.3g}, 95% {res.null_q95:.3g}",
+                f"{where} as the motion around it; eps-rank rose {res.rank_rise}; "
+                f"null noise sigma {res.noise[0]:g}, rho {res.noise[1]:g}",
+            )
+        value, spread, n = vd.summarise([res.statistic for *_, res in tests])
+        p = steptest.fisher([res.p_value for *_, res in tests])
+        alpha = self.t["alpha"]
+        beat = sum(res.p_value <= alpha for *_, res in tests)
+        null_med = np.median([res.null_median for *_, res in tests]) if tests else np.nan
+        per_seed = ", ".join(f"{r.variant}/seed{s} p={res.p_value:.3g}" for r, s, res in tests)
+        rows = [
+            vd.pvalue_row(
+                "A1",
+                self.name,
+                "stall prominence of the spectrum at eps: log of how much longer its most prominent stall "
+                "lasted than its motion around it (Fisher over seeds)",
+                value,
+                p,
+                alpha,
+                f"one growth phase of the spectrum's motion, rounded, matched AR(1) noise (null median {null_med:.3g})",
+                spread=spread,
+                **self.common(n, [f"{beat} of {n} seeds beat the null alone", per_seed]),
+            )
+        ]
+        rank_only = [self.tests[r.variant].rank_only[s] for r, s in self.healthy()]
+        counts = []
+        for r, s in self.healthy():
+            m = self.tests[r.variant].series(s)
+            counts.append(stairs.segment(m["step"], m["eps_rank"], **self.tests[r.variant].denoise).n_stairs)
+        value, spread, n = vd.summarise(counts)
+        return rows + [
+            vd.description_row(
+                "A1",
+                self.name,
+                "the same test on the eps-rank alone, Fisher p (confounded with the spacing of the spectrum: "
+                "not evidence)",
+                steptest.fisher(rank_only),
+                n=len(rank_only),
+                runs=self.paths,
+            ),
+            vd.description_row(
+                "A1",
+                self.name,
+                "detected stairs (upward jumps between plateaus; a rounded smooth rise has one per level)",
+                value,
+                spread=spread,
+                n=n,
+                runs=self.paths,
+            ),
         ]
 
-    return evaluator
+    # ---- A2 --------------------------------------------------------------------------------------
+    def _coupling_row(self, claim, what, results: list, null_what: str, extra=()) -> vd.Row:
+        value, spread, n = vd.summarise([c.statistic for *_, c in results])
+        p = steptest.fisher([c.p_value for *_, c in results])
+        q95 = np.nanmedian([c.null_q95 for *_, c in results]) if results else np.nan
+        rises = sum(c.n_rises for *_, c in results)
+        return vd.pvalue_row(
+            claim,
+            self.name,
+            f"{what}: mean percentile at the rank's rises among the intervals within "
+            f"{self.settings['loss_window']} measurements (0.5 at chance; Fisher over seeds)",
+            value,
+            p,
+            self.t["alpha"],
+            f"{null_what} (95% of the null below {q95:.3g})",
+            spread=spread,
+            **self.common(n, [f"{rises} rises", *extra]),
+        )
 
+    def a2(self) -> list[vd.Row]:
+        results = [(r, s, self.tests[r.variant].loss_coupling[s]) for r, s in self.healthy()]
+        for r, s, c in results:
+            self.record("A2", r.variant, s, "loss drop at rises (percentile)", c.statistic, c.p_value, "0.5")
+        rho = []
+        for r, s in self.healthy():
+            m = self.tests[r.variant].series(s)
+            rho.append(stairs.spearman(m["loss"], m["eps_rank"])[0])
+        value, spread, n = vd.summarise(rho)
+        return [
+            self._coupling_row(
+                "A2",
+                "loss drop rate (log loss per step)",
+                results,
+                "no coupling beyond the shared trend: each rise moved at random within its window",
+            ),
+            vd.description_row(
+                "A2",
+                self.name,
+                "Spearman(loss, eps-rank) over checkpoints (a shared trend suffices: not evidence)",
+                value,
+                spread=spread,
+                n=n,
+                runs=self.paths,
+            ),
+        ]
 
-EVALUATORS: dict[str, Callable] = {"A1": eval_a1, "A2": eval_a2, "A3": eval_a3, "A4": eval_a4, "A5": eval_a5}
-EVALUATORS.update(A6=eval_methods("A6"), A7=eval_methods("A7"))
+    # ---- A3 --------------------------------------------------------------------------------------
+    def a3(self) -> list[vd.Row]:
+        if any("eps_bound" not in r.metrics for r in self.runs):
+            return [
+                vd.guard_row(
+                    "A3",
+                    self.name,
+                    "the eps-rank's bound (metrics.parquet eps_bound)",
+                    0.0,
+                    ">=",
+                    1.0,
+                    detail="these runs predate the eps-rank's bound: re-run their training",
+                    runs=self.paths,
+                )
+            ]
+        finite = [r.metrics[np.isfinite(r.metrics["loss"])] for r in self.runs]
+        loss_checks = sum(int(m["lower_bound"].notna().sum()) for m in finite)
+        loss_viol = sum(int(m["bound_violation"].sum()) for m in finite)
+        eps_checks = sum(int(m["eps_bound"].notna().sum()) for m in finite)
+        eps_viol = sum(int(m["eps_bound_violation"].sum()) for m in finite)
+        shares, tight, rank_gap = [], [], []
+        for r, s in self.healthy():
+            m = self.tests[r.variant].series(s)
+            bound, err = m["eps_bound"].to_numpy(float), m["error_sq"].to_numpy(float)
+            shares.append(float(np.mean(bound > 0)))
+            pos = bound > 0
+            tight.append(float(np.median(bound[pos] / err[pos])) if pos.any() else np.nan)
+            rank_gap.append(float(np.median(m["bound_rank"] - m["eps_rank"])))
+            self.record("A3", r.variant, s, "non-vacuous share", shares[-1], np.nan, "0 (vacuous)")
+        value, spread, n = vd.summarise(shares)
+        coupling = [(r, s, self.tests[r.variant].bound_coupling[s]) for r, s in self.healthy()]
+        t_value, t_spread, t_n = vd.summarise(tight)
+        g_value, g_spread, g_n = vd.summarise(rank_gap)
+        return [
+            vd.self_check_row(
+                "A3",
+                self.name,
+                "violations of loss >= bound (the loss's own system and the eps-rank's Gram)",
+                loss_viol + eps_viol,
+                loss_checks + eps_checks,
+                detail=f"{loss_viol} of {loss_checks} (training loss), {eps_viol} of {eps_checks} (L2 error); "
+                "a violation is a bug, not a result",
+                runs=self.paths,
+            ),
+            vd.threshold_row(
+                "A3",
+                self.name,
+                "share of checkpoints where the eps-rank's bound on the L2 error is above 0 (median over seeds)",
+                value,
+                ">=",
+                self.t["a3_min_nonvacuous"],
+                null="a vacuous bound (share 0)",
+                spread=spread,
+                **self.common(n),
+            ),
+            self._coupling_row(
+                "A3",
+                "drop rate of the square root of the bound",
+                coupling,
+                "the bound's drops unrelated to the rank's rises: each rise moved at random within its window",
+            ),
+            vd.description_row(
+                "A3",
+                self.name,
+                "tightness: bound / squared L2 error where the bound is above 0 (median over seeds)",
+                t_value,
+                spread=t_spread,
+                n=t_n,
+                runs=self.paths,
+            ),
+            vd.description_row(
+                "A3",
+                self.name,
+                "rank of the training loss's own bound minus the eps-rank (median over checkpoints; on PDE "
+                "tasks it counts directions of the operator's images, not of the features)",
+                g_value,
+                spread=g_spread,
+                n=g_n,
+                runs=self.paths,
+            ),
+        ]
+
+    # ---- A4 --------------------------------------------------------------------------------------
+    def a4(self) -> list[vd.Row]:
+        alpha = self.t["alpha"]
+        beat, missed, few = [], [], []
+        for r in self.runs:
+            res = self.tests[r.variant].staircase
+            if len(res) < self.t["min_seeds"]:
+                few.append(f"{r.variant} ({len(res)} healthy)")
+                continue
+            p = steptest.fisher([x.p_value for x in res.values()])
+            (beat if p <= alpha else missed).append(f"{r.variant} (p={p:.2g})")
+            self.record("A4", r.variant, -1, "cell beats A1's null (Fisher p)", float(p <= alpha), p, f"alpha {alpha:g}")
+        cells = len(beat) + len(missed)
+        fraction = len(beat) / cells if cells else float("nan")
+        p_binom = float(stats.binom.sf(len(beat) - 1, cells, alpha)) if cells else float("nan")
+        parts = [
+            f"beat the null: {', '.join(beat) or 'none'}",
+            f"do not: {', '.join(missed) or 'none'}",
+            f"too few healthy seeds: {', '.join(few)}" if few else "",
+        ]
+        return [
+            vd.threshold_row(
+                "A4",
+                self.name,
+                "fraction of sweep cells whose seeds beat A1's null (Fisher p <= alpha)",
+                fraction,
+                ">=",
+                self.t["a4_min_fraction"],
+                p_value=p_binom,
+                null=f"no staircase anywhere: each cell beats the null with probability {alpha:g} "
+                f"(binomial p of {len(beat)} of {cells} cells: {p_binom:.2g})",
+                n=cells,
+                detail="; ".join(filter(None, parts)),
+                runs=self.paths,
+                verdict=INCONCLUSIVE if not cells else None,
+            )
+        ]
+
+    # ---- A5 --------------------------------------------------------------------------------------
+    def a5(self) -> list[vd.Row]:
+        strict, ties, reversals, null, counter, shallow = [], [], [], [], [], []
+        for r in self.runs:
+            wide = layer_ranks(r.ranks, r.main_eps)
+            if wide.shape[1] < 2:
+                shallow.append(r.variant)
+                continue
+            for seed in r.healthy_seeds:
+                w = wide.loc[seed].to_numpy(float)
+                w = w[np.isfinite(w).all(axis=1)]
+                later, earlier = w[:, 1:], w[:, :-1]
+                up, eq, down = (later > earlier).mean(), (later == earlier).mean(), (later < earlier).mean()
+                strict.append(up)
+                ties.append(eq)
+                reversals.append(down)
+                null.append((1 - eq) / 2)
+                self.record("A5", r.variant, seed, "strict layer order share", up, np.nan, f"{(1 - eq) / 2:.3g}")
+                for pair in range(later.shape[1]):
+                    below = (later[:, pair] < earlier[:, pair]).mean()
+                    if below > (later[:, pair] > earlier[:, pair]).mean():
+                        counter.append(f"{r.variant}/seed{seed} layers {pair}->{pair + 1} ({below:.0%} of checkpoints)")
+        value, spread, n = vd.summarise(strict)
+        parts = [
+            f"ties {np.median(ties):.3g}, reversals {np.median(reversals):.3g} (medians)" if ties else "",
+            f"counterexamples (more reversals than strict orders): {len(counter)}"
+            + (f": {'; '.join(counter[:8])}" + (" ..." if len(counter) > 8 else "") if counter else ""),
+            f"not tested (1 hidden layer): {', '.join(shallow)}" if shallow else "",
+        ]
+        if not strict:
+            return [
+                vd.guard_row(
+                    "A5",
+                    self.name,
+                    "variants with >= 2 hidden layers",
+                    0.0,
+                    ">=",
+                    1.0,
+                    detail="; ".join(filter(None, parts)),
+                    runs=self.paths,
+                )
+            ]
+        return [
+            vd.threshold_row(
+                "A5",
+                self.name,
+                "share of (checkpoint, adjacent layer pair) with r(l+1) > r(l) strictly (median over seeds)",
+                value,
+                ">=",
+                self.t["a5_min_fraction"],
+                null=f"exchangeable layers: strict share (1 - ties) / 2, median {np.median(null):.3g}",
+                spread=spread,
+                **self.common(n, parts),
+            )
+        ]
+
+    # ---- A6, A7 ----------------------------------------------------------------------------------
+    def methods(self, claim: str) -> list[vd.Row]:
+        if not self.comparison:
+            return [vd.guard_row(claim, self.name, "comparison", 0.0, ">=", 1.0, detail="no comparison: block")]
+        data = {r.variant: {"metrics": r.metrics, "ranks": r.ranks, "info": r.info} for r in self.runs}
+        summary = cmp.summary_table(cmp.seed_table(data, self.comparison, cmp.choose_clock(data)), self.comparison)
+        few = [f"{r.variant} ({len(r.healthy_seeds)})" for r in self.runs if len(r.healthy_seeds) < self.t["min_seeds"]]
+        rows = []
+        for v in cmp.verdicts(summary, self.comparison).query("claim == @claim").itertuples():
+            detail = v.detail + (f"; too few healthy seeds: {', '.join(few)}" if few else "")
+            fields = dict(null=v.null, n=v.n, detail=detail, runs=self.paths)
+            if v.role == "description":
+                rows.append(vd.description_row(claim, self.name, v.metric, v.value, **fields))
+            elif v.role == "guard":
+                rows.append(vd.guard_row(claim, self.name, v.metric, v.value, v.op, v.threshold, **fields))
+            else:
+                verdict = INCONCLUSIVE if few else None
+                rows.append(vd.threshold_row(claim, self.name, v.metric, v.value, v.op, v.threshold, verdict=verdict, **fields))
+        return rows or [vd.guard_row(claim, self.name, "methods", 0.0, ">=", 1.0, detail="no method of this claim")]
+
+    def rows(self, claim: str) -> list[vd.Row]:
+        evaluate = {"A1": self.a1, "A2": self.a2, "A3": self.a3, "A4": self.a4, "A5": self.a5}.get(claim)
+        if claim in ("A6", "A7"):
+            return self.methods(claim)
+        return evaluate() if evaluate else []
 
 
 # ---- the audit ---------------------------------------------------------------------------------
+def no_results(claim: str, experiment: str) -> vd.Row:
+    return vd.guard_row(claim, experiment, "results", 0.0, ">=", 1.0, detail="no results found")
 
 
-def evaluate(config: dict, results: str | os.PathLike = "results") -> pd.DataFrame:
+def evaluate(config: dict, results: str | os.PathLike = "results", seed_records: list | None = None) -> pd.DataFrame:
+    """claims.csv as a DataFrame: every tagged claim of every enabled experiment and study."""
     results = Path(results)
-    t = config["audit"]
-    rows: list[Row] = []
+    rows: list[vd.Row] = []
     for experiment in cfgmod.enabled_experiments(config):
-        claims = config["experiments"][experiment].get("claims", [])
+        claims = [c for c in config["experiments"][experiment].get("claims", []) if c in registry.claims()]
         runs = load_runs(config, results, experiment)
+        if not runs:
+            rows.extend(no_results(c, experiment) for c in claims)
+            continue
+        judge = ExperimentAudit(experiment, runs, config)
         for claim in claims:
-            if claim not in EVALUATORS:
-                continue
-            if not runs:
-                rows.append(
-                    Row(claim, experiment, "results", float("nan"), "", INCONCLUSIVE, detail="no results found")
-                )
-                continue
-            comparison = config["experiments"][experiment].get("comparison")  # A6/A7 (staircase.comparison)
-            settings = {**t, "comparison": comparison, "analysis": config.get("analysis", {})}
-            rows.extend(EVALUATORS[claim](experiment, runs, settings))
-    rows.extend(Row(**r) for r in lowrank_claims.audit_rows(config, results))  # papers B and C
-    frame = pd.DataFrame([asdict(r) for r in rows])
-    if frame.empty:
-        frame = pd.DataFrame(columns=[f for f in Row.__dataclass_fields__])
-    frame["runs"] = frame["runs"].map(lambda v: ";".join(v) if isinstance(v, list) else v)
-    return frame
+            rows.extend(judge.rows(claim))
+        if seed_records is not None:
+            seed_records.extend(judge.seed_records)
+    for row in lowrank_claims.audit_rows(config, results):  # papers B and C
+        rows.append(row if isinstance(row, vd.Row) else vd.Row(**{"role": "test", **row}))
+    return vd.to_frame(rows)
+
+
+def overall(frame: pd.DataFrame) -> pd.DataFrame:
+    return vd.overall(frame)
 
 
 def code_versions(frame: pd.DataFrame) -> pd.DataFrame:
     """The code behind the runs: one row per distinct (commit, dirty, package version)."""
     seen = []
     for paths in frame["runs"].dropna():
-        for path in filter(None, paths.split(";")):
+        for path in filter(None, str(paths).split(";")):
             info = json.loads((Path(path) / "run.json").read_text())
             seen.append(
                 {
@@ -376,72 +526,121 @@ def code_versions(frame: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def overall(frame: pd.DataFrame) -> pd.DataFrame:
-    """One verdict per claim and experiment: FAIL if any metric fails, INCONCLUSIVE if any is, else PASS."""
-
-    def combine(v):
-        return FAIL if (v == FAIL).any() else INCONCLUSIVE if (v == INCONCLUSIVE).any() else PASS
-
-    return frame.groupby(["claim", "experiment"], sort=False)["verdict"].agg(combine).reset_index()
+def _fmt(x) -> str:
+    return "" if x is None or (isinstance(x, float) and np.isnan(x)) else f"{x:.4g}"
 
 
-def to_markdown(frame: pd.DataFrame, versions: pd.DataFrame, figures_dir: str = "../figures") -> str:
+def figure_links(frame: pd.DataFrame, figures_dir: str) -> list[str]:
+    """Per experiment: links to the registry's figures of the claims it was audited for."""
+    lines = []
+    for experiment in dict.fromkeys(e for e in frame["experiment"] if "/" not in e):
+        tested = set(frame.loc[frame["experiment"] == experiment, "claim"])
+        names = [
+            f"{name}_{experiment}" if fig["scope"] == "experiment" else name
+            for name, fig in registry.figures().items()
+            if fig.get("kind", "figure") == "figure" and tested & set(fig["claims"]) and fig["scope"] in ("experiment", "claim")
+        ]
+        lines.append(f"- {experiment}: " + ", ".join(f"[{n}]({figures_dir}/{n}.png)" for n in names))
+    return lines
+
+
+def to_markdown(frame: pd.DataFrame, versions: pd.DataFrame, calibration: pd.DataFrame | None = None) -> str:
     lines = ["# Claims audit", ""]
-    verdicts = overall(frame) if not frame.empty else pd.DataFrame(columns=["claim", "experiment", "verdict"])
+    verdicts = overall(frame)
     counts = verdicts["verdict"].value_counts()
     lines.append(
-        f"**{counts.get(PASS, 0)} passed, {counts.get(FAIL, 0)} failed, {counts.get(INCONCLUSIVE, 0)} inconclusive** "
-        f"(claim x experiment). Thresholds come from the `audit:` section of config.yaml."
+        f"**{summary_counts(counts)}** (claim x experiment). Each claim is judged by its tests against a "
+        "stated null model (p-value or margin); self-checks are identities (a violation is a bug: ERROR); "
+        "descriptions are reported, not evidence. Thresholds: the `audit:` section of config.yaml; "
+        "statistics and nulls: src/staircase/claims.yaml and docs/claims.md."
     )
     lines += ["", "| claim | experiment | verdict | what is claimed |", "|---|---|---|---|"]
-    for _, v in verdicts.iterrows():
-        lines.append(f"| {v.claim} | {v.experiment} | **{v.verdict}** | {CLAIM_TEXT.get(v.claim, '')} |")
-    lines += ["", "## Measurements", ""]
-    lines += ["| claim | experiment | metric | value (median) | spread | n | threshold | verdict | notes |"]
-    lines += ["|---|---|---|---|---|---|---|---|---|"]
-    for _, r in frame.iterrows():
-        lines.append(
-            f"| {r.claim} | {r.experiment} | {r.metric} | {r.value:.4g} | {r.spread} | {r.n} | {r.threshold} | "
-            f"{r.verdict} | {r.detail} |"
-        )
-    # staircase figures exist for the `experiments:`; papers B and C's runs are named <family>/<study>
-    figs = sorted({e for e in frame["experiment"] if "/" not in e}) if not frame.empty else []
-    if figs:
-        lines += ["", "## Figures", ""]
-        for e in figs:  # the figures registered for the claims the experiment tests
-            tested = set(frame.loc[frame["experiment"] == e, "claim"])
-            links = [f"[staircase]({figures_dir}/staircase_{e}.png)"] if tested - {"A6", "A7"} else []
-            if tested & {"A6", "A7"}:
-                links.append(f"[methods]({figures_dir}/methods_curves_{e}.png)")
-            lines.append(f"- {e}: {', '.join(links)}")
+    for v in verdicts.itertuples():
+        lines.append(f"| {v.claim} | {v.experiment} | **{v.verdict}** | {registry.claim_text(v.claim)} |")
+    lines += ["", "## Evidence", ""]
+    lines += ["| claim | experiment | statistic | role | value | spread | n | null model | p | threshold | margin | verdict |"]
+    lines += ["|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in frame.itertuples():
+        cells = [r.claim, r.experiment, r.metric, r.role, _fmt(r.value), r.spread, r.n, r.null, _fmt(r.p_value)]
+        cells += [r.threshold, _fmt(r.margin), f"**{r.verdict}**"]
+        lines.append("| " + " | ".join(str(c).replace("|", "/") for c in cells) + " |")
+    details = [r for r in frame.itertuples() if r.detail]
+    if details:
+        lines += ["", "## Details", ""]
+        lines += [f"- **{r.claim} {r.experiment}** ({r.metric}): {r.detail}" for r in details]
+    if calibration is not None and len(calibration):
+        lines += ["", "## How often the tests err (synthetic ensembles of this run: results/calibration)", ""]
+        lines += ["| test | ensemble | measures | draws | rate | 95% interval |", "|---|---|---|---|---|---|"]
+        for c in calibration.itertuples():
+            lines.append(
+                f"| {c.test} | {c.ensemble} | {c.measures} | {c.draws} | {c.rate:.3f} | [{c.ci_low:.3f}, {c.ci_high:.3f}] |"
+            )
+    links = figure_links(frame, "../figures") if not frame.empty else []
+    if links:
+        lines += ["", "## Figures", "", *links]
     lines += ["", "## Code versions behind these runs", ""]
     if len(versions) > 1 or (len(versions) == 1 and bool(versions["git_dirty"].iloc[0])):
-        lines.append("**Warning: the runs were not all produced by one clean commit.**")
-        lines.append("")
+        lines += ["**Warning: the runs were not all produced by one clean commit.**", ""]
     lines += ["| git commit | dirty | package | runs |", "|---|---|---|---|"]
-    for _, v in versions.iterrows():
-        lines.append(f"| {v.git_commit} | {v.git_dirty} | {v.package_version} | {v.runs} |")
+    lines += [f"| {v.git_commit} | {v.git_dirty} | {v.package_version} | {v.runs} |" for v in versions.itertuples()]
     return "\n".join(lines) + "\n"
 
 
+def results_table(frame: pd.DataFrame) -> str:
+    """The README's results table: per experiment, each claim's verdict with its key number and
+    whether that verdict is evidence (a test against a null) or rests on a description only."""
+    verdicts = overall(frame).set_index(["claim", "experiment"])["verdict"]
+    claims = [c for c in registry.claims() if c in set(frame["claim"])]
+    lines = ["| experiment | " + " | ".join(claims) + " |", "|---|" + "---|" * len(claims)]
+    for experiment in dict.fromkeys(frame["experiment"]):
+        cells = []
+        for claim in claims:
+            rows = frame[(frame["claim"] == claim) & (frame["experiment"] == experiment)]
+            if rows.empty:
+                cells.append("")
+                continue
+            key = rows[rows["role"] == "test"]
+            shown = key.iloc[0] if len(key) else rows.iloc[0]
+            number = f"p={shown.p_value:.2g}" if np.isfinite(shown.p_value) else _fmt(shown.value)
+            cells.append(f"{verdicts[(claim, experiment)]} ({number})")
+        lines.append(f"| {experiment} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def summary_counts(counts) -> str:
+    parts = [f"{counts.get(PASS, 0)} passed", f"{counts.get(FAIL, 0)} failed", f"{counts.get(INCONCLUSIVE, 0)} inconclusive"]
+    if counts.get(ERROR, 0):
+        parts.append(f"{counts.get(ERROR, 0)} with a failed self-check (ERROR)")
+    return ", ".join(parts)
+
+
+def has_results(results) -> bool:
+    return any(Path(results, "runs").glob("*/*/run.json"))
+
+
 def run_audit(config: dict, results="results", out_dir="results/audit") -> pd.DataFrame:
-    frame = evaluate(config, results)
+    seed_records: list[dict] = []
+    frame = evaluate(config, results, seed_records)
     versions = code_versions(frame)
+    calib_path = Path(results) / "calibration" / "summary.csv"
+    calibration = pd.read_csv(calib_path) if calib_path.exists() else None
     out = Path(out_dir)
+    seeds = pd.DataFrame(
+        seed_records, columns=["claim", "experiment", "variant", "seed", "statistic", "value", "p_value", "null", "detail"]
+    )
     atomic_write(out / "claims.csv", lambda tmp: frame.to_csv(tmp, index=False))
-    atomic_write(out / "claims.md", lambda tmp: Path(tmp).write_text(to_markdown(frame, versions)))
+    atomic_write(out / "seeds.csv", lambda tmp: seeds.to_csv(tmp, index=False))
+    atomic_write(out / "claims.md", lambda tmp: Path(tmp).write_text(to_markdown(frame, versions, calibration)))
+    atomic_write(out / "results_table.md", lambda tmp: Path(tmp).write_text(results_table(frame)))
     return frame
 
 
 def summary_line(frame: pd.DataFrame) -> str:
     if frame.empty:
         return "claims audit: no claims evaluated"
-    counts = overall(frame)["verdict"].value_counts()
-    failed = overall(frame).query("verdict == 'FAIL'")
-    text = (
-        f"claims audit: {counts.get(PASS, 0)} passed, {counts.get(FAIL, 0)} failed, "
-        f"{counts.get(INCONCLUSIVE, 0)} inconclusive"
-    )
-    if not failed.empty:
-        text += " (failed: " + ", ".join(f"{r.claim}/{r.experiment}" for r in failed.itertuples()) + ")"
+    verdicts = overall(frame)
+    text = f"claims audit: {summary_counts(verdicts['verdict'].value_counts())}"
+    bad = verdicts[verdicts["verdict"].isin([FAIL, ERROR])]
+    if not bad.empty:
+        text += " (failed: " + ", ".join(f"{r.claim}/{r.experiment}" for r in bad.itertuples()) + ")"
     return text

@@ -46,10 +46,11 @@ def loss_lower_bound(features, target, coef, weights, eps: float) -> BoundResult
 
 
 def loss_lower_bounds(features, target, coefs, weights, eps: float) -> list[BoundResult]:
-    """``loss_lower_bound`` of each model of a stack: features (S, N, n), coefs (S, n), one target
-    and one set of weights (N,) for all."""
+    """``loss_lower_bound`` of each model of a stack: features (S, N, n), coefs (S, n), a target
+    (N,) for all or one per model (S, N), and one set of weights (N,) for all."""
     phi = np.asarray(features, dtype=np.float64)
-    f = np.asarray(target, dtype=np.float64).reshape(-1)
+    f = np.asarray(target, dtype=np.float64)
+    f = np.broadcast_to(f.reshape(1, -1) if f.size == phi.shape[1] else f.reshape(phi.shape[:2]), phi.shape[:2])
     a = np.asarray(coefs, dtype=np.float64).reshape(phi.shape[0], -1)
     w = np.asarray(weights, dtype=np.float64).reshape(-1)
     if eps <= 0:
@@ -64,15 +65,15 @@ def loss_lower_bounds(features, target, coefs, weights, eps: float) -> list[Boun
     # factors, the first step a tall SVD takes anyway (25 % less time than an SVD per model).
     q, r = np.linalg.qr(b)
     u_r, s, _ = np.linalg.svd(r, full_matrices=False)
-    coeffs = np.einsum("skj,sk->sj", u_r, np.einsum("snk,n->sk", q, g))  # U^T g
+    coeffs = np.einsum("skj,sk->sj", u_r, np.einsum("snk,sn->sk", q, g))  # U^T g
     results = []
     for m in range(len(b)):
         big = s[m] ** 2 > eps
-        dist2_top = float(np.sum((g - q[m] @ (u_r[m][:, big] @ coeffs[m][big])) ** 2))
+        dist2_top = float(np.sum((g[m] - q[m] @ (u_r[m][:, big] @ coeffs[m][big])) ** 2))
         # least squares over all features: the directions above numpy.linalg.lstsq's default cut-off
         keep = s[m] > s[m].max(initial=0.0) * max(b.shape[1:]) * np.finfo(np.float64).eps
-        best = float(np.sum((g - q[m] @ (u_r[m][:, keep] @ coeffs[m][keep])) ** 2))
-        loss = float(np.sum((b[m] @ a[m] - g) ** 2))
+        best = float(np.sum((g[m] - q[m] @ (u_r[m][:, keep] @ coeffs[m][keep])) ** 2))
+        loss = float(np.sum((b[m] @ a[m] - g[m]) ** 2))
         a_norm = float(np.linalg.norm(a[m]))
         bound = max(np.sqrt(dist2_top) - np.sqrt(eps) * a_norm, 0.0) ** 2
         results.append(BoundResult(bound, loss, best, dist2_top, int(big.sum()), a_norm))

@@ -1,11 +1,13 @@
-"""Command line: ``staircase train``, ``audit``, ``variants``, ``check-config``, ``bench`` (and
-``notebook-failure``, which the notebook rules call when a notebook fails).
+"""Command line: ``staircase train``, ``audit``, ``calibrate``, ``registry``, ``variants``,
+``check-config``, ``bench`` (and ``notebook-failure``, which the notebook rules call when a notebook
+fails).
 
 The workflow calls these; a user can too, to run one job by hand::
 
     staircase variants config.yaml                       # experiments and their variants
     staircase train --config config.yaml --experiment fit1d --out /tmp/fit1d
-    staircase audit --strict                             # verdicts from results/ (exit 1 on FAIL)
+    staircase audit --strict                             # verdicts from results/ (exit 1 unless all PASS)
+    staircase calibrate                                  # false-positive rate and power of the A1/A2 tests
     staircase bench                                      # engine vs peers, ratios in results/bench
 
 Papers B and C add ``collapse``, ``align`` and ``lowrank-studies`` (see staircase.lowrank.cli).
@@ -107,12 +109,46 @@ def cmd_audit(args) -> int:
     from staircase import audit
 
     config = json.loads(args.config_json) if args.config_json else _load_config(args.config, args.set)
+    if not audit.has_results(args.results):
+        raise cfgmod.ConfigError(
+            f"staircase audit: no results under {args.results}/ (expected {args.results}/runs/<experiment>/<variant>/"
+            "run.json); run the workflow first, or point --results at its results folder"
+        )
     frame = audit.run_audit(config, args.results, args.out)
     print(audit.summary_line(frame))
     print(f"details: {Path(args.out) / 'claims.md'}")
-    if args.strict and (audit.overall(frame)["verdict"] == audit.FAIL).any():
+    if args.strict and not (audit.overall(frame)["verdict"] == audit.PASS).all():
         return 1
     return 0
+
+
+def cmd_calibrate(args) -> int:
+    from staircase import calibration
+
+    config = json.loads(args.config_json) if args.config_json else _load_config(args.config, args.set)
+    table = calibration.run(config, args.out, size=args.size, n_null=args.null_samples)
+    print(table.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+    print(f"per draw: {Path(args.out) / 'a1.csv'}, {Path(args.out) / 'a2.csv'}")
+    return 0
+
+
+def cmd_registry(args) -> int:
+    from staircase import audit, registry
+
+    if args.results_table:
+        print(audit.results_table(pd_read_csv(args.results_table)), end="")
+    else:
+        print(registry.markdown_table(), end="")
+    return 0
+
+
+def pd_read_csv(path):
+    import pandas as pd
+
+    try:
+        return pd.read_csv(path)
+    except OSError as err:
+        raise cfgmod.ConfigError(f"{path}: cannot read it ({err.strerror})") from None
 
 
 COMPARISONS = ("fit", "pde", "gpu", "schedule")  # bench.COMPARISONS, without importing it
@@ -144,7 +180,11 @@ def cmd_notebook_failure(args) -> int:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="staircase", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="staircase",
+        description="The staircase pipeline's commands: train one job, audit the claims, calibrate their tests, "
+        "benchmark, check a config. The workflow (snakemake) calls them; README.md explains each.",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train every seed of one experiment variant")
@@ -167,8 +207,25 @@ def main(argv=None) -> int:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--results", default="results")
     p.add_argument("--out", default="results/audit")
-    p.add_argument("--strict", action="store_true", help="exit 1 if any claim FAILs")
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit 1 unless every claim PASSes (a FAIL, an ERROR of a self-check, or too little evidence)",
+    )
     p.set_defaults(func=cmd_audit)
+
+    p = sub.add_parser("calibrate", help="false-positive rate and power of the A1/A2 tests on synthetic ensembles")
+    p.add_argument("--config", default="config.yaml", help="its schedules and analysis settings are used")
+    p.add_argument("--config-json", help="the validated config as JSON (used by the workflow)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--out", default="results/calibration")
+    p.add_argument("--size", type=int, default=400, help="draws per ensemble (null and alternative each)")
+    p.add_argument("--null-samples", type=int, default=200, help="null simulations per test")
+    p.set_defaults(func=cmd_calibrate)
+
+    p = sub.add_parser("registry", help="the claims registry as the README's markdown table")
+    p.add_argument("--results-table", metavar="CLAIMS_CSV", help="instead: the README's results table from a claims.csv")
+    p.set_defaults(func=cmd_registry)
 
     p = sub.add_parser("bench", help="benchmarks against a naive loop, DeepXDE; ratios to results/bench")
     p.add_argument("--config", default="config.yaml")

@@ -5,7 +5,9 @@ layer, and the loss lower bound.
 Outputs (all written atomically, in ``out_dir``):
 
 * ``metrics.parquet`` - one row per (seed, step): loss, rel_l2, eps_rank (last hidden layer at
-  the main eps), lower_bound, best_loss, best_loss_top_r, bound_rank, bound_eps, elapsed_s, and
+  the main eps), lower_bound, best_loss, best_loss_top_r, bound_rank, bound_eps, bound_violation
+  (the loss's own bound, a self-check), error_sq, eps_bound, eps_bound_top_r, eps_bound_violation
+  (claim A3's bound on the squared L2 error from the eps-rank's own Gram matrix), elapsed_s, and
   train_s / train_cpu_s: wall seconds / CPU seconds of the training thread spent optimising
   (first-layer pre-training included, measurements excluded): the clocks of time-to-threshold
   comparisons (the CPU one is immune to other processes on a shared CPU; on a GPU use the wall one)
@@ -85,6 +87,10 @@ class Recorder:
         "best_loss_top_r",
         "bound_rank",
         "bound_violation",
+        "error_sq",
+        "eps_bound",
+        "eps_bound_top_r",
+        "eps_bound_violation",
         "elapsed_s",
         "train_s",
         "train_cpu_s",
@@ -197,6 +203,7 @@ class Trainer:
         self._graph, self._warmup_left = None, 3
         self.data = self.task.train_data(self.device, dtype)
         xr, self.rank_w = self.task.rank_points()
+        self.rank_f = self.task.exact(xr)  # the exact solution where the eps-rank's Gram is formed (A3)
         if cfg["rank"]["normalisation"] == "mean":
             self.rank_w = np.full(len(xr), 1.0 / len(xr))
         self.rank_x = torch.as_tensor(xr, device=self.device, dtype=dtype)
@@ -265,16 +272,36 @@ class Trainer:
             results = loss_lower_bounds(bs.features[live], bs.target, bs.coef[live], bs.weights, self.bound_eps)
             for s, r in zip(live, results):
                 bound[:, s] = (r.lower_bound, r.best_loss, r.best_loss_top_r, r.rank, r.violated)
+        eps_bound = np.full((4, n_models), np.nan)
+        if len(live):
+            for s, r in zip(live, self._eps_bound(hidden[-1], live)):
+                eps_bound[:, s] = (r.loss, r.lower_bound, r.best_loss_top_r, r.violated)
         clock.lap("bound")
         rec = self.rec
         rec.steps.append(self.step)
         for key, val in zip(
             Recorder.SCALARS,
-            (loss, rel.cpu().numpy(), *bound, *(np.full(n_models, t) for t in (self.elapsed, *self.train_clock))),
+            (
+                loss,
+                rel.cpu().numpy(),
+                *bound,
+                *eps_bound,
+                *(np.full(n_models, t) for t in (self.elapsed, *self.train_clock)),
+            ),
         ):
             rec.scalars[key].append(val if key in TIMING_COLUMNS else np.where(ok, val, np.nan))
         rec.spectra.append(spectra)
         clock.stop()
+
+    def _eps_bound(self, last_hidden: torch.Tensor, live: np.ndarray):
+        """Claim A3's bound, built on the eps-rank's own Gram matrix: the last hidden layer on the
+        rank quadrature at the main eps. With the output u = b + sum_j a_j phi_j it bounds the
+        squared L2 error sum_k w_k (u - u*)^2 from below by (dist(u* - b, V_r) - sqrt(eps) ||a||)_+^2,
+        V_r spanned by the Gram eigen-directions above eps (so r is the eps-rank itself)."""
+        coef = self.model.output_coefficients().detach().to(torch.float64).cpu().numpy()[live]
+        phi = last_hidden[torch.as_tensor(live, device=last_hidden.device)][:, self.rank_index]
+        target = self.rank_f[None, :] - coef[:, :1]
+        return loss_lower_bounds(phi.to(torch.float64).cpu().numpy(), target, coef[:, 1:], self.rank_w, self.main_eps)
 
     # ---- checkpointing ------------------------------------------------------------------------
     def save_checkpoint(self) -> None:
@@ -425,6 +452,7 @@ class Trainer:
         metrics["bound_eps"] = self.bound_eps
         # compared in float64 with the loss recomputed from the same linear system (bounds.BoundResult)
         metrics["bound_violation"] = metrics["bound_violation"] == 1
+        metrics["eps_bound_violation"] = metrics["eps_bound_violation"] == 1
         metrics = metrics.sort_values(["seed", "step"], kind="stable").reset_index(drop=True)
 
         frames = []

@@ -1,0 +1,142 @@
+"""False-positive rate and power of the claim tests, measured on synthetic ensembles.
+
+``staircase calibrate`` (and the workflow's ``calibrate`` rule) draws series with a known answer
+(:mod:`staircase.synthetic`) on the measurement schedules of the configured experiments and runs
+the audit's own tests on them, with the config's settings:
+
+* A1 (:func:`staircase.steptest.staircase_test`): Gram spectra that move up in one growth phase
+  (its null; shapes, spectra with gaps and pairs, compression, noise and schedules drawn at random,
+  :func:`staircase.synthetic.spectra`) must give p <= alpha at most ``alpha`` of the time (the
+  false-positive rate); spectra that move in several bursts should (the power). The same integer
+  test on the eps-rank alone is run too, to show why A1 reads the spectrum;
+* A2 (:func:`staircase.steptest.coupling_test`, also A3's test of the bound): losses that share the
+  rank's trend but not its timing (uncoupled) against losses that fall when the rank rises.
+
+Each rate comes with its Clopper-Pearson 95 % interval. Outputs in ``out_dir``: ``a1.csv`` and
+``a2.csv`` (one row per draw: what was drawn, statistic, p) and ``summary.csv`` (test, ensemble,
+draws, rate, interval). docs/claims.md reports the numbers of the default configuration.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from staircase import steptest, synthetic
+from staircase.provenance import atomic_write
+
+
+def schedules(config: dict) -> dict[str, np.ndarray]:
+    """The distinct measurement schedules of the enabled experiments tagged A1, A2 or A4, plus two
+    uniform ones (200 and 60 measurements), so the rates hold on the schedules the audit sees."""
+    from staircase import config as cfgmod
+    from staircase.train import log_schedule
+
+    out = {}
+    for name in cfgmod.enabled_experiments(config):
+        if not {"A1", "A2", "A4"} & set(config["experiments"][name].get("claims", [])):
+            continue
+        for run in cfgmod.variants(config, name).values():
+            lg, steps = run["log"], run["train"]["steps"]
+            key = f"{steps}:{lg['dense_every']}/{lg['dense_until']}/{lg['sparse_every']}"
+            out.setdefault(key, log_schedule(steps, lg["dense_every"], lg["dense_until"], lg["sparse_every"]))
+    out.setdefault("uniform:200", np.arange(200) * 10)
+    out.setdefault("uniform:60", np.arange(60) * 50)
+    return out
+
+
+def _draws(plan: dict[str, np.ndarray], size: int):
+    names = sorted(plan)
+    for i in range(size):
+        yield i, names[i % len(names)], plan[names[i % len(names)]].astype(float)
+
+
+def a1_ensemble(plan, size: int, seed: int = 0, **options) -> pd.DataFrame:
+    """``size`` spectra moving in one growth phase (the null) and ``size`` in 2-5 (staircases),
+    each tested by A1 (options: n_null, min_points, min_span). Also the same integer test applied
+    to the eps-rank alone (``p_rank_only``): why A1 reads the spectrum (docs/claims.md)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for multi in (False, True):
+        for i, name, steps in _draws(plan, size):
+            spectra, eps, info = synthetic.spectra(steps, rng, phases=int(rng.integers(2, 6)) if multi else 1)
+            ranks = (spectra > eps).sum(axis=1).astype(float)
+            res = steptest.staircase_test(steps, spectra, eps, seed=seed + i, **options)
+            rank_only = steptest.levels_test(steps, ranks, seed=seed + i, **options)["p_value"]
+            rows.append(
+                {"kind": "staircase" if multi else "smooth", **info, "schedule": name, "rank_rise": res.rank_rise}
+                | {"statistic": res.statistic, "p_value": res.p_value, "p_rank_only": rank_only}
+            )
+    return pd.DataFrame(rows)
+
+
+def a2_ensemble(plan, size: int, seed: int = 0, **options) -> pd.DataFrame:
+    """``size`` uncoupled and ``size`` coupled (rank, loss) pairs, each tested by A2 (options:
+    window, n_null, min_points, min_span); the ranks come from the spectra of :func:`a1_ensemble`'s
+    kinds, one and several growth phases alternately."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for coupled in (False, True):
+        for i, name, steps in _draws(plan, size):
+            spectra, eps, _ = synthetic.spectra(steps, rng, phases=1 + (i % 2) * int(rng.integers(1, 5)))
+            ranks = (spectra > eps).sum(axis=1).astype(float)
+            loss, linfo = synthetic.loss_for(steps, ranks, rng, coupled)
+            res = steptest.coupling_test(steps, ranks, np.log(loss), seed=seed + i, **options)
+            rows.append(
+                {"rank_phases": 1 + (i % 2), **linfo, "schedule": name, "statistic": res.statistic}
+                | {"p_value": res.p_value, "rises": res.n_rises}
+            )
+    return pd.DataFrame(rows)
+
+
+def rate(p_values, alpha: float) -> dict:
+    """Share of p <= alpha with its Clopper-Pearson 95 % interval (a NaN p, nothing to test,
+    counts as not significant)."""
+    p = np.asarray(p_values, dtype=float)
+    hits = int(np.sum(p <= alpha))
+    ci = stats.binomtest(hits, len(p)).proportion_ci(0.95) if len(p) else None
+    return {
+        "draws": len(p),
+        "rate": hits / len(p) if len(p) else float("nan"),
+        "ci_low": ci.low if ci else float("nan"),
+        "ci_high": ci.high if ci else float("nan"),
+    }
+
+
+def summary(a1: pd.DataFrame, a2: pd.DataFrame, alpha: float) -> pd.DataFrame:
+    rows = [
+        {"test": "A1", "ensemble": "spectra moving in one growth phase (null)", "measures": "false-positive rate"}
+        | rate(a1.loc[a1["kind"] == "smooth", "p_value"], alpha),
+        {"test": "A1", "ensemble": "spectra moving in 2-5 bursts (staircases)", "measures": "power"}
+        | rate(a1.loc[a1["kind"] == "staircase", "p_value"], alpha),
+        {"test": "A1 on the eps-rank alone (not used)", "ensemble": "one growth phase (null)"}
+        | {"measures": "false-positive rate"}
+        | rate(a1.loc[a1["kind"] == "smooth", "p_rank_only"], alpha),
+        {"test": "A2", "ensemble": "uncoupled loss (null)", "measures": "false-positive rate"}
+        | rate(a2.loc[~a2["coupled"], "p_value"], alpha),
+        {"test": "A2", "ensemble": "coupled loss", "measures": "power"} | rate(a2.loc[a2["coupled"], "p_value"], alpha),
+    ]
+    return pd.DataFrame(rows).assign(alpha=alpha)
+
+
+def run(config: dict, out_dir, size: int = 400, seed: int = 0, n_null: int = 200) -> pd.DataFrame:
+    """Both ensembles on the config's schedules and settings; writes a1.csv, a2.csv, summary.csv."""
+    from staircase import registry
+
+    analysis = config.get("analysis") or {}
+    denoise = {k: analysis[k] for k in ("min_points", "min_span") if k in analysis}
+    alpha = registry.thresholds(config)["alpha"]
+    plan = schedules(config)
+    a1 = a1_ensemble(plan, size, seed, n_null=n_null, **denoise)
+    a2 = a2_ensemble(plan, size, seed, n_null=n_null, window=analysis.get("loss_window", 20), **denoise)
+    table = summary(a1, a2, alpha)
+    out = Path(out_dir)
+    for name, frame in (("a1", a1), ("a2", a2), ("summary", table)):
+        atomic_write(out / f"{name}.csv", lambda tmp, f=frame: f.to_csv(tmp, index=False))
+    return table
+
+
+__all__ = ["a1_ensemble", "a2_ensemble", "rate", "run", "schedules", "summary"]
