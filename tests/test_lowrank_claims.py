@@ -1,11 +1,13 @@
 """The verdicts of claims B1-B3 and C1-C3 (staircase.lowrank.claims) can fail: for each claim a
 study directory that must pass and one that must fail, written in the format the studies write
 (claims_inputs.parquet, layers.parquet, pairs.parquet, run.json); a violated identity is an ERROR;
-and an untrained net cannot pass C3."""
+an untrained net cannot pass C3; and the false-positive rates of every test under its null model
+(staircase.lowrank.calibration) are at most alpha."""
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +16,7 @@ import pytest
 import yaml
 
 from staircase import registry, verdicts
-from staircase.lowrank import claims
+from staircase.lowrank import calibration, claims
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.usefixtures("single_blas_thread")
@@ -269,3 +271,43 @@ def test_thresholds_come_from_the_schema_and_the_config():
     assert claims.thresholds({"audit": {"alpha": 0.01}})["alpha"] == 0.01
     for cid in ("B1", "B2", "B3", "C1", "C2", "C3"):
         assert registry.claims()[cid]["null_model"]
+
+
+# ---- false-positive rates -----------------------------------------------------------------------
+
+
+def test_spearman_rules_hold_their_level():
+    """B1's and B2's rule (Spearman beyond its threshold and one-sided permutation p <= alpha) at the
+    default grids: over every order of the distances (8 valid cells, as the default run has) or
+    200000 random ones (12 and 10 cells), under any continuous i.i.d. null; and on an ensemble of
+    200 draws where each seed's cells share an offset."""
+    rates = [
+        calibration.b_spearman_orders("B1", 4, 2),
+        calibration.b_spearman_orders("B1", 6, 2, orders=200_000),
+        calibration.b_spearman_orders("B2", 5, 2, orders=200_000),
+        calibration.b_spearman("B1", 6, 2, draws=200, seed_effect=2.0),
+        calibration.b_spearman("B2", 5, 2, draws=200, seed_effect=2.0),
+    ]
+    for r in rates:
+        assert r.draws >= 200 and r.rate <= T["alpha"], r
+    assert rates[0].draws == math.factorial(8)
+
+
+def test_threshold_tests_never_pass_under_their_nulls():
+    rates = [
+        calibration.b_rank_random((32, 32), 10, draws=500),
+        calibration.b_rank_random((32, 32), 4, draws=500, kind="gaussian"),
+        calibration.b3_random_points(points=100, weight_decay=(1e-2,), draws=200),
+        calibration.c1_random((20, 20), draws=500),
+        calibration.c1_random((20, 20), draws=500, kind="gaussian"),
+        calibration.c2_random(20, draws=500),
+        # seeds=1: P(median of 3 passes) <= P(one passes) when the latter is below 1/2
+        calibration.c3_random_walk(((20, 20), (20, 20)), "full", seeds=1, draws=200),
+        calibration.c3_random_walk(((20, 64), (20, 20)), "diag", seeds=1, draws=200),
+        calibration.c3_rescaling(draws=500),
+    ]
+    for r in rates:
+        assert r.draws >= 200 and r.rate <= T["alpha"], r
+    # the worst case a random walk misses: a pure rescaling passes the drift rows alone...
+    assert calibration.c3_rescaling(draws=500, guards=False).rate == 1.0
+    # ...and it is the second guard (the non-conserved pairs must drift) that stops it (above)
