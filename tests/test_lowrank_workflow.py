@@ -1,17 +1,16 @@
 """Papers B and C in the workflow: a bad setting of their sections stops a dry run with one line
-naming the key, and a tiny end-to-end run goes from training to figures, claim tables and the
-claims audit."""
+naming the key, and a tiny end-to-end run goes from training to figures, claim tables and the rows
+the claims audit takes (staircase.lowrank.claims.audit_rows)."""
 
 from __future__ import annotations
-
-import subprocess
-import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 from helpers import REPO, snakemake
+
+from staircase import verdicts
+from staircase.lowrank import claims as lowrank_claims
 
 TINY = REPO / "tests" / "config" / "lowrank.yaml"
 
@@ -47,23 +46,24 @@ def test_tiny_lowrank_end_to_end(tmp_path):
     assert "results in results/runs/rank_collapse/grid" in log
     table = pd.read_csv(tmp_path / "results/tables/collapse_claims.csv")
     assert set(table["claim"]) == {"B1", "B2", "B3"}
-    assert (table[table["claim"] == "B3"]["value"] == 0).all()  # no bound violation
+    assert set(verdicts.COLUMNS) - {"runs"} <= set(table.columns)  # role, null, p_value, margin, ...
+    checks = table[table["role"] == "self-check"]
+    assert len(checks) == 2 and (checks["value"] == 0).all() and (checks["verdict"] == "PASS").all()  # no violation
+    assert table.loc[table["metric"].str.contains("Spearman"), "p_value"].notna().all()
     # the lambda = 5 cells collapse to a trivial classifier and are reported as such
-    b1 = table[table["claim"] == "B1"].iloc[0]
-    assert "trivial classifier: weight_decay 5" in b1["detail"]
+    b1 = table[(table["claim"] == "B1") & (table["role"] == "guard")]
+    assert b1["detail"].str.contains("trivial classifier: weight_decay 5").any()
     align = pd.read_csv(tmp_path / "results/tables/alignment_claims.csv")
     assert set(align["claim"]) == {"C1", "C2", "C3"}
-    # the audit picks the studies up, with the runs' provenance
-    res = subprocess.run(
-        [sys.executable, "-m", "staircase", "audit", "--config", str(TINY), "--out", "results/audit"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        env={"PYTHONPATH": str(REPO / "src"), "PATH": str(Path(sys.executable).parent)},
+    assert (
+        set(align["role"]) <= set(verdicts.ROLES) and (align.loc[align["role"] == "test", "null"].str.len() > 0).all()
     )
-    assert res.returncode == 0, res.stderr
-    audit = pd.read_csv(tmp_path / "results/audit/claims.csv")
-    assert {"rank_collapse/grid", "alignment/gauss"} <= set(audit["experiment"])
+    # what the audit takes of papers B and C (staircase.audit consumes these rows), with the runs' provenance
+    config = yaml.safe_load(TINY.read_text())
+    rows = verdicts.to_frame(lowrank_claims.audit_rows(config, tmp_path / "results"))
+    assert {"rank_collapse/grid", "alignment/gauss"} <= set(rows["experiment"])
+    assert rows["runs"].str.endswith(("runs/rank_collapse/grid", "runs/alignment/gauss")).all()
+    assert set(verdicts.overall(rows)["verdict"]) <= {"PASS", "FAIL", "INCONCLUSIVE"}  # no ERROR
     # nothing changed: nothing re-runs
     res = snakemake("--dry-run", "--cores", "2", *targets, "--configfile", str(TINY), cwd=tmp_path)
     assert "Nothing to be done" in res.stdout + res.stderr

@@ -1,6 +1,7 @@
 # Papers B (rank_collapse) and C (alignment): one training job per study (its grid cells and seeds
 # stacked in one process), and their figures and claim tables. Studies are selected by the claims
 # they are tagged with (config.yaml: rank_collapse.studies.<name>.claims, alignment.studies...).
+from staircase import registry as claims_registry
 from staircase.lowrank import claims as lowrank_claims
 from staircase.lowrank import settings as lowrank_settings
 
@@ -8,10 +9,12 @@ LOWRANK = {f: lowrank_settings.studies(config, f) for f in lowrank_settings.FAMI
 LOWRANK_TAGS = {
     f: lowrank_settings.claims_of(config, f) for f in lowrank_settings.FAMILIES
 }
+# the audit thresholds the notebooks of papers B and C use (those claims.yaml lists for B1-C3),
+# the config's over the schema's defaults
 LOWRANK_THRESHOLDS = {
     k: v
-    for k, v in lowrank_claims.thresholds(config).items()
-    if k in lowrank_claims.THRESHOLDS
+    for k, v in claims_registry.thresholds(config).items()
+    if k in lowrank_claims.threshold_keys()
 }
 
 
@@ -97,10 +100,7 @@ for _study in lowrank_settings.tagged(config, "rank_collapse", ["B1"]):
         f"collapse_lambda_{_study}",
         "lowrank_collapse_lambda",
         lowrank_files("rank_collapse", [_study]),
-        caption=f"Paper B, claim B1 (study {_study}): distance to rank K (relative to the Frobenius "
-        "norm), numerical, stable and effective rank of every layer at the end of training against the "
-        "weight decay lambda. Open markers: cells that are not evidence (lambda = 0 baseline, not "
-        "near-stationary, or a trivial classifier); lines join the medians over seeds of the valid cells.",
+        caption=claims_registry.caption("collapse_lambda", _study),
         run_dir=lowrank_dir("rank_collapse", _study),
         thresholds=LOWRANK_THRESHOLDS,
     )
@@ -109,10 +109,7 @@ for _study in lowrank_settings.tagged(config, "rank_collapse", ["B2"]):
         f"collapse_noise_{_study}",
         "lowrank_collapse_noise",
         lowrank_files("rank_collapse", [_study]),
-        caption=f"Paper B, claim B2 (study {_study}): distance to rank K of every hidden layer against "
-        "the within-class noise of the data at fixed lambda, and against the relative within-class "
-        "variability of the layer's own input. The first layer sees the data; deeper layers see "
-        "collapsed hidden representations.",
+        caption=claims_registry.caption("collapse_noise", _study),
         run_dir=lowrank_dir("rank_collapse", _study),
         thresholds=LOWRANK_THRESHOLDS,
     )
@@ -121,9 +118,7 @@ if LOWRANK["rank_collapse"]:
         "collapse_spectra",
         "lowrank_collapse_spectra",
         lowrank_files("rank_collapse", LOWRANK["rank_collapse"], "spectra.npz"),
-        caption="Paper B: singular values of every layer at the end of training (normalised by the "
-        "largest), one line per grid value (lambda or noise), median over seeds; the dotted line "
-        "marks K, the number of classes.",
+        caption=claims_registry.caption("collapse_spectra"),
         runs={s: lowrank_dir("rank_collapse", s) for s in LOWRANK["rank_collapse"]},
     )
 _b3 = lowrank_settings.tagged(config, "rank_collapse", ["B3"])
@@ -131,14 +126,22 @@ if _b3:
     add_figure(
         "collapse_bound",
         "lowrank_collapse_bound",
-        lowrank_files("rank_collapse", _b3),
-        caption="Paper B, claim B3: measured distance to rank K against the stationarity bound "
-        "(1/(lambda N)) ||Delta_l||_2 ||X_{l-1} - M_{l-1}||_F + ||grad_W J||_F / lambda, every layer "
-        "and checkpoint with lambda > 0 (final checkpoints of valid cells filled). Points must lie "
-        "below the diagonal.",
+        lowrank_files("rank_collapse", _b3)
+        + lowrank_files("rank_collapse", _b3, "layers.parquet"),
+        caption=claims_registry.caption("collapse_bound"),
         runs={s: lowrank_dir("rank_collapse", s) for s in _b3},
         thresholds=LOWRANK_THRESHOLDS,
     )
+# what staircase.lowrank.claims reads of a study
+LOWRANK_CLAIM_FILES = {
+    "rank_collapse": ("claims_inputs.parquet", "layers.parquet", "run.json"),
+    "alignment": (
+        "claims_inputs.parquet",
+        "layers.parquet",
+        "pairs.parquet",
+        "run.json",
+    ),
+}
 _claimed = {
     f: {s: LOWRANK_TAGS[f][s] for s in LOWRANK[f] if LOWRANK_TAGS[f][s]}
     for f in LOWRANK
@@ -151,9 +154,12 @@ for _family, _table in (
         add_table(
             _table,
             "lowrank_claims",
-            lowrank_files(_family, _claimed[_family]),
-            caption=f"Verdicts of the claims of {'paper B' if _family == 'rank_collapse' else 'paper C'} "
-            "tested by each study, with the measured values and the thresholds of config.yaml (audit:).",
+            [
+                f
+                for name in LOWRANK_CLAIM_FILES[_family]
+                for f in lowrank_files(_family, _claimed[_family], name)
+            ],
+            caption=claims_registry.caption(_table),
             family=_family,
             studies=_claimed[_family],
             runs_dir=f"results/runs/{_family}",
@@ -166,19 +172,14 @@ if LOWRANK["alignment"]:
         "lowrank_alignment_training",
         lowrank_files("alignment", LOWRANK["alignment"], "layers.parquet")
         + lowrank_files("alignment", LOWRANK["alignment"], "pairs.parquet"),
-        caption="Paper C, claims C1 and C2: sigma_1/||W||_F of every layer (solid: linear layers after "
-        "the last ReLU, dashed: ReLU layers) and the alignment of adjacent layers over training, one "
-        "row per study; median over seeds, band min-max.",
+        caption=claims_registry.caption("alignment_training"),
         runs=_runs,
     )
     add_figure(
         "alignment_invariance",
         "lowrank_alignment_invariance",
         lowrank_files("alignment", LOWRANK["alignment"], "pairs.parquet"),
-        caption="Paper C, claim C3: drift of the invariance W_{k+1}^T W_{k+1} - W_k W_k^T since "
-        "initialisation, relative to the pair's mean ||W||_F^2, in full (left) and on the diagonal "
-        "(right), for linear pairs, ReLU pairs and pairs around a skip connection; the dotted line "
-        "is the audit's tolerance.",
+        caption=claims_registry.caption("alignment_invariance"),
         runs=_runs,
         thresholds=LOWRANK_THRESHOLDS,
     )

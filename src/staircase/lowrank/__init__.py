@@ -15,5 +15,6 @@ Modules: ``data`` (digits, Gaussian mixtures, separable sets), ``nets`` (the bia
 network shared by both), ``linalg`` (distance to rank K, alignment, invariance drift; spectra-based
 ranks come from ``staircase.rank``), ``settings`` (the ``rank_collapse:`` and ``alignment:`` config
 sections -> one resolved config per study), ``collapse``, ``alignment``, ``claims`` (verdicts of
-B1-B3 and C1-C3 from the files the runs wrote, in the audit's row format), ``cli``.
+B1-B3 and C1-C3 from the files the runs wrote, as ``staircase.verdicts`` rows), ``calibration``
+(the false-positive rates of those tests under their null models), ``cli``.
 """
