@@ -1,5 +1,6 @@
-"""Verdict logic of the claims audit on synthetic results written to disk: a case that must pass,
-one that must fail, one that is inconclusive, and the provenance and CLI behaviour."""
+"""The claims audit on runs written in the results format (staircase.synthetic.write_run): for each
+claim of paper A a case that must pass and one that must fail, self-checks that must give ERROR,
+too little evidence that must give INCONCLUSIVE, the files and the command line."""
 
 from __future__ import annotations
 
@@ -10,78 +11,79 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 import yaml
 
-from staircase import audit
+from staircase import audit, synthetic
+from staircase.train import log_schedule
 
 REPO = Path(__file__).resolve().parents[1]
-THRESHOLDS = {
-    "min_seeds": 2,
-    "a1_min_stairs": 2,
-    "a1_min_monotone": 0.9,
-    "a2_max_spearman": -0.5,
-    "a2_min_aligned": 0.6,
-    "a3_max_spearman": -0.5,
-    "a4_min_fraction": 0.75,
-    "a5_min_fraction": 0.8,
-}
+STEPS = log_schedule(3000, 10, 1000, 50)
+U = STEPS / STEPS[-1]
+REGULAR = -np.arange(40) * 0.5 - 1.0
+BURSTS = synthetic.bursts(STEPS, [0.15, 0.45, 0.75], [2.5, 2.5, 2.5])
+STEADY = 7.5 * U
+SEEDS = (0, 1, 2)
 
 
-def make_config(seeds=(0, 1, 2)):
+def make_config(claims=("A1", "A2", "A3", "A5"), experiment="fit1d", **sweep):
     config = yaml.safe_load((REPO / "tests/config/config.yaml").read_text())
-    # only fit1d: the tiny config's other experiments have no results in these tests
-    config["experiments"] = {"fit1d": config["experiments"]["fit1d"]}
-    config["audit"] = dict(THRESHOLDS)
     exp = config["experiments"]["fit1d"]
-    exp["claims"] = ["A2", "A3", "A5"]
-    exp["seeds"] = list(seeds)
+    exp.update(claims=list(claims), seeds=list(SEEDS))
+    if sweep:
+        exp["sweep"] = sweep
+    config["experiments"] = {experiment: exp}
+    config.pop("rank_collapse", None)
+    config.pop("alignment", None)
+    config["audit"] = {"alpha": 0.05, "min_seeds": 2}
     return config
 
 
-def write_run(
-    results: Path, config: dict, rank_of_step, loss_of_step, status=None, layers_increasing=True, commit="abc"
+def run_files(
+    results: Path,
+    shift=BURSTS,
+    coupled=True,
+    bound_share=0.9,
+    layers_rise=True,
+    experiment="fit1d",
+    variant="base",
+    status=None,
 ):
-    """A run directory as `staircase train` writes it, with the given rank and loss curves."""
-    seeds = config["experiments"]["fit1d"]["seeds"]
-    steps = np.arange(0, 200, 10)
-    rows, ranks = [], []
-    for seed in seeds:
-        r = np.array([rank_of_step(s) for s in steps], dtype=float)
-        loss = np.array([loss_of_step(s) for s in steps], dtype=float)
-        rows.append(
-            pd.DataFrame(
-                {
-                    "seed": seed,
-                    "step": steps,
-                    "loss": loss,
-                    "eps_rank": r,
-                    "lower_bound": 0.5 * loss,
-                    "bound_violation": False,
-                }
-            )
-        )
-        for layer in (0, 1):
-            value = r - (1 - layer) if layers_increasing else r + (1 - layer)
-            ranks.append(
-                pd.DataFrame(
-                    {"seed": seed, "step": steps, "layer": layer, "metric": "eps_rank", "eps": 1e-3, "value": value}
-                )
-            )
-    path = results / "runs/fit1d/base"
-    path.mkdir(parents=True, exist_ok=True)
-    pd.concat(rows).to_parquet(path / "metrics.parquet")
-    pd.concat(ranks).to_parquet(path / "ranks.parquet")
-    run_cfg = {"experiment": "fit1d", "variant": "base", "rank": {"main_eps": 1e-3}, "model": {"depth": 2}}
-    info = {
-        "config": run_cfg,
-        "seeds": seeds,
-        "status": status or {str(s): "ok" for s in seeds},
-        "git_commit": commit,
-        "git_dirty": False,
-        "package_version": "0.1.0",
-    }
-    (path / "run.json").write_text(json.dumps(info))
-    return path
+    """A run whose last layer's spectrum moves by ``shift`` (bursts: a staircase; steady: not),
+    whose loss falls with the rank's rises (``coupled``) or only shares its trend, whose eps-bound
+    is above 0 at a share ``bound_share`` of the checkpoints and falls with the rank's rises
+    (``coupled``), and whose hidden layers' ranks rise or fall with depth."""
+    spectra, ranks, loss, layers, extra = {}, {}, {}, {}, {"error_sq": {}, "eps_bound": {}, "eps_bound_violation": {}}
+    for seed in SEEDS:
+        rng = np.random.default_rng(seed)
+        sp = synthetic.moving_spectra(shift, REGULAR, 0.05, 0.02, 0.5, rng)
+        r = (sp > 1e-3).sum(axis=1).astype(float)
+        progress = r - r[0]
+        log_loss = -3 * U**0.5 + rng.normal(0, 0.005, len(U))
+        if coupled:
+            log_loss = 0.3 * log_loss - 0.2 * progress
+        error = np.exp(log_loss) * 2
+        bound = np.where(U < bound_share, error * 0.6, 0.0)
+        if not coupled:
+            bound = np.where(U < bound_share, error * np.exp(-U) * 0.6, 0.0)
+        spectra[seed], ranks[seed], loss[seed] = sp, r, np.exp(log_loss)
+        extra["error_sq"][seed], extra["eps_bound"][seed] = error, bound
+        extra["eps_bound_violation"][seed] = np.zeros(len(U), dtype=bool)
+        step = 1 if layers_rise else -1
+        layers[seed] = np.stack([r - 2 * step, r - step, r])
+    return synthetic.write_run(
+        results / "runs" / experiment / variant,
+        STEPS,
+        ranks,
+        loss,
+        experiment=experiment,
+        variant=variant,
+        layer_ranks=layers,
+        spectra=spectra,
+        extra_metrics=extra,
+        status=status,
+        width=60,
+    )
 
 
 def verdicts(config, results):
@@ -89,130 +91,152 @@ def verdicts(config, results):
     return dict(zip(audit.overall(frame)["claim"], audit.overall(frame)["verdict"])), frame
 
 
-def stair_rank(step):
-    return 3 + step // 50
+def rows(frame, claim, role="test"):
+    return frame[(frame["claim"] == claim) & (frame["role"] == role)]
 
 
-def stair_loss(step):
-    """Falls by half at each rank jump and only slowly on the plateaus: the claimed picture."""
-    return 0.5 ** stair_rank(step) * (1 - 1e-4 * (step % 50))
-
-
-def test_staircase_that_holds_passes(tmp_path):
-    config = make_config()
-    config["experiments"]["fit1d"]["claims"] = ["A1", "A2", "A3", "A5"]
-    write_run(tmp_path, config, rank_of_step=stair_rank, loss_of_step=stair_loss)
-    v, frame = verdicts(config, tmp_path)
+# ---- must pass / must fail ---------------------------------------------------------------------
+def test_a_coupled_staircase_passes_a1_to_a3_and_a5(tmp_path):
+    run_files(tmp_path)
+    v, frame = verdicts(make_config(), tmp_path)
     assert v == {"A1": "PASS", "A2": "PASS", "A3": "PASS", "A5": "PASS"}
-    assert frame[frame.metric.str.startswith("detected stairs")]["value"].iloc[0] == 3
-    a2 = frame[frame.claim == "A2"].iloc[0]
-    assert -1.0 <= a2["value"] < -0.95 and a2["n"] == 3  # ties within a stair keep it just above -1
+    a1 = rows(frame, "A1")
+    assert (a1["p_value"].dropna() <= 0.05).all() and (a1["margin"] > 0).all()
+    assert a1["null"].str.contains("one growth phase").all() and (a1["n"] == 3).all()
 
 
-def test_stair_detection_uses_the_config_analysis_settings(tmp_path):
-    """The audit counts stairs as the figures do: with config `analysis:`. Each plateau of the
-    synthetic staircase holds 5 measurements, so requiring 6 leaves none confirmed."""
-    config = make_config()
-    config["experiments"]["fit1d"]["claims"] = ["A1"]
-    write_run(tmp_path, config, rank_of_step=stair_rank, loss_of_step=stair_loss)
-    config["analysis"] = {"min_points": 5}
-    _, frame = verdicts(config, tmp_path)
-    assert frame[frame.metric.str.startswith("detected stairs")]["value"].iloc[0] == 3
-    config["analysis"] = {"min_points": 6}
-    v, frame = verdicts(config, tmp_path)
-    row = frame[frame.metric.str.startswith("detected stairs")].iloc[0]
-    assert row["value"] == 0 and v["A1"] == "FAIL" and ">= 6 measurements" in row["detail"]
+def test_a_steady_rise_with_a_trend_sharing_loss_fails_a1_to_a3(tmp_path):
+    """The eps-rank still rises, the loss still falls as it rises (Spearman near -1) and the stair
+    counter still finds a stair per level: none of it is evidence, and the verdicts say FAIL."""
+    run_files(tmp_path, shift=STEADY, coupled=False, bound_share=0.3, layers_rise=False)
+    v, frame = verdicts(make_config(), tmp_path)
+    assert v == {"A1": "FAIL", "A2": "FAIL", "A3": "FAIL", "A5": "FAIL"}
+    spearman = frame[frame["metric"].str.startswith("Spearman(loss")].iloc[0]
+    stairs = frame[frame["metric"].str.startswith("detected stairs")].iloc[0]
+    assert spearman["value"] < -0.9 and spearman["role"] == "description" and spearman["verdict"] == "INFO"
+    assert stairs["value"] >= 10 and stairs["role"] == "description"
+    a5 = rows(frame, "A5").iloc[0]
+    assert "counterexamples" in a5["detail"] and "reversals" in a5["detail"]
 
 
-def test_smooth_loss_is_not_aligned_with_jumps(tmp_path):
-    config = make_config()
-    write_run(tmp_path, config, rank_of_step=stair_rank, loss_of_step=lambda s: 1.0 / (1 + s))
-    v, frame = verdicts(config, tmp_path)
-    assert v["A2"] == "FAIL"
-    row = frame[frame.metric.str.startswith("fraction of rank jumps")].iloc[0]
-    assert row["verdict"] == "FAIL" and row["value"] < 0.6
-
-
-def test_loss_rising_with_rank_fails(tmp_path):
-    config = make_config()
-    write_run(
-        tmp_path, config, rank_of_step=lambda s: 3 + s // 50, loss_of_step=lambda s: 1.0 + s, layers_increasing=False
-    )
-    v, frame = verdicts(config, tmp_path)
-    assert v["A2"] == "FAIL" and v["A5"] == "FAIL"
-    assert v["A3"] == "FAIL"  # the bound rises with the rank too
-
-
-def test_bound_violation_fails_A3(tmp_path):
-    config = make_config()
-    path = write_run(tmp_path, config, rank_of_step=lambda s: 3 + s // 50, loss_of_step=lambda s: 1.0 / (1 + s))
+def test_a_bound_violation_is_an_error_not_a_failure(tmp_path):
+    path = run_files(tmp_path)
     m = pd.read_parquet(path / "metrics.parquet")
-    m.iloc[5, m.columns.get_loc("bound_violation")] = True
+    m.loc[5, "eps_bound_violation"] = True
     m.to_parquet(path / "metrics.parquet")
-    v, frame = verdicts(config, tmp_path)
-    assert v["A3"] == "FAIL"
-    assert frame[(frame.claim == "A3") & frame.metric.str.startswith("bound violations")]["value"].iloc[0] == 1
+    v, frame = verdicts(make_config(), tmp_path)
+    assert v["A3"] == "ERROR"
+    check = rows(frame, "A3", "self-check").iloc[0]
+    assert check["value"] == 1 and check["verdict"] == "ERROR"
+    assert "ERROR" in audit.summary_line(frame) and "A3/fit1d" in audit.summary_line(frame)
+
+
+def test_runs_without_the_eps_bound_are_inconclusive_for_a3(tmp_path):
+    path = run_files(tmp_path)
+    m = pd.read_parquet(path / "metrics.parquet").drop(columns=["eps_bound", "error_sq", "eps_bound_violation"])
+    m.to_parquet(path / "metrics.parquet")
+    v, frame = verdicts(make_config(), tmp_path)
+    assert v["A3"] == "INCONCLUSIVE" and "re-run" in rows(frame, "A3", "guard").iloc[0]["detail"]
 
 
 def test_too_few_healthy_seeds_is_inconclusive_and_says_why(tmp_path):
-    config = make_config()
-    status = {"0": "ok", "1": "diverged at step 40", "2": "diverged at step 60"}
-    path = write_run(
-        tmp_path, config, rank_of_step=lambda s: 3 + s // 50, loss_of_step=lambda s: 1.0 / (1 + s), status=status
-    )
+    path = run_files(tmp_path, status={1: "diverged at step 400", 2: "diverged at step 600"})
     m = pd.read_parquet(path / "metrics.parquet")
     m.loc[m.seed > 0, ["loss", "eps_rank"]] = np.nan
     m.to_parquet(path / "metrics.parquet")
-    v, frame = verdicts(config, tmp_path)
-    assert v["A2"] == "INCONCLUSIVE"
-    detail = frame[frame.claim == "A2"]["detail"].iloc[0]
+    v, frame = verdicts(make_config(), tmp_path)
+    assert v["A1"] == v["A2"] == "INCONCLUSIVE"
+    detail = rows(frame, "A2").iloc[0]["detail"]
     assert "diverged" in detail and "only 1 healthy seed(s)" in detail
 
 
-def test_constant_rank_has_no_correlation_inconclusive(tmp_path):
-    config = make_config()
-    write_run(tmp_path, config, rank_of_step=lambda s: 5, loss_of_step=lambda s: 1.0 / (1 + s))
-    v, _ = verdicts(config, tmp_path)
-    assert v["A2"] == "INCONCLUSIVE"
-
-
 def test_missing_results_inconclusive(tmp_path):
-    v, frame = verdicts(make_config(), tmp_path)
+    v, _ = verdicts(make_config(), tmp_path)
     assert set(v.values()) == {"INCONCLUSIVE"}
 
 
-def test_mixed_code_versions_are_flagged(tmp_path):
+def test_a4_is_the_share_of_cells_that_pass_a1(tmp_path):
+    config = make_config(("A4",), "sweep", **{"model.activation": ["tanh", "sin", "relu", "gelu"]})
+    for k, activation in enumerate(["tanh", "sin", "relu", "gelu"]):
+        run_files(tmp_path, BURSTS if k < 3 else STEADY, experiment="sweep", variant=f"activation-{activation}")
+    v, frame = verdicts(config, tmp_path)
+    row = rows(frame, "A4").iloc[0]
+    assert v["A4"] == "PASS" and row["value"] == 0.75 and row["n"] == 4
+    assert "do not: activation-gelu" in row["detail"] and row["p_value"] < 0.01  # 3 of 4 at alpha 0.05
+    for activation in ["tanh", "sin"]:
+        run_files(tmp_path, STEADY, experiment="sweep", variant=f"activation-{activation}")
+    v, frame = verdicts(config, tmp_path)
+    assert v["A4"] == "FAIL" and rows(frame, "A4").iloc[0]["value"] == 0.25
+
+
+def test_a_single_hidden_layer_is_not_tested_for_a5(tmp_path):
+    path = run_files(tmp_path)
+    ranks = pd.read_parquet(path / "ranks.parquet")
+    ranks[ranks["layer"] == 2].assign(layer=0).to_parquet(path / "ranks.parquet")
+    v, frame = verdicts(make_config(("A5",)), tmp_path)
+    assert v["A5"] == "INCONCLUSIVE" and "1 hidden layer" in rows(frame, "A5", "guard").iloc[0]["detail"]
+
+
+# ---- files, provenance, command line -----------------------------------------------------------
+def test_files_columns_and_mixed_code_versions(tmp_path):
+    run_files(tmp_path)
     config = make_config()
-    write_run(tmp_path, config, rank_of_step=lambda s: 3 + s // 50, loss_of_step=lambda s: 1.0 / (1 + s))
     frame = audit.run_audit(config, tmp_path, tmp_path / "audit")
     md = (tmp_path / "audit/claims.md").read_text()
-    assert "not all produced by one clean commit" not in md
+    assert "not all produced by one clean commit" not in md and "## Evidence" in md
+    csv = pd.read_csv(tmp_path / "audit/claims.csv")
+    documented = {"claim", "experiment", "metric", "role", "value", "verdict", "threshold", "margin", "p_value"}
+    assert documented | {"null", "spread", "n", "detail", "runs"} == set(csv.columns) and len(csv) == len(frame)
+    seeds = pd.read_csv(tmp_path / "audit/seeds.csv")
+    assert set(seeds["claim"]) == {"A1", "A2", "A3", "A5"} and (seeds[seeds.claim == "A1"]["p_value"] <= 0.05).all()
+    table = (tmp_path / "audit/results_table.md").read_text()
+    assert table.startswith("| experiment | A1 | A2 | A3 | A5 |") and "PASS (p=" in table
     info = json.loads((tmp_path / "runs/fit1d/base/run.json").read_text())
     info["git_dirty"] = True
     (tmp_path / "runs/fit1d/base/run.json").write_text(json.dumps(info))
     audit.run_audit(config, tmp_path, tmp_path / "audit")
     assert "not all produced by one clean commit" in (tmp_path / "audit/claims.md").read_text()
-    csv = pd.read_csv(tmp_path / "audit/claims.csv")
-    assert {"claim", "experiment", "metric", "value", "threshold", "verdict"} <= set(csv.columns)
-    assert len(csv) == len(frame)
 
 
-def test_cli_exits_nonzero_only_when_strict(tmp_path):
-    config = make_config()
-    write_run(tmp_path, config, rank_of_step=lambda s: 3 + s // 50, loss_of_step=lambda s: 1.0 + s)
-    cmd = [
-        sys.executable,
-        "-m",
-        "staircase",
-        "audit",
-        "--config-json",
-        json.dumps(config),
-        "--results",
-        str(tmp_path),
-        "--out",
-        str(tmp_path / "a"),
-    ]
-    loose = subprocess.run(cmd, capture_output=True, text=True)
+def cli(*args):
+    return subprocess.run([sys.executable, "-m", "staircase", *map(str, args)], capture_output=True, text=True)
+
+
+@pytest.fixture(scope="module")
+def passing_results(tmp_path_factory):
+    path = tmp_path_factory.mktemp("pass")
+    run_files(path)
+    return path
+
+
+def test_cli_strict_exits_nonzero_unless_every_claim_passes(passing_results, tmp_path):
+    config = json.dumps(make_config())
+    ok = cli("audit", "--config-json", config, "--results", passing_results, "--out", tmp_path / "a", "--strict")
+    assert ok.returncode == 0 and "4 passed" in ok.stdout
+    run_files(tmp_path, shift=STEADY, coupled=False)
+    loose = cli("audit", "--config-json", config, "--results", tmp_path, "--out", tmp_path / "a")
     assert loose.returncode == 0 and "failed" in loose.stdout
-    strict = subprocess.run([*cmd, "--strict"], capture_output=True, text=True)
+    strict = cli("audit", "--config-json", config, "--results", tmp_path, "--out", tmp_path / "a", "--strict")
     assert strict.returncode == 1
+
+
+def test_cli_with_no_results_says_so_in_one_line(tmp_path):
+    for strict in ([], ["--strict"]):
+        out = cli("audit", "--config-json", json.dumps(make_config()), "--results", tmp_path / "typo", *strict)
+        assert out.returncode == 2
+        assert out.stderr.count("\n") == 1 and "no results under" in out.stderr and "Traceback" not in out.stderr
+    assert not (tmp_path / "typo").exists()
+
+
+def test_readme_claims_table_is_the_registry(tmp_path):
+    """The README's claims table is generated from the registry (staircase registry --markdown)."""
+    table = cli("registry").stdout
+    readme = (REPO / "README.md").read_text()
+    assert table and table in readme
+
+
+def test_readme_results_table_comes_from_the_reference_audit():
+    """The README's results table is `staircase registry --results-table` of the committed audit of
+    the reference run (docs/results/claims.csv), not typed by hand."""
+    table = cli("registry", "--results-table", REPO / "docs/results/claims.csv").stdout
+    assert table and table in (REPO / "README.md").read_text()

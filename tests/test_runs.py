@@ -12,7 +12,7 @@ import yaml
 from helpers import mark_diverged
 
 from staircase import config as cfgmod
-from staircase import runs, train
+from staircase import runs, synthetic, train
 
 TINY = Path(__file__).resolve().parent / "config" / "config.yaml"
 
@@ -49,21 +49,29 @@ def test_load_run_and_seed_summary(tiny_run):
     np.testing.assert_array_equal(table.set_index("seed")["final_rank_l1"], last["eps_rank"])
     assert (table["bound_violations"] == 0).all()
     assert (table["bound_checks"] == m.groupby("seed").size().to_numpy()).all()
-    assert {"n_stairs", "spearman", "monotonicity", "layer_order"} <= set(table.columns)
+    assert {"n_stairs", "spearman", "monotonicity", "layer_order_strict", "layer_order_ties"} <= set(table.columns)
 
 
-def test_layer_order_counts_pairs():
-    # two seeds, three layers, two checkpoints: seed 0 ordered everywhere, seed 1 in 1 of 4 pairs
-    rows = []
-    for seed, values in ((0, [[1, 2, 3], [2, 2, 5]]), (1, [[3, 2, 1], [1, 1, 0]])):
-        for t, layer_values in enumerate(values):
-            for layer, v in enumerate(layer_values):
-                rows.append(dict(seed=seed, step=10 * t, layer=layer, metric="eps_rank", eps=1e-3, value=float(v)))
-                rows.append(dict(seed=seed, step=10 * t, layer=layer, metric="eps_rank", eps=1e-2, value=0.0))
-    order = runs.layer_order(pd.DataFrame(rows), 1e-3)
-    assert order.to_dict() == {0: 1.0, 1: 0.25}
+def test_layer_order_shares_strict_ties_reversals_and_full_rank_apart(tmp_path):
+    # three layers of width 4, two checkpoints; seed 0: ordered, with a tie and a pair at full rank;
+    # seed 1: reversed
+    layers = {0: np.array([[1, 2], [2, 2], [4, 4]]), 1: np.array([[3, 2], [2, 1], [1, 1]])}
+    steps = np.array([0, 10])
+    path = synthetic.write_run(tmp_path / "r", steps, {s: v[-1] for s, v in layers.items()}, layer_ranks=layers)
+    run = runs.load_run(path)
+    shares = runs.layer_order_shares(run).set_index(["seed", "pair"])
+    assert shares.loc[(0, "0->1"), ["strict", "ties", "reversals"]].tolist() == [0.5, 0.5, 0.0]
+    assert shares.loc[(0, "1->2"), ["strict", "ties", "reversals"]].tolist() == [1.0, 0.0, 0.0]
+    assert shares.loc[(1, "0->1"), "reversals"] == 1.0
+    order = runs.layer_order(run)
+    assert order.loc[0, "strict"] == 0.75 and order.loc[1, "reversals"] == 0.75
+    # both layers at full rank (4 of 4 neurons) at the second checkpoint: left out, counted apart
+    full = {0: np.array([[2, 4], [3, 4]])}
+    run = runs.load_run(synthetic.write_run(tmp_path / "f", steps, {0: full[0][-1]}, layer_ranks=full, width=4))
+    shares = runs.layer_order_shares(run).iloc[0]
+    assert (shares["strict"], shares["saturated"], shares["checkpoints"]) == (1.0, 0.5, 1)
     with pytest.raises(ValueError, match="no eps-rank at eps"):
-        runs.layer_ranks(pd.DataFrame(rows), 0.5)
+        runs.layer_ranks(run.ranks, 0.5)
 
 
 def test_spread_drops_diverged_seeds_from_the_median():

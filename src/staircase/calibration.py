@@ -54,7 +54,7 @@ def _draws(plan: dict[str, np.ndarray], size: int):
         yield i, names[i % len(names)], plan[names[i % len(names)]].astype(float)
 
 
-def a1_ensemble(plan, size: int, seed: int = 0, **options) -> pd.DataFrame:
+def a1_ensemble(plan, size: int, seed: int = 0, rank_only: bool = True, **options) -> pd.DataFrame:
     """``size`` spectra moving in one growth phase (the null) and ``size`` in 2-5 (staircases),
     each tested by A1 (options: n_null, min_points, min_span). Also the same integer test applied
     to the eps-rank alone (``p_rank_only``): why A1 reads the spectrum (docs/claims.md)."""
@@ -65,10 +65,12 @@ def a1_ensemble(plan, size: int, seed: int = 0, **options) -> pd.DataFrame:
             spectra, eps, info = synthetic.spectra(steps, rng, phases=int(rng.integers(2, 6)) if multi else 1)
             ranks = (spectra > eps).sum(axis=1).astype(float)
             res = steptest.staircase_test(steps, spectra, eps, seed=seed + i, **options)
-            rank_only = steptest.levels_test(steps, ranks, seed=seed + i, **options)["p_value"]
+            alone = steptest.levels_test(steps, ranks, seed=seed + i, **options) if rank_only else None
             rows.append(
                 {"kind": "staircase" if multi else "smooth", **info, "schedule": name, "rank_rise": res.rank_rise}
-                | {"statistic": res.statistic, "p_value": res.p_value, "p_rank_only": rank_only}
+                | {"statistic": res.statistic, "hold_ratio": res.hold_ratio, "p_value": res.p_value}
+                | {"p_rank_only": alone["p_value"] if alone else np.nan}
+                | {"hold_ratio_rank_only": float(np.exp(alone["statistic"])) if alone else np.nan}
             )
     return pd.DataFrame(rows)
 
@@ -106,15 +108,31 @@ def rate(p_values, alpha: float) -> dict:
     }
 
 
-def summary(a1: pd.DataFrame, a2: pd.DataFrame, alpha: float) -> pd.DataFrame:
+def summary(a1: pd.DataFrame, a2: pd.DataFrame, alpha: float, min_ratio: float) -> pd.DataFrame:
+    """The rates, one row per (test, ensemble). A1's decision per seed is the audit's:
+    p <= alpha and a stall ratio >= min_ratio; "p only" leaves the effect size out."""
+
+    def a1_pass(frame, p="p_value", ratio="hold_ratio"):
+        return np.where(frame[ratio] >= min_ratio, frame[p], 1.0)
+
+    smooth, stairs = a1[a1["kind"] == "smooth"], a1[a1["kind"] == "staircase"]
     rows = [
         {"test": "A1", "ensemble": "spectra moving in one growth phase (null)", "measures": "false-positive rate"}
-        | rate(a1.loc[a1["kind"] == "smooth", "p_value"], alpha),
+        | rate(a1_pass(smooth), alpha),
         {"test": "A1", "ensemble": "spectra moving in 2-5 bursts (staircases)", "measures": "power"}
-        | rate(a1.loc[a1["kind"] == "staircase", "p_value"], alpha),
-        {"test": "A1 on the eps-rank alone (not used)", "ensemble": "one growth phase (null)"}
-        | {"measures": "false-positive rate"}
-        | rate(a1.loc[a1["kind"] == "smooth", "p_rank_only"], alpha),
+        | rate(a1_pass(stairs), alpha),
+        {"test": "A1, p only", "ensemble": "spectra moving in one growth phase (null)", "measures": "false-positive rate"}
+        | rate(smooth["p_value"], alpha),
+        {"test": "A1, p only", "ensemble": "spectra moving in 2-5 bursts (staircases)", "measures": "power"}
+        | rate(stairs["p_value"], alpha),
+    ]
+    if smooth["p_rank_only"].notna().any():
+        rows.append(
+            {"test": "A1 on the eps-rank alone (not used)", "ensemble": "one growth phase (null)"}
+            | {"measures": "false-positive rate"}
+            | rate(a1_pass(smooth, "p_rank_only", "hold_ratio_rank_only"), alpha)
+        )
+    rows += [
         {"test": "A2", "ensemble": "uncoupled loss (null)", "measures": "false-positive rate"}
         | rate(a2.loc[~a2["coupled"], "p_value"], alpha),
         {"test": "A2", "ensemble": "coupled loss", "measures": "power"} | rate(a2.loc[a2["coupled"], "p_value"], alpha),
@@ -128,11 +146,11 @@ def run(config: dict, out_dir, size: int = 400, seed: int = 0, n_null: int = 200
 
     analysis = config.get("analysis") or {}
     denoise = {k: analysis[k] for k in ("min_points", "min_span") if k in analysis}
-    alpha = registry.thresholds(config)["alpha"]
+    thresholds = registry.thresholds(config)
     plan = schedules(config)
     a1 = a1_ensemble(plan, size, seed, n_null=n_null, **denoise)
     a2 = a2_ensemble(plan, size, seed, n_null=n_null, window=analysis.get("loss_window", 20), **denoise)
-    table = summary(a1, a2, alpha)
+    table = summary(a1, a2, thresholds["alpha"], thresholds["a1_min_stall_ratio"])
     out = Path(out_dir)
     for name, frame in (("a1", a1), ("a2", a2), ("summary", table)):
         atomic_write(out / f"{name}.csv", lambda tmp, f=frame: f.to_csv(tmp, index=False))

@@ -126,7 +126,8 @@ def cmd_calibrate(args) -> int:
     from staircase import calibration
 
     config = json.loads(args.config_json) if args.config_json else _load_config(args.config, args.set)
-    table = calibration.run(config, args.out, size=args.size, n_null=args.null_samples)
+    size = args.size or (config.get("analysis") or {}).get("calibration_draws", 400)
+    table = calibration.run(config, args.out, size=size, n_null=args.null_samples)
     print(table.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
     print(f"per draw: {Path(args.out) / 'a1.csv'}, {Path(args.out) / 'a2.csv'}")
     return 0
@@ -219,7 +220,9 @@ def main(argv=None) -> int:
     p.add_argument("--config-json", help="the validated config as JSON (used by the workflow)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--out", default="results/calibration")
-    p.add_argument("--size", type=int, default=400, help="draws per ensemble (null and alternative each)")
+    p.add_argument(
+        "--size", type=int, help="draws per ensemble, null and alternative each (default: analysis.calibration_draws)"
+    )
     p.add_argument("--null-samples", type=int, default=200, help="null simulations per test")
     p.set_defaults(func=cmd_calibrate)
 

@@ -6,8 +6,9 @@ compute, from a run, the numbers the analysis figures and the summary table show
 
 * :func:`spread` - median and band (min..max) over seeds of one metric at every step, counting
   only the seeds that have not diverged by that step;
-* :func:`layer_ranks` / :func:`layer_order` - epsilon-rank of every hidden layer, and the
-  fraction of (checkpoint, adjacent layer pair) with r_eps(l+1) >= r_eps(l) (claim A5);
+* :func:`layer_ranks` / :func:`layer_order_shares` / :func:`layer_order` - epsilon-rank of every
+  hidden layer, and per seed (and pair) the shares of checkpoints with r_eps(l+1) > r_eps(l)
+  strictly, ties and reversals, pairs at full rank apart (claim A5);
 * :func:`seed_summary` / :func:`run_summary` - per seed and per variant: final loss and error,
   final epsilon-rank per layer, stairs and Spearman (:mod:`staircase.stairs`), bound violations,
   and the seed's status.
@@ -129,19 +130,44 @@ def layer_ranks(ranks: pd.DataFrame, eps: float) -> pd.DataFrame:
     return sel.pivot_table(index=["seed", "step"], columns="layer", values="value", dropna=False).sort_index()
 
 
-def layer_order(ranks: pd.DataFrame, eps: float) -> pd.Series:
-    """Per seed: the fraction of (checkpoint, adjacent layer pair) where the later layer's
-    epsilon-rank is at least the earlier one's (claim A5); NaN for a single hidden layer.
-    Checkpoints after a divergence (NaN) are left out."""
-    wide = layer_ranks(ranks, eps)
-    vals = wide.to_numpy(dtype=float)
-    if vals.shape[1] < 2:
-        return pd.Series(np.nan, index=wide.index.get_level_values("seed").unique(), name="layer_order")
-    later, earlier = vals[:, 1:], vals[:, :-1]
-    ok = np.isfinite(later) & np.isfinite(earlier)
-    hits = pd.DataFrame({"hit": ((later >= earlier) & ok).sum(axis=1), "n": ok.sum(axis=1)}, index=wide.index)
-    per_seed = hits.groupby(level="seed").sum()
-    return (per_seed["hit"] / per_seed["n"].where(per_seed["n"] > 0)).rename("layer_order")
+def layer_order_shares(run: Run) -> pd.DataFrame:
+    """Claim A5, per seed and adjacent pair of hidden layers (l -> l+1): over the checkpoints, the
+    shares with r_eps(l+1) > r_eps(l) (``strict``), = (``ties``) and < (``reversals``), leaving out
+    the checkpoints where both layers have full rank (every neuron's direction above eps: nothing to
+    order; their share is ``saturated``). Empty for a single hidden layer; checkpoints after a
+    divergence (NaN) are left out."""
+    wide = layer_ranks(run.ranks, run.main_eps)
+    if wide.shape[1] < 2:
+        return pd.DataFrame(columns=["seed", "pair", "strict", "ties", "reversals", "saturated", "checkpoints"])
+    widths = np.array([run.spectra[f"layer{layer}"].shape[-1] for layer in wide.columns])
+    rows = []
+    for seed in wide.index.get_level_values("seed").unique():
+        w = wide.loc[seed].to_numpy(float)
+        w = w[np.isfinite(w).all(axis=1)]
+        for pair in range(w.shape[1] - 1):
+            earlier, later = w[:, pair], w[:, pair + 1]
+            full = (earlier == widths[pair]) & (later == widths[pair + 1])
+            ok = ~full
+            n = int(ok.sum())
+            share = (lambda mask: float((mask & ok).sum() / n) if n else np.nan)  # noqa: E731
+            rows.append(
+                dict(seed=int(seed), pair=f"{pair}->{pair + 1}", strict=share(later > earlier))
+                | dict(ties=share(later == earlier), reversals=share(later < earlier))
+                | dict(saturated=float(full.mean()) if len(full) else np.nan, checkpoints=n)
+            )
+    return pd.DataFrame(rows)
+
+
+def layer_order(run: Run) -> pd.DataFrame:
+    """Per seed: the A5 shares over all adjacent pairs together (checkpoint-weighted), NaN for a
+    single hidden layer."""
+    shares = layer_order_shares(run)
+    if shares.empty:
+        return pd.DataFrame(columns=["strict", "ties", "reversals", "saturated"], index=pd.Index([], name="seed"))
+    weighted = shares[["strict", "ties", "reversals"]].mul(shares["checkpoints"], axis=0)
+    out = weighted.groupby(shares["seed"]).sum().div(shares.groupby("seed")["checkpoints"].sum(), axis=0)
+    out["saturated"] = shares.groupby("seed")["saturated"].mean()
+    return out
 
 
 def seed_summary(run: Run, min_points: int = 2, min_span: float = 0.0, window: int = 1) -> pd.DataFrame:
@@ -163,7 +189,9 @@ def seed_summary(run: Run, min_points: int = 2, min_span: float = 0.0, window: i
         table[f"final_rank_l{layer}"] = final_ranks[layer]
     st = stairs.seed_table(m, min_points=min_points, min_span=min_span, window=window).set_index("seed")
     table = table.join(st)
-    table["layer_order"] = layer_order(run.ranks, run.main_eps)
+    order = layer_order(run)
+    table["layer_order_strict"] = order["strict"]
+    table["layer_order_ties"] = order["ties"]
     table["bound_checks"] = finite.groupby("seed")["bound_violation"].size()
     table["bound_violations"] = finite.groupby("seed")["bound_violation"].sum()
     table.insert(0, "variant", run.variant)
@@ -192,4 +220,14 @@ def run_summary(run: Run, **options) -> dict:
     return row
 
 
-__all__ = ["Run", "layer_order", "layer_ranks", "load_run", "load_runs", "run_summary", "seed_summary", "spread"]
+__all__ = [
+    "Run",
+    "layer_order",
+    "layer_order_shares",
+    "layer_ranks",
+    "load_run",
+    "load_runs",
+    "run_summary",
+    "seed_summary",
+    "spread",
+]

@@ -43,7 +43,9 @@ beyond a shared trend: each rise moved to a random interval of its own window. A
 percentile at the window's centre is unbiased for any monotone trend within the window, so a loss
 that merely falls fastest early, as the rank rises fastest early, does not pass.
 
-Seeds are independent runs: :func:`fisher` combines their p-values (scipy.stats.combine_pvalues).
+Seeds are independent runs: :func:`fisher` combines their p-values (scipy.stats.combine_pvalues);
+:func:`staircase_verdict` is A1's decision over seeds: the combined p at most alpha and the median
+stall ratio at least a stated effect size (a tight null can make a barely longer stall significant).
 The false-positive rates and power of both tests on synthetic ensembles are measured by
 :mod:`staircase.calibration` (``staircase calibrate``) and reported in docs/claims.md.
 """
@@ -366,6 +368,16 @@ def coupling_test(
     return CouplingTest(observed, float(p), float(np.quantile(null, 0.95)), len(pct), np.asarray(pct))
 
 
+def staircase_verdict(results, alpha: float, min_ratio: float) -> tuple[bool, float, float]:
+    """(passes, Fisher p, median stall ratio) of A1 over the seeds' :class:`StaircaseTest`s: a
+    staircase when the seeds beat the null together (p <= alpha) and the typical stall is at least
+    ``min_ratio`` times as long as the motion around it (the effect size)."""
+    results = list(results)
+    p = fisher([r.p_value for r in results])
+    ratio = float(np.median([r.hold_ratio for r in results])) if results else float("nan")
+    return bool(p <= alpha and ratio >= min_ratio), p, ratio
+
+
 def fisher(p_values) -> float:
     """Fisher's combination of independent p-values (NaN ignored; NaN if none)."""
     p = np.asarray([v for v in p_values if v is not None and np.isfinite(v)], dtype=float)
@@ -387,4 +399,5 @@ __all__ = [
     "rise_intervals",
     "spectral_progress",
     "staircase_test",
+    "staircase_verdict",
 ]

@@ -121,20 +121,38 @@ def spectra(steps, rng: np.random.Generator, phases: int = 1, n: int = 40) -> tu
             for a, c in zip(sizes, np.sort(rng.uniform(0.05, 0.9, phases)))
         )
         shift = shift - shift[0]
-    # deeper eigenvalues move faster (compression), at most so fast that the spectrum keeps its order:
-    # with gain 1 + c depth (relative to the median), no two eigenvalues meet while c total <= 0.7
-    depth = logs0.max() - logs0
-    c = rng.uniform(0, 0.15)
-    gain = (1 + c * depth) / np.median(1 + c * depth)
-    c_eff = c / np.median(1 + c * depth)
-    if c_eff * total > 0.7:
-        gain = 1 + (gain - 1) * 0.7 / (c_eff * total)
-    logs = np.minimum(logs0[None, :] + shift[:, None] * gain[None, :], logs0.max() + 0.5)
     sigma, rho = float(rng.choice([0.0, 0.02, 0.05, 0.1])), float(rng.choice([0.0, 0.5, 0.9]))
-    logs = logs + ar1_noise(len(u), sigma, rho, rng, n).T
+    moved = moving_spectra(shift, logs0, rng.uniform(0, 0.15), sigma, rho, rng)
     eps = float(10 ** rng.uniform(-4, -2))
     info = {"phases": phases, "shape": shape, "spectrum": kind, "sigma": sigma, "rho": rho, "eps": eps}
-    return 10.0 ** -np.sort(-logs, axis=1), eps, info
+    return moved, eps, info
+
+
+def moving_spectra(shift, initial, compression=0.0, sigma=0.0, rho=0.0, rng=None) -> np.ndarray:
+    """(T, n) eigenvalues, sorted decreasing: log10 ``initial`` (n,) moved up by ``shift`` (T,)
+    decades, deeper ones faster (gain 1 + compression * depth, relative to the median, at most so
+    fast that no two eigenvalues meet), capped half a decade above the top, plus AR(1) noise."""
+    shift, logs0 = np.asarray(shift, dtype=float), np.asarray(initial, dtype=float)
+    depth = logs0.max() - logs0
+    c = compression
+    for _ in range(5):  # two eigenvalues d apart close by c / median gain * shift * d: at most 70 % of d
+        closing = c / np.median(1 + c * depth) * np.ptp(shift)
+        if closing <= 0.7:
+            break
+        c *= 0.7 / closing
+    gain = (1 + c * depth) / np.median(1 + c * depth)
+    logs = np.minimum(logs0[None, :] + shift[:, None] * gain[None, :], logs0.max() + 0.5)
+    if sigma:
+        logs = logs + ar1_noise(len(shift), sigma, rho, rng or np.random.default_rng(0), len(logs0)).T
+    return 10.0 ** -np.sort(-logs, axis=1)
+
+
+def bursts(steps, times, sizes, width: float = 0.005) -> np.ndarray:
+    """A shift (decades) that rises by ``sizes`` in logistic bursts at fractions ``times`` of the
+    run, flat in between: a spectrum moved by it stalls between the bursts (a staircase)."""
+    u = np.asarray(steps, dtype=float) / steps[-1]
+    shift = sum(a / (1 + np.exp(np.clip(-(u - c) / width, -50, 50))) for a, c in zip(sizes, times))
+    return shift - shift[0]
 
 
 def loss_for(steps, ranks, rng: np.random.Generator, coupled: bool) -> tuple[np.ndarray, dict]:
@@ -172,6 +190,7 @@ def write_run(
     extra_metrics: dict | None = None,
     config: dict | None = None,
     spectra: dict | None = None,
+    width: int | None = None,
 ) -> Path:
     """A run directory in the results format from given series.
 
@@ -181,7 +200,8 @@ def write_run(
     metrics.parquet columns (e.g. the bound's); spectra: {seed: (T, n)} the last hidden layer's Gram
     spectra (e.g. from :func:`spectra`; ``ranks`` must then be their counts above ``eps``). Without
     them spectra are made up to give exactly these eps-ranks at ``eps`` (eigenvalues 10 eps above,
-    eps / 10 below, which move only when they cross).
+    eps / 10 below, which move only when they cross), ``width`` neurons per layer (default: the
+    largest rank + 2).
     """
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
@@ -190,14 +210,14 @@ def write_run(
     rows, tidy, arrays = [], [], {}
     layers = {s: np.atleast_2d(np.asarray(layer_ranks[s] if layer_ranks else ranks[s], dtype=float)) for s in seeds}
     depth = next(iter(layers.values())).shape[0]
-    width = int(max(np.nanmax(v) for v in layers.values())) + 2
+    width = width or int(max(np.nanmax(v) for v in layers.values())) + 2
     if spectra:
         width = max(width, next(iter(spectra.values())).shape[1])
     for seed in seeds:
         r = np.asarray(ranks[seed], dtype=float)
         lo = np.asarray(loss[seed], dtype=float) if loss else np.exp(-3 * steps / steps[-1])
         cols = {"seed": seed, "step": steps, "loss": lo, "rel_l2": np.sqrt(lo), "eps_rank": r}
-        cols.update(lower_bound=0.5 * lo, bound_violation=False)
+        cols.update(lower_bound=0.5 * lo, bound_rank=r + 1, bound_violation=False)  # + 1: the output's bias
         for column, values in (extra_metrics or {}).items():
             cols[column] = np.asarray(values[seed])
         rows.append(pd.DataFrame(cols))
@@ -240,4 +260,14 @@ def write_run(
     return path
 
 
-__all__ = ["SHAPES", "initial_spectrum", "loss_for", "smooth_rise", "spectra", "staircase", "write_run"]
+__all__ = [
+    "SHAPES",
+    "bursts",
+    "initial_spectrum",
+    "loss_for",
+    "moving_spectra",
+    "smooth_rise",
+    "spectra",
+    "staircase",
+    "write_run",
+]

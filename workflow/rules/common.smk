@@ -7,6 +7,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
 from staircase import config as cfgmod
+from staircase import registry as claims_registry
 
 min_version("9.0")
 
@@ -114,6 +115,25 @@ def all_targets():
     for name in TABLES:
         targets += [f"results/tables/{name}.csv", f"results/notebooks/{name}.html"]
     return targets
+
+
+def calibration_config():
+    """The part of the config the calibration depends on: the schedules of the experiments whose
+    claims it calibrates, the analysis settings and alpha."""
+    tested = {
+        name: config["experiments"][name]
+        for name in EXPERIMENTS
+        if {"A1", "A2", "A4"} & set(config["experiments"][name].get("claims", []))
+    }
+    return {
+        "scale": config["scale"],
+        "analysis": config["analysis"],
+        "audit": {
+            k: claims_registry.thresholds(config)[k]
+            for k in ("alpha", "a1_min_stall_ratio")
+        },
+        "experiments": tested,
+    }
 
 
 def print_audit_summary():

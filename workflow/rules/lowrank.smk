@@ -1,7 +1,6 @@
 # Papers B (rank_collapse) and C (alignment): one training job per study (its grid cells and seeds
 # stacked in one process), and their figures and claim tables. Studies are selected by the claims
 # they are tagged with (config.yaml: rank_collapse.studies.<name>.claims, alignment.studies...).
-from staircase import registry as claims_registry
 from staircase.lowrank import claims as lowrank_claims
 from staircase.lowrank import settings as lowrank_settings
 

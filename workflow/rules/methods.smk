@@ -16,26 +16,15 @@ for _experiment in EXPERIMENTS:
         f"methods_curves_{_experiment}",
         "methods_curves",
         run_files(_experiment),
-        caption=f"Methods against their baseline in experiment {_experiment} (claims A6, A7): training "
-        "loss and epsilon-rank of the last hidden layer against the optimisation clock (CPU seconds of "
-        "the training thread on a CPU, pre-training included). Thin lines are seeds, bold their median, "
-        "dashed black the baseline's median, dotted the comparison thresholds.",
+        caption=claims_registry.caption("methods_curves", _experiment),
         **_params,
     )
-    for _kind, _text in (
-        (
-            "summary",
-            "per method: medians and [min, max] over seeds of time and steps to each threshold, "
-            "speed-ups against the baseline, initial epsilon-rank per layer, final error, stairs",
-        ),
-        ("seeds", "the same measurements per method and seed"),
-        ("verdicts", "the A6 and A7 verdicts with their numbers"),
-    ):
+    for _kind in ("summary", "seeds", "verdicts"):
         add_table(
             f"methods_{_kind}_{_experiment}",
             "methods_table",
             run_files(_experiment),
-            caption=f"Methods comparison of experiment {_experiment}: {_text}.",
+            caption=claims_registry.caption(f"methods_{_kind}", _experiment),
             kind=_kind,
             **_params,
         )
