@@ -93,9 +93,9 @@ class SeedTests:
         """A1's integer test on the eps-rank itself: confounded with the spectrum's spacing (a
         description, see docs/claims.md)."""
         return {
-            s: steptest.levels_test(
-                self.series(s)["step"], self.series(s)["eps_rank"], self.n_null, s, **self.denoise
-            )["p_value"]
+            s: steptest.levels_test(self.series(s)["step"], self.series(s)["eps_rank"], self.n_null, s, **self.denoise)[
+                "p_value"
+            ]
             for s in self.run.healthy_seeds
         }
 
@@ -157,7 +157,10 @@ class ExperimentAudit:
     def seed_notes(self, n: int) -> tuple[str | None, list[str]]:
         """(INCONCLUSIVE or None, notes on excluded seeds) for a statistic over ``n`` seeds."""
         notes = [
-            f"excluded (diverged): {r.variant}/seed{s} {st}" for r in self.runs for s, st in r.status.items() if st != "ok"
+            f"excluded (diverged): {r.variant}/seed{s} {st}"
+            for r in self.runs
+            for s, st in r.status.items()
+            if st != "ok"
         ]
         if n < self.t["min_seeds"]:
             notes.append(f"only {n} healthy seed(s), need {self.t['min_seeds']}")
@@ -394,7 +397,9 @@ class ExperimentAudit:
                 continue
             passes, p, ratio = steptest.staircase_verdict(res.values(), alpha, self.t["a1_min_stall_ratio"])
             (beat if passes else missed).append(f"{r.variant} (p={p:.2g}, x{ratio:.2g})")
-            self.record("A4", r.variant, -1, "cell passes A1 (Fisher p, stall ratio)", float(passes), p, f"x{ratio:.3g}")
+            self.record(
+                "A4", r.variant, -1, "cell passes A1 (Fisher p, stall ratio)", float(passes), p, f"x{ratio:.3g}"
+            )
         cells = len(beat) + len(missed)
         fraction = len(beat) / cells if cells else float("nan")
         p_binom = float(stats.binom.sf(len(beat) - 1, cells, alpha)) if cells else float("nan")
@@ -445,7 +450,9 @@ class ExperimentAudit:
         value, spread, n = vd.summarise(strict)
         parts = [
             f"ties {np.median(ties):.3g}, reversals {np.median(reversals):.3g} (medians)" if ties else "",
-            f"checkpoints with both layers at full rank left out: {np.median(saturated):.0%} (median)" if saturated else "",
+            f"checkpoints with both layers at full rank left out: {np.median(saturated):.0%} (median)"
+            if saturated
+            else "",
             f"counterexamples (more reversals than strict orders): {len(counter)}"
             + (f": {'; '.join(counter[:8])}" + (" ..." if len(counter) > 8 else "") if counter else ""),
             f"not tested (1 hidden layer): {', '.join(shallow)}" if shallow else "",
@@ -494,7 +501,9 @@ class ExperimentAudit:
                 rows.append(vd.guard_row(claim, self.name, v.metric, v.value, v.op, v.threshold, **fields))
             else:
                 verdict = INCONCLUSIVE if few else None
-                rows.append(vd.threshold_row(claim, self.name, v.metric, v.value, v.op, v.threshold, verdict=verdict, **fields))
+                rows.append(
+                    vd.threshold_row(claim, self.name, v.metric, v.value, v.op, v.threshold, verdict=verdict, **fields)
+                )
         return rows or [vd.guard_row(claim, self.name, "methods", 0.0, ">=", 1.0, detail="no method of this claim")]
 
     def rows(self, claim: str) -> list[vd.Row]:
@@ -569,7 +578,9 @@ def figure_links(frame: pd.DataFrame, figures_dir: str) -> list[str]:
         names = [
             f"{name}_{experiment}" if fig["scope"] == "experiment" else name
             for name, fig in registry.figures().items()
-            if fig.get("kind", "figure") == "figure" and tested & set(fig["claims"]) and fig["scope"] in ("experiment", "claim")
+            if fig.get("kind", "figure") == "figure"
+            and tested & set(fig["claims"])
+            and fig["scope"] in ("experiment", "claim")
         ]
         lines.append(f"- {experiment}: " + ", ".join(f"[{n}]({figures_dir}/{n}.png)" for n in names))
     return lines
@@ -589,7 +600,9 @@ def to_markdown(frame: pd.DataFrame, versions: pd.DataFrame, calibration: pd.Dat
     for v in verdicts.itertuples():
         lines.append(f"| {v.claim} | {v.experiment} | **{v.verdict}** | {registry.claim_text(v.claim)} |")
     lines += ["", "## Evidence", ""]
-    lines += ["| claim | experiment | statistic | role | value | spread | n | null model | p | threshold | margin | verdict |"]
+    lines += [
+        "| claim | experiment | statistic | role | value | spread | n | null model | p | threshold | margin | verdict |"
+    ]
     lines += ["|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in frame.itertuples():
         cells = [r.claim, r.experiment, r.metric, r.role, _fmt(r.value), r.spread, r.n, r.null, _fmt(r.p_value)]
@@ -603,9 +616,8 @@ def to_markdown(frame: pd.DataFrame, versions: pd.DataFrame, calibration: pd.Dat
         lines += ["", "## How often the tests err (synthetic ensembles of this run: results/calibration)", ""]
         lines += ["| test | ensemble | measures | draws | rate | 95% interval |", "|---|---|---|---|---|---|"]
         for c in calibration.itertuples():
-            lines.append(
-                f"| {c.test} | {c.ensemble} | {c.measures} | {c.draws} | {c.rate:.3f} | [{c.ci_low:.3f}, {c.ci_high:.3f}] |"
-            )
+            interval = f"[{c.ci_low:.3f}, {c.ci_high:.3f}]"
+            lines.append(f"| {c.test} | {c.ensemble} | {c.measures} | {c.draws} | {c.rate:.3f} | {interval} |")
     links = figure_links(frame, "../figures") if not frame.empty else []
     if links:
         lines += ["", "## Figures", "", *links]
@@ -639,7 +651,11 @@ def results_table(frame: pd.DataFrame) -> str:
 
 
 def summary_counts(counts) -> str:
-    parts = [f"{counts.get(PASS, 0)} passed", f"{counts.get(FAIL, 0)} failed", f"{counts.get(INCONCLUSIVE, 0)} inconclusive"]
+    parts = [
+        f"{counts.get(PASS, 0)} passed",
+        f"{counts.get(FAIL, 0)} failed",
+        f"{counts.get(INCONCLUSIVE, 0)} inconclusive",
+    ]
     if counts.get(ERROR, 0):
         parts.append(f"{counts.get(ERROR, 0)} with a failed self-check (ERROR)")
     return ", ".join(parts)
@@ -657,7 +673,8 @@ def run_audit(config: dict, results="results", out_dir="results/audit") -> pd.Da
     calibration = pd.read_csv(calib_path) if calib_path.exists() else None
     out = Path(out_dir)
     seeds = pd.DataFrame(
-        seed_records, columns=["claim", "experiment", "variant", "seed", "statistic", "value", "p_value", "null", "detail"]
+        seed_records,
+        columns=["claim", "experiment", "variant", "seed", "statistic", "value", "p_value", "null", "detail"],
     )
     atomic_write(out / "claims.csv", lambda tmp: frame.to_csv(tmp, index=False))
     atomic_write(out / "seeds.csv", lambda tmp: seeds.to_csv(tmp, index=False))

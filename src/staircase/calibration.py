@@ -121,7 +121,11 @@ def summary(a1: pd.DataFrame, a2: pd.DataFrame, alpha: float, min_ratio: float) 
         | rate(a1_pass(smooth), alpha),
         {"test": "A1", "ensemble": "spectra moving in 2-5 bursts (staircases)", "measures": "power"}
         | rate(a1_pass(stairs), alpha),
-        {"test": "A1, p only", "ensemble": "spectra moving in one growth phase (null)", "measures": "false-positive rate"}
+        {
+            "test": "A1, p only",
+            "ensemble": "spectra moving in one growth phase (null)",
+            "measures": "false-positive rate",
+        }
         | rate(smooth["p_value"], alpha),
         {"test": "A1, p only", "ensemble": "spectra moving in 2-5 bursts (staircases)", "measures": "power"}
         | rate(stairs["p_value"], alpha),

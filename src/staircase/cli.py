@@ -227,7 +227,9 @@ def main(argv=None) -> int:
     p.set_defaults(func=cmd_calibrate)
 
     p = sub.add_parser("registry", help="the claims registry as the README's markdown table")
-    p.add_argument("--results-table", metavar="CLAIMS_CSV", help="instead: the README's results table from a claims.csv")
+    p.add_argument(
+        "--results-table", metavar="CLAIMS_CSV", help="instead: the README's results table from a claims.csv"
+    )
     p.set_defaults(func=cmd_registry)
 
     p = sub.add_parser("bench", help="benchmarks against a naive loop, DeepXDE; ratios to results/bench")

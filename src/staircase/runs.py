@@ -149,12 +149,16 @@ def layer_order_shares(run: Run) -> pd.DataFrame:
             full = (earlier == widths[pair]) & (later == widths[pair + 1])
             ok = ~full
             n = int(ok.sum())
-            share = (lambda mask: float((mask & ok).sum() / n) if n else np.nan)  # noqa: E731
-            rows.append(
-                dict(seed=int(seed), pair=f"{pair}->{pair + 1}", strict=share(later > earlier))
-                | dict(ties=share(later == earlier), reversals=share(later < earlier))
-                | dict(saturated=float(full.mean()) if len(full) else np.nan, checkpoints=n)
-            )
+            shares = {
+                name: float((mask & ok).sum() / n) if n else np.nan
+                for name, mask in (
+                    ("strict", later > earlier),
+                    ("ties", later == earlier),
+                    ("reversals", later < earlier),
+                )
+            }
+            saturated = float(full.mean()) if len(full) else np.nan
+            rows.append(dict(seed=int(seed), pair=f"{pair}->{pair + 1}", **shares, saturated=saturated, checkpoints=n))
     return pd.DataFrame(rows)
 
 

@@ -176,7 +176,6 @@ def match_noise(ranks, fit, rng: np.random.Generator, draws: int = 20) -> tuple[
     """(sigma, rho) of the AR(1) noise on the grid NOISE_SIGMAS x NOISE_RHOS whose rounded series
     look most like the run: the same share of falling moves (flicker) and autocorrelation of moves."""
     target = _noise_features(np.asarray(ranks, dtype=float))[0]
-    n = len(fit)
     best, choice = np.inf, (0.0, 0.0)
     for sigma in NOISE_SIGMAS:
         for rho in NOISE_RHOS if sigma > 0 else (0.0,):

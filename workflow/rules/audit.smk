@@ -1,6 +1,7 @@
 rule calibrate:
     """False-positive rate and power of the A1 and A2 tests on synthetic ensembles drawn on this
-    config's measurement schedules, with its settings (staircase.calibration; docs/claims.md)."""
+    config's measurement schedules, with its settings (staircase.calibration; docs/claims.md).
+    """
     output:
         summary="results/calibration/summary.csv",
         a1="results/calibration/a1.csv",
