@@ -103,7 +103,7 @@ def test_seed_result_does_not_depend_on_its_companions(tmp_path):
 
 
 def test_resume_after_sigkill_gives_identical_metrics(tmp_path, capsys):
-    cfg = tiny_cfg(steps=1500, checkpoint_every=100)
+    cfg = tiny_cfg(steps=4000, checkpoint_every=100)  # long enough to be killed between two checkpoints
     cfg["log"]["sparse_every"] = 250
     cfg_file = tmp_path / "run.json"
     cfg_file.write_text(json.dumps(cfg))

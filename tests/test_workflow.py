@@ -91,6 +91,7 @@ def test_tiny_end_to_end(tiny_run):
     summary = pd.read_csv(tiny_run / "results/tables/summary.csv")
     assert list(summary["variant"]) == ["base", "activation-tanh", "activation-relu"]
     assert (summary["bound_violations"] == 0).all() and (summary["bound_checks"] > 0).all()
+    assert {"a1_p", "a1_stall_ratio", "a2_p", "a3_nonvacuous", "layer_order_strict"} <= set(summary.columns)
     assert not (tiny_run / "results/figures/layers_sweep1d.png").exists()  # sweep1d is not tagged A5
     metrics = pd.read_parquet(tiny_run / "results/runs/fit1d/base/metrics.parquet")
     assert {"step", "loss", "lower_bound", "eps_rank", "seed"} <= set(metrics.columns)
@@ -106,9 +107,19 @@ def test_tiny_end_to_end(tiny_run):
         r"claims audit: \d+ passed, \d+ failed, \d+ inconclusive", (tiny_run / "snakemake.out").read_text()
     )
     claims = pd.read_csv(tiny_run / "results/audit/claims.csv")
-    assert {"claim", "experiment", "metric", "value", "threshold", "verdict"} <= set(claims.columns)
-    assert {"A1", "A2", "A3"} <= set(claims["claim"]) and claims["verdict"].isin(["PASS", "FAIL", "INCONCLUSIVE"]).all()
+    assert {"claim", "experiment", "metric", "role", "value", "p_value", "margin", "null", "verdict"} <= set(
+        claims.columns
+    )
+    assert {"A1", "A2", "A3", "A4", "A5"} <= set(claims["claim"])
+    tests = claims[claims["role"] == "test"]
+    assert tests["verdict"].isin(["PASS", "FAIL", "INCONCLUSIVE"]).all() and tests["null"].notna().all()
+    assert (claims.loc[claims["role"] == "description", "verdict"] == "INFO").all()
+    assert (claims.loc[claims["role"] == "self-check", "verdict"] == "PASS").all()  # no bound violated
+    assert not metrics["eps_bound_violation"].any() and metrics["eps_bound"].notna().all()
     assert "# Claims audit" in (tiny_run / "results/audit/claims.md").read_text()
+    calibration = pd.read_csv(tiny_run / "results/calibration/summary.csv")
+    assert set(calibration["test"]) >= {"A1", "A2"} and (calibration["draws"] == 10).all()
+    assert "How often the tests err" in (tiny_run / "results/audit/claims.md").read_text()
     res = snakemake("--cores", "1", "--configfile", str(TINY), "--report", "report.html", cwd=tiny_run)
     assert res.returncode == 0, res.stderr[-3000:]
     assert "Claims audit" in (tiny_run / "report.html").read_text()
