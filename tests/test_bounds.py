@@ -373,3 +373,36 @@ def test_stacked_bound_equals_the_tall_svd_route_and_each_model_alone():
                 assert alone.lower_bound == pytest.approx(r.lower_bound, rel=1e-12, abs=1e-14 * scale)
                 total += 1
     assert total == 40 * 6 * 3
+
+
+def test_the_gram_route_equals_the_qr_route():
+    """Claim A3's bound is computed from the eps-rank's own Gram eigendecomposition
+    (bounds.lower_bounds_from_gram); it must agree with the QR route on the same features."""
+    from staircase.bounds import lower_bounds_from_gram
+
+    rng = np.random.default_rng(3)
+    for _ in range(40):
+        s, n_points, n = 3, int(rng.integers(50, 400)), int(rng.integers(3, 40))
+        phi = np.tanh(rng.normal(size=(s, n_points, n)) * rng.uniform(0.05, 3, n))
+        w = rng.uniform(0.5, 1.5, n_points) / n_points
+        f = rng.normal(size=(s, n_points))
+        a = rng.normal(size=(s, n)) * rng.uniform(0.01, 3)
+        for eps in (1e-1, 1e-3, 1e-5):
+            qr = loss_lower_bounds(phi, f, a, w, eps)
+            lam, vec = np.linalg.eigh(np.swapaxes(phi * w[:, None], 1, 2) @ phi)
+            residual = (phi @ a[..., None])[..., 0] - f
+            gram = lower_bounds_from_gram(
+                lam,
+                vec,
+                (np.swapaxes(phi, 1, 2) @ (w * f)[..., None])[..., 0],
+                (w * f * f).sum(axis=1),
+                np.linalg.norm(a, axis=1),
+                (w * residual**2).sum(axis=1),
+                eps,
+            )
+            for x, y in zip(qr, gram):
+                assert x.rank == y.rank and not y.violated
+                scale = (w * f[0] ** 2).sum()
+                assert y.best_loss_top_r == pytest.approx(x.best_loss_top_r, rel=1e-8, abs=1e-12 * scale)
+                assert y.lower_bound == pytest.approx(x.lower_bound, rel=1e-7, abs=1e-12 * scale)
+                assert y.loss == pytest.approx(x.loss, rel=1e-12)

@@ -630,24 +630,39 @@ def to_markdown(frame: pd.DataFrame, versions: pd.DataFrame, calibration: pd.Dat
 
 
 def results_table(frame: pd.DataFrame) -> str:
-    """The README's results table: per experiment, each claim's verdict with its key number and
-    whether that verdict is evidence (a test against a null) or rests on a description only."""
+    """The README's results table: one table for paper A's experiments, one for papers B and C's
+    studies; each cell the verdict with the number that decided it (the p-value, or the value and
+    its threshold, of the first failing test, else of the first test). Every verdict in it is a
+    test against a null: descriptions never decide."""
     verdicts = overall(frame).set_index(["claim", "experiment"])["verdict"]
-    claims = [c for c in registry.claims() if c in set(frame["claim"])]
-    lines = ["| experiment | " + " | ".join(claims) + " |", "|---|" + "---|" * len(claims)]
-    for experiment in dict.fromkeys(frame["experiment"]):
-        cells = []
-        for claim in claims:
-            rows = frame[(frame["claim"] == claim) & (frame["experiment"] == experiment)]
-            if rows.empty:
-                cells.append("")
-                continue
-            key = rows[rows["role"] == "test"]
-            shown = key.iloc[0] if len(key) else rows.iloc[0]
-            number = f"p={shown.p_value:.2g}" if np.isfinite(shown.p_value) else _fmt(shown.value)
-            cells.append(f"{verdicts[(claim, experiment)]} ({number})")
-        lines.append(f"| {experiment} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    out = []
+    for studies in (False, True):
+        part = frame[frame["experiment"].str.contains("/") == studies]
+        claims = [c for c in registry.claims() if c in set(part["claim"])]
+        if not claims:
+            continue
+        lines = [f"| {'study' if studies else 'experiment'} | " + " | ".join(claims) + " |"]
+        lines.append("|---|" + "---|" * len(claims))
+        for experiment in dict.fromkeys(part["experiment"]):
+            cells = []
+            for claim in claims:
+                rows = part[(part["claim"] == claim) & (part["experiment"] == experiment)]
+                decisive = rows[rows["role"].isin(["test", "guard", "self-check"])]
+                if decisive.empty:
+                    cells.append("")
+                    continue
+                failing = decisive[decisive["verdict"] != PASS]
+                tests = decisive[decisive["role"] == "test"]
+                shown = (failing if len(failing) else tests if len(tests) else decisive).iloc[0]
+                number = (
+                    f"p={shown.p_value:.2g}"
+                    if np.isfinite(shown.p_value) and str(shown.threshold).startswith("p")
+                    else f"{shown.value:.3g}, {shown.threshold}"
+                )
+                cells.append(f"{verdicts[(claim, experiment)]} ({number})")
+            lines.append(f"| {experiment} | " + " | ".join(cells) + " |")
+        out.append("\n".join(lines) + "\n")
+    return "\n".join(out)
 
 
 def summary_counts(counts) -> str:

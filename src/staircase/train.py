@@ -42,7 +42,7 @@ from tqdm import tqdm
 from staircase import methods
 from staircase import rank as rk
 from staircase.architectures import build_model
-from staircase.bounds import loss_lower_bounds
+from staircase.bounds import loss_lower_bounds, lower_bounds_from_gram
 from staircase.hostmem import keep_freed_memory
 from staircase.methods import make_optimizer  # noqa: F401  (moved to staircase.methods)
 from staircase.provenance import atomic_write, exclusive, job_record, write_json
@@ -255,26 +255,31 @@ class Trainer:
         rel = torch.linalg.vector_norm(u_err - self.err_f, dim=-1) / torch.linalg.vector_norm(self.err_f)
         clock.lap("forward")
         spectra = []
-        for h in hidden:
+        live = np.flatnonzero(ok)
+        for layer, h in enumerate(hidden):
             spec = np.full((n_models, h.shape[-1]), np.nan)
-            if ok.all():
-                spec[:] = rk.spectrum(h[:, self.rank_index], self.rank_w)
-            elif ok.any():
-                spec[ok] = rk.spectrum(h[torch.as_tensor(ok, device=h.device)][:, self.rank_index], self.rank_w)
+            if len(live):
+                rows = h if ok.all() else h[torch.as_tensor(ok, device=h.device)]
+                gram = rk.gram(rows[:, self.rank_index], self.rank_w)
+                if layer == len(hidden) - 1:  # its eigenvectors serve claim A3's bound too
+                    values, vectors = np.linalg.eigh(gram)
+                    spec[live] = values[..., ::-1]
+                else:
+                    spec[live] = rk.spectrum_of_gram(gram)
             spectra.append(spec)
         clock.lap("spectra")
         bs = self.task.bound_system(model, self.data)
         # the bound's eps in the loss's quadrature: Gram eigenvalues scale with the total weight
         self.bound_eps = self.main_eps * float(np.sum(bs.weights)) / float(np.sum(self.rank_w))
         bound = np.full((5, n_models), np.nan)
-        live = np.flatnonzero(ok)
         if len(live):
             results = loss_lower_bounds(bs.features[live], bs.target, bs.coef[live], bs.weights, self.bound_eps)
             for s, r in zip(live, results):
                 bound[:, s] = (r.lower_bound, r.best_loss, r.best_loss_top_r, r.rank, r.violated)
         eps_bound = np.full((4, n_models), np.nan)
         if len(live):
-            for s, r in zip(live, self._eps_bound(hidden[-1], live)):
+            results = self._eps_bound(hidden[-1], live, values, vectors)
+            for s, r in zip(live, results):
                 eps_bound[:, s] = (r.loss, r.lower_bound, r.best_loss_top_r, r.violated)
         clock.lap("bound")
         rec = self.rec
@@ -293,15 +298,27 @@ class Trainer:
         rec.spectra.append(spectra)
         clock.stop()
 
-    def _eps_bound(self, last_hidden: torch.Tensor, live: np.ndarray):
+    def _eps_bound(self, last_hidden, live, values, vectors):
         """Claim A3's bound, built on the eps-rank's own Gram matrix: the last hidden layer on the
-        rank quadrature at the main eps. With the output u = b + sum_j a_j phi_j it bounds the
-        squared L2 error sum_k w_k (u - u*)^2 from below by (dist(u* - b, V_r) - sqrt(eps) ||a||)_+^2,
-        V_r spanned by the Gram eigen-directions above eps (so r is the eps-rank itself)."""
+        rank quadrature at the main eps (its eigendecomposition, from the spectra). With the output
+        u = b + sum_j a_j phi_j it bounds the squared L2 error sum_k w_k (u - u*)^2 from below by
+        (dist(u* - b, V_r) - sqrt(eps) ||a||)_+^2, V_r spanned by the Gram eigen-directions above eps,
+        so r is the eps-rank itself. The error is recomputed in float64 from the same features."""
+        pick = torch.as_tensor(live, device=last_hidden.device)
         coef = self.model.output_coefficients().detach().to(torch.float64).cpu().numpy()[live]
-        phi = last_hidden[torch.as_tensor(live, device=last_hidden.device)][:, self.rank_index]
-        target = self.rank_f[None, :] - coef[:, :1]
-        return loss_lower_bounds(phi.to(torch.float64).cpu().numpy(), target, coef[:, 1:], self.rank_w, self.main_eps)
+        phi = last_hidden[pick][:, self.rank_index].to(torch.float64).cpu().numpy()
+        w = self.rank_w
+        target = self.rank_f[None, :] - coef[:, :1]  # u* - b
+        residual = (phi @ coef[:, 1:, None])[..., 0] - target
+        return lower_bounds_from_gram(
+            values,
+            vectors,
+            (np.swapaxes(phi, 1, 2) @ (w * target)[..., None])[..., 0],
+            (w * target * target).sum(axis=1),
+            np.linalg.norm(coef[:, 1:], axis=1),
+            (w * residual * residual).sum(axis=1),
+            self.main_eps,
+        )
 
     # ---- checkpointing ------------------------------------------------------------------------
     def save_checkpoint(self) -> None:

@@ -5,7 +5,7 @@ config (``config.yaml``: 2 seeds per cell and 6 lambda > 0 or 5 noise levels in 
 and width 20 in paper C), applies the rule the audit applies (the functions of
 ``staircase.lowrank.claims``, thresholds from the schema's defaults) and counts how often the test
 passes although the null holds. ``report`` gathers every rate; ``python -m
-staircase.lowrank.calibration [draws]`` prints the table of docs/claims-bc.md. Deterministic
+staircase.lowrank.calibration [draws]`` prints the table of docs/claims.md. Deterministic
 (seeded); a few seconds for 200 draws each.
 
 The nulls:
