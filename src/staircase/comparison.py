@@ -57,11 +57,15 @@ from scipy import stats
 
 from staircase import stairs
 
-DEFAULTS = {"min_plateau": 2, "a6_min_fraction": 0.5, "a6_min_spearman": 0.5, "max_error_ratio": 1.0}
-
 
 def options(comparison: dict) -> dict:
-    return {**DEFAULTS, **comparison}
+    """The comparison block over the schema's defaults (workflow/schemas/config.schema.yaml,
+    ``$defs.comparison``: the one place they are written)."""
+    from staircase import config as cfgmod
+
+    schema = cfgmod.load_schema()
+    props = schema["$defs"]["comparison"]["properties"] if schema else {}
+    return {**{k: v["default"] for k, v in props.items() if "default" in v}, **comparison}
 
 
 # ---- loading -------------------------------------------------------------------------------------
