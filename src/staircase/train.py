@@ -34,18 +34,17 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
-from staircase import methods
+from staircase import methods, results
 from staircase import rank as rk
 from staircase.architectures import build_model
 from staircase.bounds import loss_lower_bounds, lower_bounds_from_gram
 from staircase.hostmem import keep_freed_memory
 from staircase.methods import make_optimizer  # noqa: F401  (moved to staircase.methods)
-from staircase.provenance import atomic_write, exclusive, job_record, write_json
+from staircase.provenance import atomic_write, exclusive, job_record
 from staircase.tasks import make_task
 
 
@@ -452,71 +451,13 @@ class Trainer:
     def main_ranks(self) -> np.ndarray:
         """(seeds, measurements): the eps-rank of the last hidden layer at the main eps, NaN once
         a seed diverged (its spectra are NaN)."""
-        last = np.stack([spectra[-1] for spectra in self.rec.spectra], axis=1)  # (S, T, n)
-        ranks = rk.eps_rank_from_spectrum(np.nan_to_num(last, nan=-np.inf), self.main_eps)
-        return np.where(np.isnan(last[..., 0]), np.nan, ranks)
+        return results.main_ranks(self.rec.spectra, self.main_eps)
 
     def write_outputs(self) -> None:
-        seeds = np.asarray(self.cfg["seeds"])
-        steps = np.asarray(self.rec.steps)
-        n_t, n_s = len(steps), len(seeds)
-        cols = {"seed": np.tile(seeds, n_t), "step": np.repeat(steps, n_s)}
-        for key, vals in self.rec.scalars.items():
-            cols[key] = np.concatenate(vals)
-        metrics = pd.DataFrame(cols)
-        spec = {f"layer{l}": np.stack([st[l] for st in self.rec.spectra], axis=1) for l in range(self.model.depth)}
-        metrics.insert(3, "eps_rank", self.main_ranks().T.reshape(-1))
-        metrics["bound_eps"] = self.bound_eps
-        # compared in float64 with the loss recomputed from the same linear system (bounds.BoundResult)
-        metrics["bound_violation"] = metrics["bound_violation"] == 1
-        metrics["eps_bound_violation"] = metrics["eps_bound_violation"] == 1
-        metrics = metrics.sort_values(["seed", "step"], kind="stable").reset_index(drop=True)
-
-        frames = []
-        for l in range(self.model.depth):
-            s = spec[f"layer{l}"]  # (S, T, n)
-            valid = ~np.isnan(s[..., 0])
-            clean = np.nan_to_num(s, nan=0.0)
-            ranks = rk.eps_rank_from_spectrum(clean, self.eps)  # (S, T, E)
-            base = {"seed": np.repeat(seeds, n_t), "step": np.tile(steps, n_s), "layer": l}
-            for e_i, e in enumerate(self.eps):
-                frames.append(
-                    pd.DataFrame(
-                        {
-                            **base,
-                            "metric": "eps_rank",
-                            "eps": e,
-                            "value": np.where(valid, ranks[..., e_i], np.nan).reshape(-1),
-                        }
-                    )
-                )
-            for metric, fn in rk.PEER_METRICS.items():
-                frames.append(
-                    pd.DataFrame(
-                        {
-                            **base,
-                            "metric": metric,
-                            "eps": np.nan,
-                            "value": np.where(valid, fn(clean), np.nan).reshape(-1).astype(float),
-                        }
-                    )
-                )
-        ranks = pd.concat(frames, ignore_index=True)
-
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write(self.out_dir / "metrics.parquet", lambda t: metrics.to_parquet(t, index=False))
-        atomic_write(self.out_dir / "ranks.parquet", lambda t: ranks.to_parquet(t, index=False))
-
-        def _npz(tmp):
-            with open(tmp, "wb") as fh:
-                np.savez_compressed(
-                    fh, steps=steps, seeds=seeds, normalisation=self.cfg["rank"]["normalisation"], **spec
-                )
-
-        atomic_write(self.out_dir / "spectra.npz", _npz)
+        seeds = [int(s) for s in self.cfg["seeds"]]
         run = {
             "config": self.cfg,
-            "seeds": [int(s) for s in seeds],
+            "seeds": seeds,
             "gram_normalisation": self.cfg["rank"]["normalisation"],
             "train_s": round(float(self.train_clock[0]), 3),
             "train_cpu_s": round(float(self.train_clock[1]), 3),
@@ -524,9 +465,21 @@ class Trainer:
             "measurements": self.measure_clock.count,
             "measure_cpu_s": {k: round(v, 3) for k, v in self.measure_clock.seconds.items()},
             "pretrain": self.pretrain_info,
-            **job_record([int(s) for s in seeds], self.diverged_at, self.step, self.elapsed, self.device),
+            **job_record(seeds, self.diverged_at, self.step, self.elapsed, self.device),
         }
-        write_json(self.out_dir / "run.json", run)
+        results.write_results(  # the format the tracker writes too (staircase.results)
+            self.out_dir,
+            seeds=self.cfg["seeds"],
+            steps=self.rec.steps,
+            scalars=self.rec.scalars,
+            spectra=self.rec.spectra,
+            depth=self.model.depth,
+            eps=self.eps,
+            main_eps=self.main_eps,
+            bound_eps=self.bound_eps,
+            normalisation=self.cfg["rank"]["normalisation"],
+            run=run,
+        )
         if self.checkpoint_path is not None and self.checkpoint_path.exists():
             os.unlink(self.checkpoint_path)
 
