@@ -41,7 +41,7 @@ from tqdm import tqdm
 from staircase import methods, results
 from staircase import rank as rk
 from staircase.architectures import build_model
-from staircase.bounds import loss_lower_bounds, lower_bounds_from_gram
+from staircase.bounds import eps_bounds_from_features, loss_lower_bounds
 from staircase.hostmem import keep_freed_memory
 from staircase.methods import make_optimizer  # noqa: F401  (moved to staircase.methods)
 from staircase.provenance import atomic_write, exclusive, job_record
@@ -306,18 +306,7 @@ class Trainer:
         pick = torch.as_tensor(live, device=last_hidden.device)
         coef = self.model.output_coefficients().detach().to(torch.float64).cpu().numpy()[live]
         phi = last_hidden[pick][:, self.rank_index].to(torch.float64).cpu().numpy()
-        w = self.rank_w
-        target = self.rank_f[None, :] - coef[:, :1]  # u* - b
-        residual = (phi @ coef[:, 1:, None])[..., 0] - target
-        return lower_bounds_from_gram(
-            values,
-            vectors,
-            (np.swapaxes(phi, 1, 2) @ (w * target)[..., None])[..., 0],
-            (w * target * target).sum(axis=1),
-            np.linalg.norm(coef[:, 1:], axis=1),
-            (w * residual * residual).sum(axis=1),
-            self.main_eps,
-        )
+        return eps_bounds_from_features(values, vectors, phi, coef, self.rank_f, self.rank_w, self.main_eps)
 
     # ---- checkpointing ------------------------------------------------------------------------
     def save_checkpoint(self) -> None:
