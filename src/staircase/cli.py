@@ -7,6 +7,7 @@ The workflow calls these; a user can too, to run one job by hand::
     staircase variants config.yaml                       # experiments and their variants
     staircase train --config config.yaml --experiment fit1d --out /tmp/fit1d
     staircase audit --strict                             # verdicts from results/ (exit 1 unless all PASS)
+    staircase audit --runs results/runs/my_model/base    # verdicts on a run of your own model (staircase.Tracker)
     staircase calibrate                                  # false-positive rate and power of the A1/A2 tests
     staircase bench                                      # engine vs peers, ratios in results/bench
 
@@ -105,18 +106,46 @@ def cmd_check_config(args) -> int:
     return 0
 
 
+def _settings_only(overrides: list[str]) -> dict:
+    """The ``audit:`` and ``analysis:`` sections from ``--set`` alone, checked against the schema
+    (``staircase audit --runs`` without ``--config``: the schema's defaults fill the rest)."""
+    config: dict = {}
+    for item in overrides:
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise cfgmod.ConfigError(f"--set {item}: expected KEY=VALUE")
+        if key not in ("audit", "analysis"):
+            raise cfgmod.ConfigError(f"--set {key}: with --runs and no --config only audit= and analysis= apply")
+        config[key] = yaml.safe_load(value)
+    schema = cfgmod.load_schema()
+    if schema is not None:
+        for key, section in config.items():
+            cfgmod.schema_check(section, schema["properties"][key], key)
+    return config
+
+
 def cmd_audit(args) -> int:
     from staircase import audit
 
-    config = json.loads(args.config_json) if args.config_json else _load_config(args.config, args.set)
-    if not audit.has_results(args.results):
-        raise cfgmod.ConfigError(
-            f"staircase audit: no results under {args.results}/ (expected {args.results}/runs/<experiment>/<variant>/"
-            "run.json); run the workflow first, or point --results at its results folder"
-        )
-    frame = audit.run_audit(config, args.results, args.out)
+    if args.config_json:
+        config = json.loads(args.config_json)
+    elif args.runs and not args.config:
+        config = _settings_only(args.set)
+    else:
+        config = _load_config(args.config or "config.yaml", args.set)
+    if args.runs:
+        out = Path(args.out or Path(args.runs[0]) / "audit")
+        frame = audit.run_audit(config, args.results, out, runs=args.runs)
+    else:
+        if not audit.has_results(args.results):
+            raise cfgmod.ConfigError(
+                f"staircase audit: no results under {args.results}/ (expected {args.results}/runs/<experiment>/"
+                "<variant>/run.json); run the workflow first, or point --results at its results folder"
+            )
+        out = Path(args.out or "results/audit")
+        frame = audit.run_audit(config, args.results, out)
     print(audit.summary_line(frame))
-    print(f"details: {Path(args.out) / 'claims.md'}")
+    print(f"details: {out / 'claims.md'}")
     if args.strict and not (audit.overall(frame)["verdict"] == audit.PASS).all():
         return 1
     return 0
@@ -203,11 +232,18 @@ def main(argv=None) -> int:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("audit", help="claim verdicts from existing results (no retraining)")
-    p.add_argument("--config", default="config.yaml")
+    p.add_argument("--config", help="config.yaml (the default without --runs); with --runs: its audit: and analysis:")
     p.add_argument("--config-json", help="the validated config as JSON (used by the workflow)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--results", default="results")
-    p.add_argument("--out", default="results/audit")
+    p.add_argument(
+        "--runs",
+        nargs="+",
+        metavar="RUN_DIR",
+        help="audit these run directories (e.g. a Tracker's) on the claims their data can test (A1, A2, A3, A5), "
+        "instead of config.yaml's experiments",
+    )
+    p.add_argument("--out", help="where to write claims.csv etc. (default results/audit; with --runs: RUN_DIR/audit)")
     p.add_argument(
         "--strict",
         action="store_true",
