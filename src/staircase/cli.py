@@ -10,6 +10,7 @@ The workflow calls these; a user can too, to run one job by hand::
     staircase audit --runs results/runs/my_model/base    # verdicts on a run of your own model (staircase.Tracker)
     staircase calibrate                                  # false-positive rate and power of the A1/A2 tests
     staircase bench                                      # engine vs peers, ratios in results/bench
+    staircase rank-points --experiment fit1d             # how many quadrature points the eps-ranks need
 
 Papers B and C add ``collapse``, ``align`` and ``lowrank-studies`` (see staircase.lowrank.cli).
 """
@@ -181,7 +182,7 @@ def pd_read_csv(path):
         raise cfgmod.ConfigError(f"{path}: cannot read it ({err.strerror})") from None
 
 
-COMPARISONS = ("fit", "pde", "gpu", "schedule")  # bench.COMPARISONS, without importing it
+COMPARISONS = ("fit", "pde", "gpu", "schedule", "tracker")  # bench.COMPARISONS, without importing it
 
 
 def cmd_bench(args) -> int:
@@ -199,6 +200,29 @@ def cmd_bench(args) -> int:
         gpu_models=args.gpu_models,
         steps=args.steps,
     )
+    return 0
+
+
+def cmd_rank_points(args) -> int:
+    from staircase import quadcheck
+    from staircase.provenance import write_json
+
+    config = _load_config(args.config, args.set)
+    vs = cfgmod.variants(config, args.experiment)
+    variant = args.variant or next(iter(vs))
+    if variant not in vs:
+        raise cfgmod.ConfigError(f"staircase rank-points: {args.experiment!r} has no variant {variant!r}")
+    cfg = vs[variant]
+    if args.steps:
+        cfg["train"] = dict(cfg["train"], steps=args.steps)
+    candidates = [int(n) for n in args.candidates.split(",")] if args.candidates else None
+    table, summary = quadcheck.check_experiment(cfg, candidates, args.family, max_checkpoints=args.checkpoints)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"{args.experiment}_{variant}" + (f"_{args.family}" if args.family else "")
+    table.to_csv(out / f"{stem}.csv", index=False)
+    write_json(out / f"{stem}.json", summary)
+    print(f"written: {out / stem}.csv, .json")
     return 0
 
 
@@ -283,6 +307,21 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=3, help="interleaved repeats; ratios are their median")
     p.add_argument("--gpu-models", type=int, default=32, help="models stacked on the GPU (with CUDA only)")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser(
+        "rank-points",
+        help="how many quadrature points the eps-ranks need: candidate rules against a fine reference in training",
+    )
+    p.add_argument("--config", default="config.yaml")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--experiment", required=True)
+    p.add_argument("--variant", help="default: the experiment's first")
+    p.add_argument("--steps", type=int, help="train this many steps instead of the experiment's")
+    p.add_argument("--checkpoints", type=int, default=60, help="measurement steps compared (spread over the schedule)")
+    p.add_argument("--candidates", help="comma-separated sizes (points, per dimension for grids)")
+    p.add_argument("--family", choices=["trapezoid", "gauss", "monte_carlo", "qmc"], help="default: the task's own")
+    p.add_argument("--out", default="results/rank_points")
+    p.set_defaults(func=cmd_rank_points)
 
     for name, func, text in (
         ("variants", cmd_variants, "list enabled experiments and their variants"),
