@@ -22,10 +22,22 @@ def test_agreement_finds_the_smallest_rule_that_agrees_with_every_larger_one():
     table, summary = quadcheck.agreement(ranks, "ref", [1e-2, 1e-3], {"a": 11, "b": 21, "c": 41, "d": 81})
     assert list(table["differ"]) == [48, 1, 0, 0] and list(table["max_abs_diff"]) == [1, 1, 0, 0]
     assert list(table["differ_eps_0.01"]) == [24, 0, 0, 0]
-    assert summary == {"smallest_n_all_eps": 41, "smallest_n_per_eps": {"0.01": 21, "0.001": 41}}
+    assert summary["smallest_n_all_eps"] == 41 and summary["smallest_n_per_eps"] == {"0.01": 21, "0.001": 41}
+    ambiguous = np.zeros(ref.shape, dtype=bool)
+    ambiguous[2, 1, 0, 1] = True  # an eigenvalue at eps there: b's difference does not count against it
+    table, summary = quadcheck.agreement(ranks, "ref", [1e-2, 1e-3], {"a": 11, "b": 21, "c": 41, "d": 81}, ambiguous)
+    assert list(table["differ_clear"]) == [47, 0, 0, 0] and summary["smallest_n_clear"] == 21
     fine[0, 0, 0, 0] = 0  # a larger rule that disagrees again: the smallest agreeing one is above it
     _, summary = quadcheck.agreement(ranks, "ref", [1e-2, 1e-3], {"a": 11, "b": 21, "c": 41, "d": 81})
     assert summary["smallest_n_all_eps"] == 81
+
+
+def test_near_eps_and_eigenvalue_error():
+    spectra = [[np.array([[1.0, 1.0005e-2, 1e-5]])]]  # one checkpoint, one layer, one model
+    assert quadcheck.near_eps(spectra, [1e-2, 1e-3], 1e-3).tolist() == [[[[True, False]]]]
+    other = [[np.array([[1.01, 1.0e-2, 1e-5]])]]
+    errors = quadcheck.eigenvalue_error({"ref": spectra, "x": other}, "ref", 1e-4)
+    assert errors["ref"] == 0 and abs(errors["x"] - 0.01) < 1e-12
 
 
 def test_check_on_a_tiny_experiment(capsys):

@@ -271,6 +271,7 @@ class Tracker:
         if self.rec.steps and step <= self.rec.steps[-1]:
             raise ValueError(f"Tracker: step {step} after step {self.rec.steps[-1]}: steps must increase")
         wall0 = time.perf_counter()
+        self._started = (wall0, time.thread_time(), self.clock.total())  # the clocks outside measurements
         if self._blas is not None:
             controller, threads = self._blas
             with controller.limit(limits=threads, user_api="blas"):
@@ -286,6 +287,7 @@ class Tracker:
         elapsed = time.perf_counter() - self._t0
         train_cpu = time.thread_time() - self._c0 - self.clock.total()
         last = int(self.rec.steps[-1])
+        self.device = str(self._device(self.models[0])[0])  # where the models are now
         results.write_results(
             self.out,
             seeds=self.seeds,
@@ -474,8 +476,9 @@ class Tracker:
         clock.lap("bound")
 
         elapsed = time.perf_counter() - self._t0
-        train_s = elapsed - self.measure_wall
-        train_cpu = time.thread_time() - self._c0 - self.clock.total()
+        wall0, cpu0, measured_cpu = self._started  # training time: up to this measurement, outside the earlier ones
+        train_s = wall0 - self._t0 - self.measure_wall
+        train_cpu = cpu0 - self._c0 - measured_cpu
         rec = self.rec
         rec.steps.append(step)
         values_by_key = (
