@@ -250,6 +250,26 @@ def test_the_bound_needs_the_model_output_to_be_the_output_layers(tmp_path):
         tracker.measure(6, 0.1)
 
 
+def test_hidden_features_serve_the_quadrature_check(one_thread):
+    from staircase import quadcheck
+
+    nets = [sequential(seed=s) for s in (0, 1)]
+    tracker = Tracker(nets, np.linspace(-1, 1, 11))
+    hidden = tracker.hidden(np.linspace(-1, 1, 7))
+    assert [tuple(h.shape) for h in hidden] == [(2, 7, 12), (2, 7, 12)]
+    torch.testing.assert_close(hidden[1][1], nets[1][:4](torch.linspace(-1, 1, 7)[:, None]))
+    rules = {
+        "trapezoid 201": quadrature.trapezoid_1d(-1, 1, 201),
+        "gauss 3000": quadrature.gauss_legendre_1d(-1, 1, 3000),
+    }
+    ranks, _, _ = quadcheck.rank_table(tracker.hidden, rules, tracker.eps)
+    assert ranks["gauss 3000"].shape == (2, 2, 5)  # layers, models, eps
+    table, _ = quadcheck.agreement(
+        {k: v[None] for k, v in ranks.items()}, "gauss 3000", tracker.eps, {"trapezoid 201": 201}
+    )
+    assert table["differ"].item() == 0  # an untrained smooth net: 201 points are plenty
+
+
 def test_defaults_and_errors():
     net = sequential(width=5, depth=3)
     assert sequential_layers(net) == [net[1], net[3], net[5]] and sequential_head(net) is net[6]

@@ -321,6 +321,17 @@ class Tracker:
         if exc[0] is None and not self.closed:
             self.close()
 
+    @torch.no_grad()
+    def hidden(self, points) -> list[torch.Tensor]:
+        """The tracked layers' features of every model on ``points`` (N, d) or (N,), as a measurement
+        sees them: one (S, N, n_l) tensor per layer. ``staircase.quadcheck.rank_table(tracker.hidden,
+        rules, tracker.eps)`` compares quadrature rules on the models as they are now."""
+        x = _points(points)
+        per_model = [self._forward(i, x)[0] for i in range(len(self.models))]
+        return [
+            torch.stack([h[layer].to(per_model[0][layer].device) for h in per_model]) for layer in range(self.depth)
+        ]
+
     def run_config(self) -> dict:
         """run.json's ``config``: what the audit and the notebooks read (experiment, variant, rank,
         model depth), what was tracked, and the user's own settings."""
