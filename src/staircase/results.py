@@ -11,7 +11,7 @@ A run directory holds (README, "What you get, and where"):
   layer at every eps and the peer metrics (:data:`staircase.rank.PEER_METRICS`);
 * ``spectra.npz`` - ``steps``, ``seeds``, ``normalisation`` and ``layer<l>`` (seed, step, n): the
   sorted Gram spectrum of every hidden layer at every measured step;
-* ``run.json`` - whatever the caller gives (config, provenance, status, clocks).
+* ``run.json`` - the run's config, per-seed status, clocks and provenance.
 
 A seed's measurements after it diverged are NaN (its spectra too), and so are its ranks.
 """
@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from staircase import rank as rk
-from staircase.provenance import atomic_write, write_json
+from staircase.provenance import atomic_write, job_record, write_json
 
 
 def main_ranks(spectra: list[list[np.ndarray]], main_eps: float) -> np.ndarray:
@@ -37,25 +37,48 @@ def main_ranks(spectra: list[list[np.ndarray]], main_eps: float) -> np.ndarray:
 
 def write_results(
     out_dir,
+    rec,
+    clock,
     *,
+    config: dict,
     seeds,
-    steps,
-    scalars: dict[str, list[np.ndarray]],
-    spectra: list[list[np.ndarray]],
     depth: int,
     eps: list[float],
     main_eps: float,
     bound_eps: float,
     normalisation: str,
-    run: dict,
+    train_clock,
+    diverged_at,
+    steps_done: int,
+    elapsed: float,
+    device: str,
+    pretrain: dict | None = None,
 ) -> None:
     """Write metrics.parquet, ranks.parquet, spectra.npz and run.json (each atomically) in ``out_dir``.
 
-    seeds (S,); steps (T,) measured steps; scalars: {column: [one (S,) array per measurement]};
-    spectra: per measurement, one (S, n_l) array of sorted Gram eigenvalues per hidden layer
-    (``depth`` of them); eps: the eps of the ranks table; bound_eps: the loss bound's eps (a
-    column); normalisation: the Gram's weights (``integral`` or ``mean``); run: run.json's content.
+    rec: the measurements (:class:`staircase.train.Recorder`: ``steps``; ``scalars`` {column: one (S,)
+    array per measurement}; ``spectra``, per measurement one (S, n_l) array of sorted Gram
+    eigenvalues per hidden layer, ``depth`` of them); clock: their CPU time by part
+    (:class:`staircase.train.MeasureClock`); eps: the eps of the ranks table; bound_eps: the loss
+    bound's eps (a column); normalisation: the Gram's weights (``integral`` or ``mean``); config:
+    run.json's ``config``; train_clock: (wall, CPU) seconds of training outside the measurements;
+    diverged_at: per seed, the step it diverged at (< 0: it did not); steps_done, elapsed, device:
+    for the provenance (:func:`staircase.provenance.job_record`); pretrain: what pre-training did.
     """
+    steps, scalars, spectra = rec.steps, rec.scalars, rec.spectra
+    members = [int(s) for s in seeds]
+    run = {
+        "config": config,
+        "seeds": members,
+        "gram_normalisation": normalisation,
+        "train_s": round(float(train_clock[0]), 3),
+        "train_cpu_s": round(float(train_clock[1]), 3),
+        # the tracking overhead: CPU seconds of the measurements, by part (MeasureClock)
+        "measurements": clock.count,
+        "measure_cpu_s": {k: round(v, 3) for k, v in clock.seconds.items()},
+        "pretrain": pretrain,
+        **job_record(members, diverged_at, steps_done, elapsed, device),
+    }
     out_dir = Path(out_dir)
     seeds = np.asarray(seeds)
     steps = np.asarray(steps)

@@ -42,7 +42,6 @@ from torch import nn
 from staircase import rank as rk
 from staircase import results
 from staircase.bounds import eps_bounds_from_features, loss_lower_bounds
-from staircase.provenance import job_record
 from staircase.train import TIMING_COLUMNS, MeasureClock, Recorder, log_schedule
 
 DEFAULT_EPS = (1.0e-1, 1.0e-2, 1.0e-3, 1.0e-4, 1.0e-6)
@@ -247,8 +246,12 @@ class Tracker:
         return (p.device, p.dtype) if p is not None else (torch.device("cpu"), torch.get_default_dtype())
 
     def _tensor(self, x: np.ndarray, model: nn.Module) -> torch.Tensor:
+        """``x`` on the model's device and in its dtype; the tracker's own point sets are converted
+        once (a cache by id() alone would hand a later array at a recycled address a stale tensor)."""
         device, dtype = self._device(model)
-        key = (id(x), str(device), dtype)
+        if x is not self.x and x is not self.train_x:
+            return torch.as_tensor(x, device=device, dtype=dtype)
+        key = (x is self.x, str(device), dtype)
         if key not in self._tensors:
             self._tensors[key] = torch.as_tensor(x, device=device, dtype=dtype)
         return self._tensors[key]
@@ -286,30 +289,23 @@ class Tracker:
             raise RuntimeError("Tracker: nothing measured; call step(step, loss) in the training loop")
         elapsed = time.perf_counter() - self._t0
         train_cpu = time.thread_time() - self._c0 - self.clock.total()
-        last = int(self.rec.steps[-1])
         self.device = str(self._device(self.models[0])[0])  # where the models are now
         results.write_results(
             self.out,
+            self.rec,
+            self.clock,
+            config=self.run_config(),
             seeds=self.seeds,
-            steps=self.rec.steps,
-            scalars=self.rec.scalars,
-            spectra=self.rec.spectra,
             depth=self.depth,
             eps=self.eps,
             main_eps=self.main_eps,
             bound_eps=self.bound_eps,
             normalisation=self.normalisation,
-            run={
-                "config": self.run_config(),
-                "seeds": self.seeds,
-                "gram_normalisation": self.normalisation,
-                "train_s": round(elapsed - self.measure_wall, 3),
-                "train_cpu_s": round(train_cpu, 3),
-                "measurements": self.clock.count,
-                "measure_cpu_s": {k: round(v, 3) for k, v in self.clock.seconds.items()},
-                "pretrain": None,
-                **job_record(self.seeds, self.diverged_at, last, elapsed, self.device),
-            },
+            train_clock=(elapsed - self.measure_wall, train_cpu),
+            diverged_at=self.diverged_at,
+            steps_done=int(self.rec.steps[-1]),
+            elapsed=elapsed,
+            device=self.device,
         )
         self.closed = True
         return self.out

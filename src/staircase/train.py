@@ -44,7 +44,7 @@ from staircase.architectures import build_model
 from staircase.bounds import eps_bounds_from_features, loss_lower_bounds
 from staircase.hostmem import keep_freed_memory
 from staircase.methods import make_optimizer  # noqa: F401  (moved to staircase.methods)
-from staircase.provenance import atomic_write, exclusive, job_record
+from staircase.provenance import atomic_write, exclusive
 from staircase.tasks import make_task
 
 
@@ -443,31 +443,23 @@ class Trainer:
         return results.main_ranks(self.rec.spectra, self.main_eps)
 
     def write_outputs(self) -> None:
-        seeds = [int(s) for s in self.cfg["seeds"]]
-        run = {
-            "config": self.cfg,
-            "seeds": seeds,
-            "gram_normalisation": self.cfg["rank"]["normalisation"],
-            "train_s": round(float(self.train_clock[0]), 3),
-            "train_cpu_s": round(float(self.train_clock[1]), 3),
-            # the tracking overhead: CPU seconds of the measurements, by part (MeasureClock)
-            "measurements": self.measure_clock.count,
-            "measure_cpu_s": {k: round(v, 3) for k, v in self.measure_clock.seconds.items()},
-            "pretrain": self.pretrain_info,
-            **job_record(seeds, self.diverged_at, self.step, self.elapsed, self.device),
-        }
         results.write_results(  # the format the tracker writes too (staircase.results)
             self.out_dir,
+            self.rec,
+            self.measure_clock,
+            config=self.cfg,
             seeds=self.cfg["seeds"],
-            steps=self.rec.steps,
-            scalars=self.rec.scalars,
-            spectra=self.rec.spectra,
             depth=self.model.depth,
             eps=self.eps,
             main_eps=self.main_eps,
             bound_eps=self.bound_eps,
             normalisation=self.cfg["rank"]["normalisation"],
-            run=run,
+            train_clock=self.train_clock,
+            diverged_at=self.diverged_at,
+            steps_done=self.step,
+            elapsed=self.elapsed,
+            device=self.device,
+            pretrain=self.pretrain_info,
         )
         if self.checkpoint_path is not None and self.checkpoint_path.exists():
             os.unlink(self.checkpoint_path)
