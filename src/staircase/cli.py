@@ -33,38 +33,54 @@ def _load_config(path: str, overrides: list[str]) -> dict:
     from snakemake.utils import validate
 
     try:
-        with open(path) as fh:
+        with open(path, encoding="utf-8") as fh:
             config = yaml.safe_load(fh)
     except OSError as err:
         raise cfgmod.ConfigError(f"{path}: cannot read it ({err.strerror})") from None
+    except UnicodeDecodeError as err:
+        raise cfgmod.ConfigError(f"{path}: not a UTF-8 text file (byte {err.start}: {err.reason})") from None
     except yaml.YAMLError as err:
         raise cfgmod.ConfigError(f"{path}: not valid YAML ({' '.join(str(err).split())})") from None
+    if not isinstance(config, dict):
+        kind = cfgmod.kind_of(config)
+        raise cfgmod.ConfigError(f"{path}: expected a mapping of settings (key: value lines), got {kind}")
     for item in overrides:
         key, eq, value = item.partition("=")
-        if not eq or not isinstance(config, dict):
+        if not eq or not key:
             raise cfgmod.ConfigError(f"--set {item}: expected KEY=VALUE")
-        config[key] = yaml.safe_load(value)
+        try:
+            config[key] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise cfgmod.ConfigError(f"--set {item}: the value is not valid YAML") from None
+    cfgmod.check_values(config)  # NaN and infinity pass every minimum and maximum of the schema
     try:
         validate(config, str(SCHEMA))
     except Exception as err:  # WorkflowError wrapping jsonschema's ValidationError
         cause = err.__context__
         if not hasattr(cause, "absolute_path"):
             raise
-        where = ".".join(str(p) for p in cause.absolute_path) or "config"
-        raise cfgmod.ConfigError(f"{where}: {cause.message}") from None
+        where, problem = cfgmod.schema_problem(cause)
+        raise cfgmod.ConfigError(f"{where or 'config'}: {problem}") from None
     cfgmod.check(config)
     return config
 
 
+def read_run_config(value: str):
+    """--run-config: JSON, or @file holding it; any problem reading it is a ConfigError."""
+    try:
+        text = Path(value[1:]).read_text(encoding="utf-8") if value.startswith("@") else value
+        return json.loads(text)
+    except OSError as err:
+        raise cfgmod.ConfigError(f"--run-config {value}: cannot read it ({err.strerror})") from None
+    except UnicodeDecodeError as err:
+        raise cfgmod.ConfigError(f"--run-config {value}: not a UTF-8 text file ({err.reason})") from None
+    except json.JSONDecodeError as err:
+        raise cfgmod.ConfigError(f"--run-config: not valid JSON ({err})") from None
+
+
 def _run_config(args) -> dict:
     if args.run_config:
-        try:
-            text = Path(args.run_config[1:]).read_text() if args.run_config.startswith("@") else args.run_config
-            cfg = json.loads(text)
-        except OSError as err:
-            raise cfgmod.ConfigError(f"--run-config {args.run_config}: cannot read it ({err.strerror})") from None
-        except json.JSONDecodeError as err:
-            raise cfgmod.ConfigError(f"--run-config: not valid JSON ({err})") from None
+        cfg = read_run_config(args.run_config)
         cfgmod.check_run(cfg)
         return cfg
     if not (args.config and args.experiment):

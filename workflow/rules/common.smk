@@ -34,14 +34,17 @@ def config_error(where, problem):
 
 def validate_config():
     try:
-        validate(config, "../schemas/config.schema.yaml")
-    except WorkflowError as err:
-        cause = err.__context__  # the jsonschema ValidationError that Snakemake wrapped
-        if not hasattr(cause, "absolute_path"):
-            raise
-        where = ".".join(str(p) for p in cause.absolute_path) or "config"
-        config_error(where, cause.message)
-    try:
+        # NaN and infinity first: they pass every minimum and maximum
+        cfgmod.check_values(config)
+        try:
+            validate(config, "../schemas/config.schema.yaml")
+        except WorkflowError as err:
+            # the jsonschema ValidationError that Snakemake wrapped
+            cause = err.__context__
+            if not hasattr(cause, "absolute_path"):
+                raise
+            where, problem = cfgmod.schema_problem(cause)
+            raise cfgmod.ConfigError(f"{where or 'config'}: {problem}") from None
         cfgmod.check(config)
     except cfgmod.ConfigError as err:
         where, _, problem = str(err).partition(": ")
