@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -95,13 +96,46 @@ def _run_config(args) -> dict:
     return vs[variant]
 
 
-def cmd_train(args) -> int:
-    cfg = _run_config(args)  # every problem with the configuration is reported before training
+def writable_folder(flag: str, path: str | None, file: bool = False) -> None:
+    """ConfigError unless ``path`` (a folder, or with ``file`` a file's path) can be created or
+    written: checked before training, not found out after it. Creates nothing."""
+    if path is None:
+        return
+    target = Path(path)
+    if file and target.is_dir():
+        raise cfgmod.ConfigError(f"{flag} {path}: is a folder, not a file")
+    if not file and target.exists() and not target.is_dir():
+        raise cfgmod.ConfigError(f"{flag} {path}: exists and is not a folder")
+    folder = target.parent if file else target
+    existing = next((p for p in [folder, *folder.absolute().parents] if p.exists()), None)
+    if existing is None or not existing.is_dir():
+        raise cfgmod.ConfigError(f"{flag} {path}: cannot create it ({existing} is not a folder)")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise cfgmod.ConfigError(f"{flag} {path}: cannot write there ({existing} is not writable)")
+
+
+def check_job_start(args, cfg: dict) -> None:
+    """What a job checks when it starts, before any training: the device it asks for exists on
+    this machine (--device overrides the config's), and its output folders can be written."""
+    from staircase.train import choose_device
+
     if args.device:
         cfg["device"] = args.device
+    try:
+        choose_device(cfg.get("device", "auto"))
+    except cfgmod.ConfigError as err:
+        raise cfgmod.ConfigError(f"{'--device' if args.device else 'device'}: {str(err).partition(': ')[2]}") from None
+    writable_folder("--out", args.out)
+    writable_folder("--checkpoint-dir", getattr(args, "checkpoint_dir", None))
+    writable_folder("--log", getattr(args, "log", None), file=True)
+
+
+def cmd_train(args) -> int:
+    cfg = _run_config(args)  # every problem with the configuration is reported before training
+    check_job_start(args, cfg)
     from staircase import train
 
-    train.run(cfg, args.out, args.checkpoint_dir, progress=not args.no_progress)
+    train.run(cfg, args.out, args.checkpoint_dir, progress=not args.no_progress, log=args.log)
     return 0
 
 
@@ -174,6 +208,11 @@ def main(argv=None) -> int:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--checkpoint-dir", help="where to keep the resume checkpoint")
     p.add_argument("--device", help="cpu, cuda or auto (overrides the config)")
+    p.add_argument(
+        "--log",
+        help="write the job's output to this file, opened only once the job holds its lock (a duplicate "
+        "of a running job stops without touching the running job's log); problems found before are printed",
+    )
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_train)
 
@@ -218,7 +257,7 @@ def main(argv=None) -> int:
 
     from staircase.lowrank.cli import add_commands
 
-    add_commands(sub, _load_config)
+    add_commands(sub, _load_config, read_run_config, check_job_start)
 
     args = parser.parse_args(argv)
     try:

@@ -121,12 +121,12 @@ def check_run(cfg, family: str) -> None:
 
     if not isinstance(cfg, dict):
         raise ConfigError(f"run config: expected a mapping of settings, got {cfgmod.kind_of(cfg)}")
-    cfgmod.check_values(cfg)
     study = cfg.get("study")
     if not isinstance(study, str):
         raise ConfigError("run config: study: missing (a study's run config names its study)")
     settings = {k: v for k, v in cfg.items() if k not in ("family", "study", "scale", "device")}
     section = {"studies": {study: settings}}
+    cfgmod.check_values({family: section})
     schema = cfgmod.load_schema()
     if schema is not None:
         sub = {"$defs": schema["$defs"], **schema["$defs"][SECTION_SCHEMA[family]]}
