@@ -21,3 +21,6 @@ rule audit:
     shell:
         "python -m staircase audit --config-json {params.config:q} --results results"
         " --out results/audit > {log} 2>&1"
+
+
+TARGETS.extend(job_outputs(rules.audit))

@@ -84,6 +84,20 @@ FIGURES = {}
 TABLES = {}
 # run files the audit reads besides the train rule's (stages with their own training rules add theirs)
 AUDIT_INPUTS = []
+# Every declared output of every job, which the default target (`all`, in the Snakefile) requires.
+# Each stage's file adds the outputs of its rules (job_outputs) right after defining them, so that
+# removing any result file makes Snakemake plan the job that writes it, also where nothing
+# downstream reads the file (a run's spectra.npz, a figure's PDF).
+TARGETS = []
+
+
+def job_outputs(rule, **wildcards):
+    """Every declared output of ``rule`` for each job: ``wildcards`` maps each wildcard to its list
+    of values, one entry per job (all lists of equal length)."""
+    jobs = [dict(zip(wildcards, values)) for values in zip(*wildcards.values())]
+    if not wildcards:
+        jobs = [{}]
+    return [str(path).format(**job) for job in jobs for path in rule.output]
 
 
 def _register(registry, kind, name, notebook_name, inputs, caption, parameters):
@@ -108,15 +122,6 @@ def add_table(name, notebook_name, inputs, caption, **parameters):
 def _one_of(names):
     """A wildcard constraint matching exactly these names (nothing, if there are none)."""
     return "|".join(re.escape(n) for n in names) or "(?!)"
-
-
-def all_targets():
-    targets = []
-    for name in FIGURES:
-        targets += [f"results/figures/{name}.png", f"results/notebooks/{name}.html"]
-    for name in TABLES:
-        targets += [f"results/tables/{name}.csv", f"results/notebooks/{name}.html"]
-    return targets
 
 
 def print_audit_summary():

@@ -30,3 +30,12 @@ rule train:
         "python -m staircase train --run-config {params.run_config:q} --out {params.out}"
         " --checkpoint-dir {params.checkpoint_dir} --log {log}"
 
+
+_jobs = [(e, v) for e in EXPERIMENTS for v in VARIANTS[e]]
+TARGETS.extend(
+    job_outputs(
+        rules.train,
+        experiment=[e for e, _ in _jobs],
+        variant=[v for _, v in _jobs],
+    )
+)
