@@ -42,7 +42,6 @@ pre-training's time is included), and its median final relative L2 error over th
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +49,7 @@ import pandas as pd
 from scipy import stats
 
 from staircase import stairs
+from staircase.runs import read_json, read_table
 
 DEFAULTS = {"min_plateau": 2, "a6_min_fraction": 0.5, "a6_min_spearman": 0.5, "max_error_ratio": 1.0}
 
@@ -68,9 +68,9 @@ def load_runs(runs_dir, variants=None) -> dict[str, dict]:
         if variants is not None and variant not in variants:
             continue
         out[variant] = {
-            "metrics": pd.read_parquet(path),
-            "ranks": pd.read_parquet(path.parent / "ranks.parquet"),
-            "info": json.loads((path.parent / "run.json").read_text()),
+            "metrics": read_table(path),
+            "ranks": read_table(path.parent / "ranks.parquet"),
+            "info": read_json(path.parent / "run.json"),
         }
     return out
 

@@ -35,13 +35,13 @@ skip connection (no invariance expected) are reported.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from staircase.lowrank import settings
+from staircase.runs import read_json, read_table
 
 PASS, FAIL, INCONCLUSIVE = "PASS", "FAIL", "INCONCLUSIVE"
 
@@ -459,8 +459,8 @@ def run_rows(path, family: str, study: str, claims, t: dict) -> list[dict]:
     path = Path(path)
     if not (path / "claims_inputs.parquet").exists():
         return [_row(c, experiment, "results", np.nan, "", 0, INCONCLUSIVE, detail="no results found") for c in claims]
-    ci = pd.read_parquet(path / "claims_inputs.parquet")
-    info = json.loads((path / "run.json").read_text())
+    ci = read_table(path / "claims_inputs.parquet")
+    info = read_json(path / "run.json")
     runs = [str(path)]
     rows = []
     for claim in claims:
