@@ -186,6 +186,14 @@ def test_a_job_bigger_than_the_machine_is_rejected_before_it_starts(tmp_path, ca
     assert "set job_memory_gb" in message
 
 
+def test_a_disabled_experiment_is_not_sized(tmp_path):
+    """A big experiment kept in the config but disabled runs no job, so it does not stop the others."""
+    config = edited(lambda c: fit1d(c).update(enabled=False, model={"activation": "tanh", "width": 60000, "depth": 2}))
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    cli._load_config(str(path), [])
+
+
 def test_job_memory_gb_sets_the_limit(tmp_path):
     big = edited(lambda c: fit1d(c)["model"].update(width=60000))
     big["job_memory_gb"] = 10**5  # a cluster node with 100 TB: accepted
