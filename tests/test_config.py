@@ -202,8 +202,8 @@ def test_job_memory_gb_sets_the_limit(tmp_path):
     cli._load_config(str(path), [])
     small = edited(lambda c: c.update(job_memory_gb=0.2))  # less than the interpreter itself
     assert rejected(tmp_path, small).startswith("experiments.fit1d: the job needs about 0.5")
-    assert (
-        rejected(tmp_path, load(), "job_memory_gb=0") == "job_memory_gb: 0 is not valid under any of the given schemas"
+    assert rejected(tmp_path, load(), "job_memory_gb=0") == (
+        "job_memory_gb: 0 is not valid: 'auto' was expected; or 0 is less than or equal to the minimum of 0"
     )
 
 

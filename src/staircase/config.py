@@ -292,6 +292,9 @@ def schema_problem(error) -> tuple[str, str]:
     elif error.validator == "type" and isinstance(error.instance, float) and error.instance.is_integer():
         if "integer" in str(error.validator_value):
             problem = f"{error.instance} is not an integer (write {int(error.instance)}, without a decimal point)"
+    elif error.validator in ("anyOf", "oneOf") and error.context:  # say what each alternative wanted
+        alternatives = list(dict.fromkeys(" ".join(sub.message.split()) for sub in error.context))
+        problem = f"{error.instance!r} is not valid: " + "; or ".join(alternatives)
     return key, problem
 
 
