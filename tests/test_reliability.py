@@ -6,6 +6,7 @@ test_workflow.py; determinism and the training-level resume in test_train.py.)""
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import re
@@ -104,8 +105,9 @@ def test_training_writes_only_into_its_output_and_checkpoint_folders(tmp_path, m
 # ---- one job, one process ---------------------------------------------------------------------------
 
 
-def test_a_second_process_on_the_same_job_stops_at_once(tmp_path):
-    lock = tmp_path / "ckpt" / "lock"
+@contextlib.contextmanager
+def lock_held_elsewhere(lock: Path):
+    """Another process holding ``lock`` (as a running job does) for the block; SIGKILLed after it."""
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, time; from staircase.provenance import exclusive\n"
          f"with exclusive({str(lock)!r}, 'job'):\n    print('held', flush=True); time.sleep(60)"],
@@ -113,12 +115,18 @@ def test_a_second_process_on_the_same_job_stops_at_once(tmp_path):
     )  # fmt: skip
     try:
         assert holder.stdout.readline().strip() == "held"
-        with pytest.raises(AlreadyRunning, match=f"training fit1d/base is already running \\(pid {holder.pid} "):
-            with exclusive(lock, "training fit1d/base"):
-                pass
+        yield holder
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait()
+
+
+def test_a_second_process_on_the_same_job_stops_at_once(tmp_path):
+    lock = tmp_path / "ckpt" / "lock"
+    with lock_held_elsewhere(lock) as holder:
+        with pytest.raises(AlreadyRunning, match=f"training fit1d/base is already running \\(pid {holder.pid} "):
+            with exclusive(lock, "training fit1d/base"):
+                pass
     with exclusive(lock, "training fit1d/base"):  # the kernel released a SIGKILLed holder's lock
         pass
 
@@ -237,19 +245,10 @@ def test_a_duplicate_job_leaves_the_running_jobs_log_alone(tmp_path, capsys):
     ckpt, log = tmp_path / "ckpt", tmp_path / "logs" / "base.log"
     log.parent.mkdir()
     log.write_text("the running job's progress\n")
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import time; from staircase.provenance import exclusive\n"
-         f"with exclusive({str(ckpt / 'lock')!r}, 'job'):\n    print('held', flush=True); time.sleep(60)"],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        assert holder.stdout.readline().strip() == "held"
-        run_cfg = json.dumps(cfgmod.variants(tiny_config(), "fit1d")["base"])
-        argv = ["train", "--run-config", run_cfg, "--out", str(tmp_path / "out"), "--checkpoint-dir", str(ckpt)]
+    run_cfg = json.dumps(cfgmod.variants(tiny_config(), "fit1d")["base"])
+    argv = ["train", "--run-config", run_cfg, "--out", str(tmp_path / "out"), "--checkpoint-dir", str(ckpt)]
+    with lock_held_elsewhere(ckpt / "lock"):
         assert cli.main([*argv, "--log", str(log)]) == 2
-    finally:
-        holder.send_signal(signal.SIGKILL)
-        holder.wait()
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "training fit1d/base is already running (pid" in err[0], err
     assert log.read_text() == "the running job's progress\n" and not (tmp_path / "out").exists()

@@ -33,13 +33,9 @@ def _load_config(path: str, overrides: list[str]) -> dict:
     Anything wrong with it is a ConfigError (one line)."""
     from snakemake.utils import validate
 
+    text = _read_text(path, path)
     try:
-        with open(path, encoding="utf-8") as fh:
-            config = yaml.safe_load(fh)
-    except OSError as err:
-        raise cfgmod.ConfigError(f"{path}: cannot read it ({err.strerror})") from None
-    except UnicodeDecodeError as err:
-        raise cfgmod.ConfigError(f"{path}: not a UTF-8 text file (byte {err.start}: {err.reason})") from None
+        config = yaml.safe_load(text)
     except yaml.YAMLError as err:
         raise cfgmod.ConfigError(f"{path}: not valid YAML ({' '.join(str(err).split())})") from None
     if not isinstance(config, dict):
@@ -66,15 +62,21 @@ def _load_config(path: str, overrides: list[str]) -> dict:
     return config
 
 
+def _read_text(path: str, what: str) -> str:
+    """A text file given on the command line; unreadable or not UTF-8 is a ConfigError."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as err:
+        raise cfgmod.ConfigError(f"{what}: cannot read it ({err.strerror})") from None
+    except UnicodeDecodeError as err:
+        raise cfgmod.ConfigError(f"{what}: not a UTF-8 text file (byte {err.start}: {err.reason})") from None
+
+
 def read_run_config(value: str):
     """--run-config: JSON, or @file holding it; any problem reading it is a ConfigError."""
+    text = _read_text(value[1:], f"--run-config {value}") if value.startswith("@") else value
     try:
-        text = Path(value[1:]).read_text(encoding="utf-8") if value.startswith("@") else value
         return json.loads(text)
-    except OSError as err:
-        raise cfgmod.ConfigError(f"--run-config {value}: cannot read it ({err.strerror})") from None
-    except UnicodeDecodeError as err:
-        raise cfgmod.ConfigError(f"--run-config {value}: not a UTF-8 text file ({err.reason})") from None
     except json.JSONDecodeError as err:
         raise cfgmod.ConfigError(f"--run-config: not valid JSON ({err})") from None
 
