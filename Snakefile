@@ -35,4 +35,5 @@ rule all:
 
 
 onsuccess:
+    remove_empty_checkpoint_folders()
     print_audit_summary()

@@ -104,7 +104,7 @@ def test_tiny_end_to_end(tiny_run):
     assert not metrics["bound_violation"].any()
     log = (tiny_run / "results/logs/train/fit1d/base.log").read_text()
     assert "150/150" in log and "results in results/runs/fit1d/base" in log  # progress bar, where results went
-    assert not (tiny_run / "results/checkpoints/fit1d/base/checkpoint.pt").exists()  # removed after success
+    assert not (tiny_run / "results/checkpoints").exists()  # checkpoints, locks and their folders: gone after success
     assert not list((tiny_run / "results").rglob(".*"))  # no temporary (hidden) file of atomic_write left
 
     # the run ends with the claims summary; the audit and the report exist

@@ -136,6 +136,16 @@ def print_audit_summary():
     print("details: results/audit/claims.md; report: snakemake --report report.html")
 
 
+def remove_empty_checkpoint_folders():
+    """After a successful run, when none of its jobs runs any more: the experiment folders under
+    results/checkpoints that its training jobs left empty (each job removes its checkpoint, lock and
+    own folder when done; a folder above it may still hold another job's while that one runs).
+    """
+    for folder, _, _ in os.walk("results/checkpoints", topdown=False):
+        if not os.listdir(folder):
+            os.rmdir(folder)
+
+
 # On a cluster (workflow/profiles/slurm*), these light rules run on the submitting node instead
 # of as jobs: they take seconds, far less than a wait in the queue. Only training is submitted.
 localrules:
