@@ -272,13 +272,15 @@ SAFE_NAME = "letters, digits, '_' and '-', not starting with '-', at most 64 cha
 @pytest.mark.parametrize("name", ["..", ".", ".hidden", "-rf", "a/b", "a b", "x" * 129, "é"])
 def test_unsafe_variant_names_are_rejected(tmp_path, name):
     message = rejected(tmp_path, edited(lambda c: fit1d(c).update(variants={"base": {}, name: {}})))
-    assert message == f"experiments.fit1d.variants: {name!r} is not a safe name ({SAFE_VARIANT})"
+    shown = repr(name) if len(name) <= 64 else f"{name[:60]!r} (and more)"
+    assert message == f"experiments.fit1d.variants: {shown} is not a safe name ({SAFE_VARIANT})"
 
 
 @pytest.mark.parametrize("name", ["a.b", "..", "-x", "x" * 65])
 def test_unsafe_experiment_names_are_rejected(tmp_path, name):
     message = rejected(tmp_path, edited(lambda c: c["experiments"].update({name: c["experiments"].pop("fit1d")})))
-    assert message == f"experiments: {name!r} is not a safe name ({SAFE_NAME})"
+    shown = repr(name) if len(name) <= 64 else f"{name[:60]!r} (and more)"
+    assert message == f"experiments: {shown} is not a safe name ({SAFE_NAME})"
 
 
 @pytest.mark.parametrize("name", ["..", "x" * 300])
@@ -287,7 +289,8 @@ def test_unsafe_study_names_are_rejected(tmp_path, name):
         tmp_path,
         edited(lambda c: c["alignment"]["studies"].update({name: c["alignment"]["studies"].pop("gauss")}), LOWRANK),
     )
-    assert message == f"alignment.studies: {name!r} is not a safe name ({SAFE_NAME})"
+    shown = repr(name) if len(name) <= 64 else f"{name[:60]!r} (and more)"
+    assert message == f"alignment.studies: {shown} is not a safe name ({SAFE_NAME})"
 
 
 def test_names_made_by_a_sweep_are_checked_too(tmp_path):

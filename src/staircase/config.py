@@ -288,7 +288,9 @@ def schema_problem(error) -> tuple[str, str]:
     key = ".".join(str(p) for p in error.absolute_path)
     problem = " ".join(error.message.split())
     if error.validator == "pattern" and error.validator_value in NAME_RULES:
-        problem = f"{error.instance!r} is not a safe name ({NAME_RULES[error.validator_value]})"
+        name = error.instance if len(error.instance) <= 64 else error.instance[:60]
+        problem = f"{name!r}{'' if name == error.instance else ' (and more)'} is not a safe name"
+        problem += f" ({NAME_RULES[error.validator_value]})"
     elif error.validator == "type" and isinstance(error.instance, float) and error.instance.is_integer():
         if "integer" in str(error.validator_value):
             problem = f"{error.instance} is not an integer (write {int(error.instance)}, without a decimal point)"
