@@ -58,7 +58,6 @@ The false-positive rates of these tests under their nulls are measured by
 from __future__ import annotations
 
 import itertools
-import json
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
