@@ -24,7 +24,6 @@ claims.md (the same for a person, with figures, the tests' calibration and the c
 
 from __future__ import annotations
 
-import json
 import os
 from functools import cached_property
 from pathlib import Path
@@ -39,7 +38,7 @@ from staircase import registry, stairs, steptest
 from staircase import verdicts as vd
 from staircase.lowrank import claims as lowrank_claims
 from staircase.provenance import atomic_write
-from staircase.runs import Run, layer_order_shares, load_run
+from staircase.runs import Run, layer_order_shares, load_run, read_json
 
 PASS, FAIL, INCONCLUSIVE, ERROR = vd.PASS, vd.FAIL, vd.INCONCLUSIVE, vd.ERROR
 ANALYSIS_DEFAULTS = {"min_points": 2, "min_span": 0.0, "loss_window": 20, "null_samples": 400}
@@ -619,7 +618,7 @@ def code_versions(frame: pd.DataFrame) -> pd.DataFrame:
     seen = []
     for paths in frame["runs"].dropna():
         for path in filter(None, str(paths).split(";")):
-            info = json.loads((Path(path) / "run.json").read_text())
+            info = read_json(Path(path) / "run.json")
             seen.append(
                 {
                     "git_commit": info.get("git_commit"),

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -36,39 +37,57 @@ def _load_config(path: str, overrides: list[str]) -> dict:
     Anything wrong with it is a ConfigError (one line)."""
     from snakemake.utils import validate
 
+    text = _read_text(path, path)
     try:
-        with open(path) as fh:
-            config = yaml.safe_load(fh)
-    except OSError as err:
-        raise cfgmod.ConfigError(f"{path}: cannot read it ({err.strerror})") from None
+        config = yaml.safe_load(text)
     except yaml.YAMLError as err:
         raise cfgmod.ConfigError(f"{path}: not valid YAML ({' '.join(str(err).split())})") from None
+    if not isinstance(config, dict):
+        kind = cfgmod.kind_of(config)
+        raise cfgmod.ConfigError(f"{path}: expected a mapping of settings (key: value lines), got {kind}")
     for item in overrides:
         key, eq, value = item.partition("=")
-        if not eq or not isinstance(config, dict):
+        if not eq or not key:
             raise cfgmod.ConfigError(f"--set {item}: expected KEY=VALUE")
-        config[key] = yaml.safe_load(value)
+        try:
+            config[key] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise cfgmod.ConfigError(f"--set {item}: the value is not valid YAML") from None
+    cfgmod.check_values(config)  # NaN and infinity pass every minimum and maximum of the schema
     try:
         validate(config, str(SCHEMA))
     except Exception as err:  # WorkflowError wrapping jsonschema's ValidationError
         cause = err.__context__
         if not hasattr(cause, "absolute_path"):
             raise
-        where = ".".join(str(p) for p in cause.absolute_path) or "config"
-        raise cfgmod.ConfigError(f"{where}: {cause.message}") from None
+        where, problem = cfgmod.schema_problem(cause)
+        raise cfgmod.ConfigError(f"{where or 'config'}: {problem}") from None
     cfgmod.check(config)
     return config
 
 
+def _read_text(path: str, what: str) -> str:
+    """A text file given on the command line; unreadable or not UTF-8 is a ConfigError."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as err:
+        raise cfgmod.ConfigError(f"{what}: cannot read it ({err.strerror})") from None
+    except UnicodeDecodeError as err:
+        raise cfgmod.ConfigError(f"{what}: not a UTF-8 text file (byte {err.start}: {err.reason})") from None
+
+
+def read_run_config(value: str):
+    """--run-config: JSON, or @file holding it; any problem reading it is a ConfigError."""
+    text = _read_text(value[1:], f"--run-config {value}") if value.startswith("@") else value
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise cfgmod.ConfigError(f"--run-config: not valid JSON ({err})") from None
+
+
 def _run_config(args) -> dict:
     if args.run_config:
-        try:
-            text = Path(args.run_config[1:]).read_text() if args.run_config.startswith("@") else args.run_config
-            cfg = json.loads(text)
-        except OSError as err:
-            raise cfgmod.ConfigError(f"--run-config {args.run_config}: cannot read it ({err.strerror})") from None
-        except json.JSONDecodeError as err:
-            raise cfgmod.ConfigError(f"--run-config: not valid JSON ({err})") from None
+        cfg = read_run_config(args.run_config)
         cfgmod.check_run(cfg)
         return cfg
     if not (args.config and args.experiment):
@@ -83,13 +102,46 @@ def _run_config(args) -> dict:
     return vs[variant]
 
 
-def cmd_train(args) -> int:
-    cfg = _run_config(args)  # every problem with the configuration is reported before training
+def writable_folder(flag: str, path: str | None, file: bool = False) -> None:
+    """ConfigError unless ``path`` (a folder, or with ``file`` a file's path) can be created or
+    written: checked before training, not found out after it. Creates nothing."""
+    if path is None:
+        return
+    target = Path(path)
+    if file and target.is_dir():
+        raise cfgmod.ConfigError(f"{flag} {path}: is a folder, not a file")
+    if not file and target.exists() and not target.is_dir():
+        raise cfgmod.ConfigError(f"{flag} {path}: exists and is not a folder")
+    folder = target.parent if file else target
+    existing = next((p for p in [folder, *folder.absolute().parents] if p.exists()), None)
+    if existing is None or not existing.is_dir():
+        raise cfgmod.ConfigError(f"{flag} {path}: cannot create it ({existing} is not a folder)")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise cfgmod.ConfigError(f"{flag} {path}: cannot write there ({existing} is not writable)")
+
+
+def check_job_start(args, cfg: dict) -> None:
+    """What a job checks when it starts, before any training: the device it asks for exists on
+    this machine (--device overrides the config's), and its output folders can be written."""
+    from staircase.train import choose_device
+
     if args.device:
         cfg["device"] = args.device
+    try:
+        choose_device(cfg.get("device", "auto"))
+    except cfgmod.ConfigError as err:
+        raise cfgmod.ConfigError(f"{'--device' if args.device else 'device'}: {str(err).partition(': ')[2]}") from None
+    writable_folder("--out", args.out)
+    writable_folder("--checkpoint-dir", getattr(args, "checkpoint_dir", None))
+    writable_folder("--log", getattr(args, "log", None), file=True)
+
+
+def cmd_train(args) -> int:
+    cfg = _run_config(args)  # every problem with the configuration is reported before training
+    check_job_start(args, cfg)
     from staircase import train
 
-    train.run(cfg, args.out, args.checkpoint_dir, progress=not args.no_progress)
+    train.run(cfg, args.out, args.checkpoint_dir, progress=not args.no_progress, log=args.log)
     return 0
 
 
@@ -117,7 +169,11 @@ def _settings_only(overrides: list[str]) -> dict:
             raise cfgmod.ConfigError(f"--set {item}: expected KEY=VALUE")
         if key not in ("audit", "analysis"):
             raise cfgmod.ConfigError(f"--set {key}: with --runs and no --config only audit= and analysis= apply")
-        config[key] = yaml.safe_load(value)
+        try:
+            config[key] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise cfgmod.ConfigError(f"--set {item}: the value is not valid YAML") from None
+    cfgmod.check_values(config)
     schema = cfgmod.load_schema()
     if schema is not None:
         for key, section in config.items():
@@ -252,6 +308,11 @@ def main(argv=None) -> int:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--checkpoint-dir", help="where to keep the resume checkpoint")
     p.add_argument("--device", help="cpu, cuda or auto (overrides the config)")
+    p.add_argument(
+        "--log",
+        help="write the job's output to this file, opened only once the job holds its lock (a duplicate "
+        "of a running job stops without touching the running job's log); problems found before are printed",
+    )
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_train)
 
@@ -339,7 +400,7 @@ def main(argv=None) -> int:
 
     from staircase.lowrank.cli import add_commands
 
-    add_commands(sub, _load_config)
+    add_commands(sub, _load_config, read_run_config, check_job_start)
 
     args = parser.parse_args(argv)
     try:

@@ -48,7 +48,6 @@ Every verdict row carries a ``role`` (test, guard, description; see staircase.ve
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +55,7 @@ import pandas as pd
 from scipy import stats
 
 from staircase import stairs
+from staircase.runs import read_json, read_table
 
 
 def options(comparison: dict) -> dict:
@@ -78,9 +78,9 @@ def load_runs(runs_dir, variants=None) -> dict[str, dict]:
         if variants is not None and variant not in variants:
             continue
         out[variant] = {
-            "metrics": pd.read_parquet(path),
-            "ranks": pd.read_parquet(path.parent / "ranks.parquet"),
-            "info": json.loads((path.parent / "run.json").read_text()),
+            "metrics": read_table(path),
+            "ranks": read_table(path.parent / "ranks.parquet"),
+            "info": read_json(path.parent / "run.json"),
         }
     return out
 

@@ -42,10 +42,13 @@ from staircase import methods, results
 from staircase import rank as rk
 from staircase.architectures import build_model
 from staircase.bounds import eps_bounds_from_features, loss_lower_bounds
+from staircase.config import ConfigError
 from staircase.hostmem import keep_freed_memory
 from staircase.methods import make_optimizer  # noqa: F401  (moved to staircase.methods)
-from staircase.provenance import atomic_write, exclusive
+from staircase.provenance import atomic_write, exclusive, output_to
 from staircase.tasks import make_task
+
+DEVICES = ("auto", "cpu", "cuda")  # the schema's device values
 
 
 def log_schedule(steps: int, dense_every: int, dense_until: int, sparse_every: int) -> np.ndarray:
@@ -58,10 +61,14 @@ def log_schedule(steps: int, dense_every: int, dense_until: int, sparse_every: i
 
 
 def choose_device(requested: str) -> str:
+    """The torch device of a job: ``auto`` is cuda when present, else cpu. A device that this
+    machine lacks (or does not know) is a ConfigError, raised before any training."""
+    if requested not in DEVICES:
+        raise ConfigError(f"device: {requested!r} is not a device; choose one of {list(DEVICES)}")
     if requested == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if requested == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device: 'cuda' requested but no CUDA device is available")
+        raise ConfigError("device: 'cuda' requested but this machine has no CUDA device; use cpu or auto")
     return requested
 
 
@@ -192,13 +199,6 @@ class Trainer:
         # train.cuda_graph: on a GPU, capture the whole training step once and replay it (small stacked
         # MLPs are bound by kernel launches); ignored on the CPU, where launches cost nothing
         self.cuda_graph = self.device == "cuda" and bool(cfg["train"].get("cuda_graph", False))
-        if self.cuda_graph and not self.opt.graph_safe:
-            print(
-                f"staircase: {self.name}: train.cuda_graph needs adam, adamw or sgd without a schedule; "
-                "training eagerly",
-                file=sys.stderr,
-            )
-            self.cuda_graph = False
         self._graph, self._warmup_left = None, 3
         self.data = self.task.train_data(self.device, dtype)
         xr, self.rank_w = self.task.rank_points()
@@ -344,7 +344,32 @@ class Trainer:
         return True
 
     # ---- the loop -----------------------------------------------------------------------------
+    def check_start(self) -> None:
+        """Stop before any training (ConfigError) when a model's loss is not finite at its
+        initialisation: no step has been taken, so it is no divergence but values that overflow
+        the training dtype (huge amplitudes or boundary weight), not a result to report."""
+        with torch.no_grad():
+            loss = self.task.loss(self.model, self.data).to(torch.float64).cpu().numpy()
+        bad = np.flatnonzero(~np.isfinite(loss))
+        if len(bad):
+            where = f"experiments.{self.cfg['experiment']}" + (
+                "" if self.cfg["variant"] == "base" else f" (variant {self.cfg['variant']})"
+            )
+            seeds = ", ".join(str(self.cfg["seeds"][s]) for s in bad)
+            raise ConfigError(
+                f"{where}.task: the loss is {loss[bad[0]]} before any training step (seed {seeds}): the task's values "
+                f"overflow {self.cfg['train'].get('dtype', 'float32')}; make the amplitudes, frequencies or "
+                "boundary_weight smaller, or train in float64"
+            )
+
     def train(self) -> None:
+        if self.cuda_graph and not self.opt.graph_safe:
+            print(
+                f"staircase: {self.name}: train.cuda_graph needs adam, adamw or sgd without a schedule; "
+                "training eagerly",
+                file=sys.stderr,
+            )
+            self.cuda_graph = False
         resumed = self.try_resume()
         steps = self.cfg["train"]["steps"]
         every = int(self.cfg["train"].get("checkpoint_every", 0))
@@ -465,19 +490,29 @@ class Trainer:
             os.unlink(self.checkpoint_path)
 
 
-def run(cfg: dict, out_dir, checkpoint_dir=None, progress: bool = True) -> Path:
-    # one process per job: a second one on the same checkpoint (an orphan of a killed Snakemake
-    # still running) stops at once instead of writing the same files
-    name = f"{cfg['experiment']}/{cfg['variant']}"
-    with exclusive(Path(checkpoint_dir) / "lock", f"training {name}") if checkpoint_dir else contextlib.nullcontext():
-        trainer = Trainer(cfg, out_dir, checkpoint_dir, progress)
+def run(cfg: dict, out_dir, checkpoint_dir=None, progress: bool = True, log=None) -> Path:
+    """Train one variant and write its outputs. Before anything is written, the job is built and
+    its initial loss checked (``Trainer.check_start``); then it takes the lock of its checkpoint
+    folder, so that a second process on the same job (an orphan of a killed Snakemake still
+    running) stops at once, and only then opens ``log`` (when given), so that the second process
+    never overwrites the running one's log. After success the checkpoint, the lock and the
+    emptied checkpoint folder are removed."""
+    trainer = Trainer(cfg, out_dir, checkpoint_dir, progress)
+    trainer.check_start()
+    name = trainer.name
+    lock = exclusive(Path(checkpoint_dir) / "lock", f"training {name}", remove=True) if checkpoint_dir else None
+    with lock or contextlib.nullcontext(), output_to(log):
         trainer.train()
         trainer.write_outputs()
-    bad = [f"seed {s}: {st}" for s, st in json.load(open(Path(out_dir) / "run.json"))["status"].items() if st != "ok"]
-    summary = f"{trainer.name}: {len(cfg['seeds'])} seed(s), {trainer.step} steps in {trainer.elapsed:.1f}s"
-    if trainer.step < cfg["train"]["steps"]:
-        summary += f" (stopped before step {cfg['train']['steps']}: every seed diverged)"
-    print(f"staircase: {summary}; results in {out_dir}" + (f" ({'; '.join(bad)})" if bad else ""), file=sys.stderr)
+        status = json.loads((Path(out_dir) / "run.json").read_text())["status"]
+        bad = [f"seed {s}: {st}" for s, st in status.items() if st != "ok"]
+        summary = f"{name}: {len(cfg['seeds'])} seed(s), {trainer.step} steps in {trainer.elapsed:.1f}s"
+        if trainer.step < cfg["train"]["steps"]:
+            summary += f" (stopped before step {cfg['train']['steps']}: every seed diverged)"
+        print(f"staircase: {summary}; results in {out_dir}" + (f" ({'; '.join(bad)})" if bad else ""), file=sys.stderr)
+    if checkpoint_dir:
+        with contextlib.suppress(OSError):  # only if empty: another run may have started in it meanwhile
+            os.rmdir(checkpoint_dir)
     return Path(out_dir)
 
 
