@@ -31,10 +31,44 @@ from staircase.provenance import AlreadyRunning
 SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
 
-def _load_config(path: str, overrides: list[str]) -> dict:
-    """config.yaml with top-level overrides, validated (and defaults filled) exactly as the
-    workflow does it: Snakemake's validate against the same schema, then config.check.
-    Anything wrong with it is a ConfigError (one line)."""
+SET_HELP = (
+    "override a setting, validated like the file: a top-level key (scale=full), a dotted path into the config "
+    "(experiments.fit1d.train.steps=300, audit.alpha=0.01); with --experiment, a path into that experiment "
+    "(train.steps=300); the value is YAML; repeatable"
+)
+EXPERIMENT_SECTIONS = ("task", "model", "train", "rank", "log", "seeds", "sweep", "variants", "full", "claims")
+
+
+def apply_override(config: dict, item: str, experiment: str | None = None) -> None:
+    """One --set KEY=VALUE into ``config``: KEY is a top-level key or a dotted path; with an
+    ``experiment``, a path that starts with one of an experiment's sections goes into it. Only the
+    last part of the path may be new (a new key is then checked by the schema like any other)."""
+    key, eq, value = item.partition("=")
+    if not eq or not key or any(not part for part in key.split(".")):
+        raise cfgmod.ConfigError(f"--set {item}: expected KEY=VALUE, KEY a setting or a dotted path to one")
+    try:
+        parsed = yaml.safe_load(value)
+    except yaml.YAMLError:
+        raise cfgmod.ConfigError(f"--set {item}: the value is not valid YAML") from None
+    path = key.split(".")
+    if experiment and path[0] in EXPERIMENT_SECTIONS:
+        path = ["experiments", experiment, *path]
+    node = config
+    schema = cfgmod.load_schema() or {"properties": {}}
+    for depth, part in enumerate(path[:-1]):
+        if depth == 0 and part not in node and schema["properties"].get(part, {}).get("type") == "object":
+            node[part] = {}  # a section the file leaves out (analysis:, audit:) takes the schema's defaults
+        if not isinstance(node.get(part), dict):
+            where = ".".join(path[: depth + 1])
+            raise cfgmod.ConfigError(f"--set {item}: {where} is not a section of the config")
+        node = node[part]
+    node[path[-1]] = parsed
+
+
+def _load_config(path: str, overrides: list[str], experiment: str | None = None) -> dict:
+    """config.yaml with --set overrides (:func:`apply_override`), validated (and defaults filled)
+    exactly as the workflow does it: Snakemake's validate against the same schema, then
+    config.check. Anything wrong with it is a ConfigError (one line)."""
     from snakemake.utils import validate
 
     text = _read_text(path, path)
@@ -46,13 +80,7 @@ def _load_config(path: str, overrides: list[str]) -> dict:
         kind = cfgmod.kind_of(config)
         raise cfgmod.ConfigError(f"{path}: expected a mapping of settings (key: value lines), got {kind}")
     for item in overrides:
-        key, eq, value = item.partition("=")
-        if not eq or not key:
-            raise cfgmod.ConfigError(f"--set {item}: expected KEY=VALUE")
-        try:
-            config[key] = yaml.safe_load(value)
-        except yaml.YAMLError:
-            raise cfgmod.ConfigError(f"--set {item}: the value is not valid YAML") from None
+        apply_override(config, item, experiment)
     cfgmod.check_values(config)  # NaN and infinity pass every minimum and maximum of the schema
     try:
         validate(config, str(SCHEMA))
@@ -92,12 +120,18 @@ def _run_config(args) -> dict:
         return cfg
     if not (args.config and args.experiment):
         raise cfgmod.ConfigError("staircase train: give --run-config, or --config with --experiment")
-    config = _load_config(args.config, args.set)
+    config = _load_config(args.config, args.set, args.experiment)
     vs = cfgmod.variants(config, args.experiment)
     variant = args.variant or next(iter(vs))
     if variant not in vs:
         raise cfgmod.ConfigError(
             f"staircase train: experiment {args.experiment!r} has no variant {variant!r}; have {sorted(vs)}"
+        )
+    if not args.variant and len(vs) > 1:
+        print(
+            f"staircase train: {args.experiment} has {len(vs)} variants ({', '.join(vs)}); training {variant} "
+            "(choose another with --variant)",
+            file=sys.stderr,
         )
     return vs[variant]
 
@@ -300,11 +334,9 @@ def main(argv=None) -> int:
     p = sub.add_parser("train", help="train every seed of one experiment variant")
     p.add_argument("--run-config", help="resolved run config as JSON, or @file")
     p.add_argument("--config", help="config.yaml (with --experiment)")
-    p.add_argument("--experiment")
-    p.add_argument("--variant")
-    p.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE", help="top-level override, e.g. scale=full"
-    )
+    p.add_argument("--experiment", help="the experiment of config.yaml to train (with --config)")
+    p.add_argument("--variant", help="which of its variants (default: the first; `staircase variants` lists them)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=SET_HELP)
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--checkpoint-dir", help="where to keep the resume checkpoint")
     p.add_argument("--device", help="cpu, cuda or auto (overrides the config)")
@@ -319,8 +351,8 @@ def main(argv=None) -> int:
     p = sub.add_parser("audit", help="claim verdicts from existing results (no retraining)")
     p.add_argument("--config", help="config.yaml (the default without --runs); with --runs: its audit: and analysis:")
     p.add_argument("--config-json", help="the validated config as JSON (used by the workflow)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--results", default="results")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=SET_HELP)
+    p.add_argument("--results", default="results", help="the results folder whose runs/ are audited (default: results)")
     p.add_argument(
         "--runs",
         nargs="+",
@@ -339,8 +371,8 @@ def main(argv=None) -> int:
     p = sub.add_parser("calibrate", help="false-positive rate and power of the A1/A2 tests on synthetic ensembles")
     p.add_argument("--config", default="config.yaml", help="its schedules and analysis settings are used")
     p.add_argument("--config-json", help="the validated config as JSON (used by the workflow)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--out", default="results/calibration")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=SET_HELP)
+    p.add_argument("--out", default="results/calibration", help="where to write summary.csv, a1.csv, a2.csv")
     p.add_argument(
         "--size", type=int, help="draws per ensemble, null and alternative each (default: analysis.calibration_draws)"
     )
@@ -355,7 +387,7 @@ def main(argv=None) -> int:
 
     p = sub.add_parser("bench", help="benchmarks against a naive loop, DeepXDE; ratios to results/bench")
     p.add_argument("--config", default="config.yaml")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=SET_HELP)
     p.add_argument("--out", default="results/bench")
     p.add_argument("--experiment", default="fit1d", help="the fitting experiment of the fit comparison")
     p.add_argument(
@@ -374,7 +406,7 @@ def main(argv=None) -> int:
         help="how many quadrature points the eps-ranks need: candidate rules against a fine reference in training",
     )
     p.add_argument("--config", default="config.yaml")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=SET_HELP)
     p.add_argument("--experiment", required=True)
     p.add_argument("--variant", help="default: the experiment's first")
     p.add_argument("--steps", type=int, help="train this many steps instead of the experiment's")
@@ -389,8 +421,8 @@ def main(argv=None) -> int:
         ("check-config", cmd_check_config, "validate a config as the workflow does (schema and checks)"),
     ):
         p = sub.add_parser(name, help=text)
-        p.add_argument("config")
-        p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+        p.add_argument("config", help="the configuration file, e.g. config.yaml")
+        p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=SET_HELP)
         p.set_defaults(func=func)
 
     p = sub.add_parser("notebook-failure", help="one line on a failed papermill notebook: the failing cell and error")

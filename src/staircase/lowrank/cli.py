@@ -72,5 +72,11 @@ def add_commands(sub, load_config, read_run_config, check_job_start) -> None:
         p.set_defaults(func=train)
     p = sub.add_parser("lowrank-studies", help="list the enabled studies of papers B and C")
     p.add_argument("config")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a setting (KEY=VALUE, dotted paths as in staircase train --help)",
+    )
     p.set_defaults(func=list_studies)
