@@ -1,4 +1,4 @@
-"""Command line: ``staircase train``, ``audit``, ``calibrate``, ``registry``, ``variants``,
+"""Command line: ``staircase train``, ``audit``, ``calibrate``, ``compare``, ``registry``, ``variants``,
 ``check-config``, ``bench`` (and ``notebook-failure``, which the notebook rules call when a notebook
 fails).
 
@@ -9,6 +9,7 @@ The workflow calls these; a user can too, to run one job by hand::
     staircase audit --strict                             # verdicts from results/ (exit 1 unless all PASS)
     staircase audit --runs results/runs/my_model/base    # verdicts on a run of your own model (staircase.Tracker)
     staircase calibrate                                  # false-positive rate and power of the A1/A2 tests
+    staircase compare results/small results/full         # two results side by side
     staircase bench                                      # engine vs peers, ratios in results/bench
     staircase rank-points --experiment fit1d             # how many quadrature points the eps-ranks need
 
@@ -253,6 +254,19 @@ def cmd_calibrate(args) -> int:
     return 0
 
 
+def cmd_compare(args) -> int:
+    from staircase import compare
+
+    labels = tuple(args.labels)
+    try:
+        result = compare.compare(args.a, args.b, args.out, labels=labels)
+    except compare.CompareError as err:
+        raise cfgmod.ConfigError(str(err)) from None
+    print(compare.report(result, labels))
+    print(f"details: {Path(args.out) / 'verdicts.csv'}, {Path(args.out) / 'statistics.csv'}")
+    return 0
+
+
 def cmd_registry(args) -> int:
     from staircase import audit, registry
 
@@ -379,6 +393,15 @@ def main(argv=None) -> int:
     p.add_argument("--null-samples", type=int, default=200, help="null simulations per test")
     p.set_defaults(func=cmd_calibrate)
 
+    p = sub.add_parser(
+        "compare", help="two results (scales, commits, settings) side by side: verdicts, statistics, curves"
+    )
+    p.add_argument("a", help="a results root (holding audit/ and runs/), an audit folder, or a claims.csv")
+    p.add_argument("b", help="the other one")
+    p.add_argument("--out", default="results/compare", help="where to write verdicts.csv, statistics.csv, overlay.png")
+    p.add_argument("--labels", nargs=2, default=["A", "B"], metavar=("LABEL_A", "LABEL_B"), help="names of the sides")
+    p.set_defaults(func=cmd_compare)
+
     p = sub.add_parser("registry", help="the claims registry as the README's markdown table")
     p.add_argument(
         "--results-table", metavar="CLAIMS_CSV", help="instead: the README's results table from a claims.csv"
@@ -435,10 +458,13 @@ def main(argv=None) -> int:
     add_commands(sub, _load_config, read_run_config, check_job_start)
 
     args = parser.parse_args(argv)
+    from staircase.runs import UnreadableResult
+
     try:
         return args.func(args)
-    except (cfgmod.ConfigError, AlreadyRunning) as err:
-        # the user's input is wrong, or the job runs already: one line. Anything else keeps its traceback.
+    except (cfgmod.ConfigError, AlreadyRunning, UnreadableResult) as err:
+        # the user's input is wrong, a result file is damaged (named, with its remedy), or the job runs
+        # already: one line. Anything else keeps its traceback.
         print(f"staircase: error: {err}", file=sys.stderr)
         return 2
 

@@ -55,8 +55,9 @@ def _read(path, reader):
 
 
 def read_table(path) -> pd.DataFrame:
-    """A result table (parquet); an unreadable one raises UnreadableResult naming it."""
-    return _read(path, pd.read_parquet)
+    """A result table (parquet, or CSV by its suffix); an unreadable one raises UnreadableResult
+    naming it."""
+    return _read(path, pd.read_csv if str(path).endswith(".csv") else pd.read_parquet)
 
 
 def read_json(path) -> dict:
