@@ -1,8 +1,8 @@
 """Reading training results for figures, tables and the audit.
 
-A run directory ``results/runs/<experiment>/<variant>/`` holds what ``staircase train`` wrote
-(see :mod:`staircase.train`). :func:`load_run` reads it into a :class:`Run`; the helpers below
-compute, from a run, the numbers the analysis figures and the summary table show:
+A run directory ``<root>/runs/<experiment>/<variant>/`` (root: results/<scale>[-<tag>]) holds
+what ``staircase train`` wrote (see :mod:`staircase.train`). :func:`load_run` reads it into a
+:class:`Run`; the helpers below compute, from a run, the numbers the analysis figures and the summary table show:
 
 * :func:`spread` - median and band (min..max) over seeds of one metric at every step, counting
   only the seeds that have not diverged by that step;
