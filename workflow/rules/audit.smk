@@ -50,7 +50,8 @@ rule audit:
         ENV
     params:
         config=lambda w: json.dumps(config),
-        root=RESULTS,
+        # the root that holds audit/ (and runs/): derived from the output, as Snakemake advises
+        root=lambda w, output: os.path.dirname(os.path.dirname(output.csv)),
         out=lambda w, output: os.path.dirname(output.csv),
     shell:
         "python -m staircase audit --config-json {params.config:q} --results {params.root}"
