@@ -55,6 +55,10 @@ def set_dotted(cfg: dict, dotted: str, value: Any, where: str) -> None:
 
 
 def _fmt(value: Any) -> str:
+    """A swept value in a variant name: a list becomes its items joined by '-' (amplitudes
+    [1.0, 0.3] -> '1.0-0.3'), so that the name stays a valid file and wildcard name."""
+    if isinstance(value, (list, tuple)):
+        return "-".join(_fmt(v) for v in value)
     return str(value).replace("/", "-").replace(" ", "")
 
 
