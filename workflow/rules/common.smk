@@ -148,6 +148,20 @@ def print_audit_summary():
     print("details: results/audit/claims.md; report: snakemake --report report.html")
 
 
+def print_cost_projection():
+    """At scale full, before any job: what the run will cost (staircase.cost: jobs, model-steps,
+    CPU time projected from measured throughput). Never stops a run."""
+    from staircase import cost
+
+    try:
+        cores = workflow.resource_settings.cores
+        projection = cost.project(config, notebooks=len(FIGURES) + len(TABLES))
+        text = cost.describe(projection, cores if isinstance(cores, int) else None)
+    except Exception as err:  # noqa: BLE001 - a projection must not stop the workflow
+        text = f"projected cost: not available ({type(err).__name__}: {err})"
+    print(text, file=sys.stderr)
+
+
 # On a cluster (workflow/profiles/slurm*), these light rules run on the submitting node instead
 # of as jobs: they take seconds, far less than a wait in the queue. Only training is submitted.
 localrules:
