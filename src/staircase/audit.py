@@ -627,16 +627,25 @@ def _passed(verdicts: pd.Series) -> pd.Series:
 
 
 def _cells_detail(cells: pd.DataFrame, prefix: str = "") -> str:
+    """The cells named by their A1 verdict: pass; do not (tested); the eps-rank rose by less than
+    2 (nothing to test, no staircase: counted as not passing); too few healthy seeds (left out)."""
     judged = cells[cells["a1_pass"].notna()]
-    beat = [f"{prefix}{c.variant} (p={c.a1_p:.2g}, x{c.a1_stall_ratio:.2g})" for c in judged.itertuples() if c.a1_pass]
-    missed = [
-        f"{prefix}{c.variant} (p={c.a1_p:.2g}, x{c.a1_stall_ratio:.2g})" for c in judged.itertuples() if not c.a1_pass
-    ]
-    few = [f"{prefix}{c.variant} ({c.seeds_ok} healthy)" for c in cells.itertuples() if pd.isna(c.a1_pass)]
+
+    def named(rows):
+        return ", ".join(f"{prefix}{c.variant} (p={c.a1_p:.2g}, x{c.a1_stall_ratio:.2g})" for c in rows) or "none"
+
+    flat = [c for c in judged.itertuples() if not c.a1_pass and c.rank_rise < 2]
     parts = [
-        f"pass A1: {', '.join(beat) or 'none'}",
-        f"do not: {', '.join(missed) or 'none'}",
-        f"too few healthy seeds: {', '.join(few)}" if few else "",
+        f"pass A1: {named(c for c in judged.itertuples() if c.a1_pass)}",
+        f"do not: {named(c for c in judged.itertuples() if not c.a1_pass and c.rank_rise >= 2)}",
+        f"the eps-rank rose by less than 2 (no staircase, nothing to test): "
+        f"{', '.join(f'{prefix}{c.variant}' for c in flat)}"
+        if flat
+        else "",
+        "too few healthy seeds: "
+        + ", ".join(f"{prefix}{c.variant} ({c.seeds_ok} healthy)" for c in cells.itertuples() if pd.isna(c.a1_pass))
+        if cells["a1_pass"].isna().any()
+        else "",
     ]
     return "; ".join(filter(None, parts))
 
