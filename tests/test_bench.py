@@ -65,6 +65,7 @@ def test_bench_command_writes_tables_and_ratios(tmp_path):
     if not torch.cuda.is_available():
         assert on_disk["gpu"] == {"skipped": "no CUDA device"}
     assert on_disk["schedule_fit"]["schedules"][0]["schedule"] == "every step"
+    assert on_disk["tracker"]["same_final_losses"]
     assert "vs naive" in bench.report(summary) and "measurement schedules" in bench.report(summary)
 
 
@@ -95,6 +96,15 @@ def test_schedule_study_sees_what_the_schedule_itself_records(tmp_path):
     ]
     assert json.loads(rows.loc["log (config)", "stairs_per_seed"]) == found
     assert summary["measurement_cpu_ms"] > 0 and summary["step_cpu_ms"] > 0
+
+
+def test_tracker_comparison_reports_its_overhead_and_leaves_training_alone():
+    df, summary = bench.compare_tracker(tiny_cfg(steps=40), repeats=1, log=lambda *_: None)
+    assert set(df["contender"]) == {"user_loop", "user_loop_tracked"}
+    assert summary["same_final_losses"]  # the tracked loop trains exactly as the untracked one
+    assert summary["measurements"] == len(train.log_schedule(40, 10, 50, 25)) and summary["rank_points"] == 101
+    assert np.isfinite(summary["overhead_cpu_median"]) and summary["overhead_inrun_cpu_median"] > 0
+    assert "staircase.Tracker in a plain PyTorch loop" in bench.report({"tracker": summary})
 
 
 def test_cli_lists_the_comparisons():

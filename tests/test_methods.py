@@ -468,6 +468,18 @@ def test_comparison_speedups_and_verdicts_have_known_answers():
     a7 = verdicts[verdicts.claim == "A7"]
     assert list(a7["value"]) == pytest.approx([5.0, 2.0, 9 / 5, 0.8])
     assert list(a7["verdict"]) == ["PASS"] * 4
+    # the first-layer gain is a mechanism check (guard); the rest is evidence, each with its null
+    assert list(a7["role"]) == ["guard", "test", "test", "test"] and a7["null"].str.len().gt(0).all()
+    # a pre-training whose settings were chosen on this experiment: speed and error only described
+    chosen = cmp.verdicts(summary.reset_index(), {**COMPARISON, "chosen_here": ["pre"]})
+    a7 = chosen[chosen.claim == "A7"]
+    assert list(a7["role"]) == ["guard", "test", "description", "description"]
+    assert list(a7["verdict"])[2:] == ["INFO", "INFO"] and a7["metric"].str.contains("not evidence").sum() == 2
+    # must fail: a pre-training that does not raise the last layer's rank and is slower
+    slow = {**runs, "pre": fake_run([9, 10, 11], slow_rank, 0.2, pretrain={"steps": 10}, init_ranks=(8, 3))}
+    summary = cmp.summary_table(cmp.seed_table(slow, COMPARISON, "train_cpu_s"), COMPARISON)
+    a7 = cmp.verdicts(summary, COMPARISON).query("claim == 'A7'")
+    assert list(a7["verdict"]) == ["PASS", "FAIL", "FAIL", "FAIL"]
 
 
 def test_comparison_block_is_checked():

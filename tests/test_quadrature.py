@@ -162,3 +162,42 @@ def test_monte_carlo_box_mean_within_standard_errors(seed):
     se = box_volume(bounds) * g.std(ddof=1) / np.sqrt(n)
     assert abs(est - 8.0) < 4 * se
     assert se < 0.1  # and the estimate is actually informative
+
+
+# ---- Gauss-Legendre, quasi-Monte Carlo, rule ---------------------------------------------------
+
+
+@pytest.mark.parametrize("n", [1, 5, 20])
+def test_gauss_legendre_is_exact_to_degree_2n_minus_1(n):
+    from staircase.quadrature import gauss_legendre_1d
+
+    x, w = gauss_legendre_1d(0.0, 2.0, n)
+    for k in (0, 2 * n - 1):
+        assert float(np.sum(w * x**k)) == pytest.approx(2.0 ** (k + 1) / (k + 1), rel=1e-12)
+
+
+def test_gauss_legendre_3000_points_is_the_reference_rule():
+    from staircase.quadrature import gauss_legendre_1d
+
+    x, w = gauss_legendre_1d(-1.0, 1.0, 3000)
+    assert np.all(np.diff(x) > 0) and np.all(w > 0) and w.sum() == pytest.approx(2.0, rel=1e-14)
+    exact = (np.exp(1.0) * (np.cos(20) + 20 * np.sin(20)) - np.exp(-1.0) * (np.cos(20) - 20 * np.sin(20))) / 401
+    assert integrate(x, w, lambda t: np.exp(t) * np.cos(20 * t)) == pytest.approx(exact, abs=1e-12)
+
+
+def test_gauss_box_and_qmc_integrate_a_smooth_function():
+    from staircase.quadrature import RULES, rule
+
+    bounds = [(-1.0, 1.0), (0.0, 2.0)]
+    exact = (np.sin(1.0) - np.sin(-1.0)) * (1 - np.exp(-2.0))  # int cos(x) exp(-y)
+    g = lambda p: np.cos(p[:, 0]) * np.exp(-p[:, 1])  # noqa: E731
+    errors = {}
+    for name, n in zip(RULES, (41, 8, 4096, 4096)):
+        x, w = rule(name, bounds, n, seed=1)
+        assert x.shape[1] == 2 and w.sum() == pytest.approx(box_volume(bounds), rel=1e-12)
+        assert np.all((x >= [-1, 0]) & (x <= [1, 2]))
+        errors[name] = abs(integrate(x, w, g) - exact)
+    assert errors["gauss"] < 1e-10 and errors["trapezoid"] < 1e-3
+    assert errors["qmc"] < errors["monte_carlo"] and errors["qmc"] < 1e-3
+    with pytest.raises(ValueError, match="unknown quadrature rule"):
+        rule("simpson", bounds, 3)

@@ -6,6 +6,7 @@ test_workflow.py; determinism and the training-level resume in test_train.py.)""
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import re
@@ -20,6 +21,7 @@ import nbformat
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 import yaml
 from helpers import REPO, snakemake_command
 
@@ -96,14 +98,16 @@ def test_training_writes_only_into_its_output_and_checkpoint_folders(tmp_path, m
     for during in seen:
         assert during == {"ckpt/checkpoint.pt", "ckpt/lock"}  # nothing in out/ until the end
     outputs = {f"out/{name}" for name in ("metrics.parquet", "ranks.parquet", "spectra.npz", "run.json")}
-    assert files_under(tmp_path) == outputs | {"ckpt/lock"}  # the checkpoint is gone after success
+    assert files_under(tmp_path) == outputs  # checkpoint and lock are gone after success ...
+    assert not (tmp_path / "ckpt").exists()  # ... and so is their folder
 
 
 # ---- one job, one process ---------------------------------------------------------------------------
 
 
-def test_a_second_process_on_the_same_job_stops_at_once(tmp_path):
-    lock = tmp_path / "ckpt" / "lock"
+@contextlib.contextmanager
+def lock_held_elsewhere(lock: Path):
+    """Another process holding ``lock`` (as a running job does) for the block; SIGKILLed after it."""
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, time; from staircase.provenance import exclusive\n"
          f"with exclusive({str(lock)!r}, 'job'):\n    print('held', flush=True); time.sleep(60)"],
@@ -111,12 +115,18 @@ def test_a_second_process_on_the_same_job_stops_at_once(tmp_path):
     )  # fmt: skip
     try:
         assert holder.stdout.readline().strip() == "held"
-        with pytest.raises(AlreadyRunning, match=f"training fit1d/base is already running \\(pid {holder.pid} "):
-            with exclusive(lock, "training fit1d/base"):
-                pass
+        yield holder
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait()
+
+
+def test_a_second_process_on_the_same_job_stops_at_once(tmp_path):
+    lock = tmp_path / "ckpt" / "lock"
+    with lock_held_elsewhere(lock) as holder:
+        with pytest.raises(AlreadyRunning, match=f"training fit1d/base is already running \\(pid {holder.pid} "):
+            with exclusive(lock, "training fit1d/base"):
+                pass
     with exclusive(lock, "training fit1d/base"):  # the kernel released a SIGKILLed holder's lock
         pass
 
@@ -139,21 +149,114 @@ def test_a_second_process_on_the_same_job_stops_at_once(tmp_path):
         (["--run-config", "WIDTH"], "experiments.fit1d.model.width: -3 is less than the minimum of 1"),
         (["--run-config", "SEEDS"], "experiments.fit1d: 'seeds' is a required property"),
         (["--run-config", "AMPLITUDES"], "experiments.fit1d.task: 2 frequencies but 1 amplitudes"),
+        (["--run-config", "NAN_LR"], "experiments.fit1d.train.lr: nan is not a finite number"),
+        (["--run-config", "NO_EXPERIMENT"], "run config: experiment: missing (a run config names its experiment"),
+        (["--run-config", "DOTS"], "run config: variant: '..' is not a name ("),
+        # a loss that is not finite before any step is no divergence: the job stops before training
+        (["--run-config", "OVERFLOW"], "experiments.fit1d.task: the loss is inf before any training step (seed 0, 1)"),
+        (["--run-config", "RUN", "--device", "tpu"], "--device: 'tpu' is not a device; choose one of"),
+        (["--run-config", "RUN", "--out", "FILE"], "--out FILE: exists and is not a folder"),
+        (["--run-config", "RUN", "--out", "FILE/out"], "--out FILE/out: cannot create it (FILE is not a folder)"),
+        (["--run-config", "RUN", "--log", "FILE/x.log"], "--log FILE/x.log: cannot create it (FILE is not a folder)"),
+        (["--run-config", "RUN", "--checkpoint-dir", "FILE"], "--checkpoint-dir FILE: exists and is not a folder"),
     ],
 )
 def test_train_cli_rejects_a_bad_config_in_one_line(tmp_path, capsys, argv, expected):
     run_cfg = cfgmod.variants(tiny_config(), "fit1d")["base"]
     bad = {
+        "RUN": run_cfg,
         "WIDTH": cfgmod.deep_merge(run_cfg, {"model": {"width": -3}}),
         "SEEDS": {k: v for k, v in run_cfg.items() if k != "seeds"},
         "AMPLITUDES": cfgmod.deep_merge(run_cfg, {"task": {"amplitudes": [1.0]}}),
+        "NAN_LR": cfgmod.deep_merge(run_cfg, {"train": {"lr": float("nan")}}),
+        "NO_EXPERIMENT": {k: v for k, v in run_cfg.items() if k != "experiment"},
+        "DOTS": {**run_cfg, "variant": ".."},
+        "OVERFLOW": cfgmod.deep_merge(run_cfg, {"task": {"amplitudes": [1.0e30, 1.0]}}),
     }
-    argv = [json.dumps(bad[a]) if a in bad else a for a in argv]
+    (tmp_path / "FILE").write_text("a file where a folder belongs")
+    argv = [json.dumps(bad[a]) if a in bad else a.replace("FILE", str(tmp_path / "FILE")) for a in argv]
+    expected = expected.replace("FILE", str(tmp_path / "FILE"))
     out = tmp_path / "out"
-    assert cli.main(["train", *argv, "--out", str(out), "--checkpoint-dir", str(tmp_path / "ckpt")]) == 2
+    defaults = {"--out": str(out), "--checkpoint-dir": str(tmp_path / "ckpt")}
+    argv += [x for flag, value in defaults.items() if flag not in argv for x in (flag, value)]
+    before = files_under(tmp_path)
+    assert cli.main(["train", *argv]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("staircase: error: ") and expected in err[0], err
-    assert not out.exists() and not (tmp_path / "ckpt").exists()  # failed before any training
+    assert files_under(tmp_path) == before and not out.exists()  # failed before any training, wrote nothing
+    assert not (tmp_path / "ckpt").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_train_on_a_missing_gpu_is_refused_before_training(tmp_path, capsys):
+    run_cfg = cfgmod.variants(tiny_config(), "fit1d")["base"]
+    for argv, flag in (([], "device"), (["--device", "cuda"], "--device")):
+        cfg = {**run_cfg, "device": "cuda"} if not argv else run_cfg
+        assert cli.main(["train", "--run-config", json.dumps(cfg), "--out", str(tmp_path / "out"), *argv]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err == [
+            f"staircase: error: {flag}: 'cuda' requested but this machine has no CUDA device; use cpu or auto"
+        ]
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere")
+def test_train_into_an_unwritable_folder_is_refused_before_training(tmp_path, capsys):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    run_cfg = cfgmod.variants(tiny_config(), "fit1d")["base"]
+    assert cli.main(["train", "--run-config", json.dumps(run_cfg), "--out", str(locked / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"staircase: error: --out {locked / 'out'}: cannot write there ({locked} is not writable)"]
+
+
+@pytest.mark.parametrize(
+    "command, argv, expected",
+    [
+        ("collapse", ["--run-config", '{"study": '], "--run-config: not valid JSON"),
+        ("align", ["--run-config", "[1, 2]"], "run config: expected a mapping of settings, got a list"),
+        ("align", ["--run-config", "NO_STUDY"], "run config: study: missing"),
+        ("align", ["--run-config", "NAN"], "alignment.studies.gauss.train.lr: nan is not a finite number"),
+        ("align", ["--run-config", "WIDTH"], "alignment.studies.gauss.model.width: 6.0 is not an integer"),
+        ("align", ["--run-config", "STUDY", "--device", "tpu"], "--device: 'tpu' is not a device"),
+        ("collapse", ["--config", str(REPO / "tests/config/lowrank.yaml"), "--study", "nope"], "has no enabled study"),
+    ],
+)
+def test_lowrank_cli_rejects_a_bad_run_config_in_one_line(tmp_path, capsys, command, argv, expected):
+    from staircase.lowrank import settings
+
+    study = settings.studies(yaml.safe_load((REPO / "tests/config/lowrank.yaml").read_text()), "alignment")["gauss"]
+    bad = {
+        "STUDY": study,
+        "NO_STUDY": {k: v for k, v in study.items() if k != "study"},
+        "NAN": cfgmod.deep_merge(study, {"train": {"lr": float("nan")}}),
+        "WIDTH": cfgmod.deep_merge(study, {"model": {"width": 6.0}}),
+    }
+    argv = [json.dumps(bad[a]) if a in bad else a for a in argv]
+    assert cli.main([command, *argv, "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("staircase: error: ") and expected in err[0], err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_duplicate_job_leaves_the_running_jobs_log_alone(tmp_path, capsys):
+    """The training rule lets the job write its log (--log) once it holds its lock: a second
+    process on the same job stops, saying so, and the running job's log is untouched."""
+    ckpt, log = tmp_path / "ckpt", tmp_path / "logs" / "base.log"
+    log.parent.mkdir()
+    log.write_text("the running job's progress\n")
+    run_cfg = json.dumps(cfgmod.variants(tiny_config(), "fit1d")["base"])
+    argv = ["train", "--run-config", run_cfg, "--out", str(tmp_path / "out"), "--checkpoint-dir", str(ckpt)]
+    with lock_held_elsewhere(ckpt / "lock"):
+        assert cli.main([*argv, "--log", str(log)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "training fit1d/base is already running (pid" in err[0], err
+    assert log.read_text() == "the running job's progress\n" and not (tmp_path / "out").exists()
+    # once the other process is gone, the job runs and its log holds its own output
+    assert cli.main([*argv, "--log", str(log), "--no-progress"]) == 0
+    assert "results in" in log.read_text() and "the running job's progress" not in log.read_text()
+    assert capsys.readouterr().err == ""  # everything went to the log
+    assert not ckpt.exists()  # lock and folder removed after success
 
 
 def test_two_variants_of_one_name_are_a_config_error():

@@ -94,3 +94,23 @@ def test_diverged_seed_is_flagged_not_dropped(tiny_run, tmp_path):
     # medians over the seed that did not diverge, bound checks over both
     assert row["final_loss"] == pytest.approx(table.loc[0, "final_loss"])
     assert row["bound_checks"] == int(table["bound_checks"].sum())
+
+
+@pytest.mark.parametrize("name", ["metrics.parquet", "ranks.parquet", "spectra.npz", "run.json"])
+def test_a_truncated_result_file_is_named_with_its_remedy(tiny_run, tmp_path, name):
+    damaged = tmp_path / "fit1d" / "base"
+    shutil.copytree(tiny_run, damaged)
+    data = (damaged / name).read_bytes()
+    (damaged / name).write_bytes(data[: len(data) // 2])  # a copy or a disk cut short
+    with pytest.raises(runs.UnreadableResult) as err:
+        run = runs.load_run(damaged)
+        run.ranks, run.spectra  # noqa: B018  (read lazily)
+    message = str(err.value)
+    assert message.startswith(f"{damaged / name}: cannot be read (") and "\n" not in message
+    assert message.endswith(
+        "the file is damaged or incomplete: delete it and run snakemake again, which re-runs the job that writes it"
+    )
+    (damaged / name).unlink()
+    with pytest.raises(runs.UnreadableResult, match="missing; run snakemake again"):
+        run = runs.load_run(damaged)
+        run.ranks, run.spectra  # noqa: B018

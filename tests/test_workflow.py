@@ -21,8 +21,8 @@ def _jobs(dry_run_output: str) -> list[dict]:
     jobs = []
     for line in dry_run_output.splitlines():
         if re.match(r"^(local)?rule \w+:$", line):
-            jobs.append({"rule": line.split()[-1].rstrip(":"), "output": [], "log": [], "shell": ""})
-        elif jobs and (m := re.match(r"^\s+(output|log): (.*)$", line)):
+            jobs.append({"rule": line.split()[-1].rstrip(":"), "input": [], "output": [], "log": [], "shell": ""})
+        elif jobs and (m := re.match(r"^\s+(input|output|log): (.*)$", line)):
             jobs[-1][m.group(1)] = m.group(2).split(", ")
         elif jobs and line.startswith("Shell command: "):
             jobs[-1]["shell"] = line.removeprefix("Shell command: ")
@@ -49,6 +49,12 @@ def test_default_config_dry_run_and_no_two_jobs_write_one_file(tmp_path):
     for job in train:  # the job writes its results into the folder of its declared outputs only
         out = re.search(r"--out (\S+)", job["shell"]).group(1)
         assert {str(Path(path).parent) for path in job["output"]} == {out}
+    # every declared output of every job is a target of the default rule: none is left unmade when
+    # it goes missing because no other job reads it (a run's spectra.npz, a figure's PDF)
+    (default,) = [job for job in jobs if job["rule"] == "all"]
+    outputs = {path for job in jobs if job["rule"] != "all" for path in job["output"]}
+    assert outputs - set(default["input"]) == set(), "outputs the default target does not require"
+    assert {job["rule"] for job in jobs} >= {"train", "rank_collapse", "alignment", "figure", "table", "audit"}
 
 
 def _snapshot(root: Path) -> dict:
@@ -104,7 +110,7 @@ def test_tiny_end_to_end(tiny_run):
     assert not metrics["bound_violation"].any()
     log = (tiny_run / "results/logs/train/fit1d/base.log").read_text()
     assert "150/150" in log and "results in results/runs/fit1d/base" in log  # progress bar, where results went
-    assert not (tiny_run / "results/checkpoints/fit1d/base/checkpoint.pt").exists()  # removed after success
+    assert not (tiny_run / "results/checkpoints").exists()  # checkpoints, locks and their folders: gone after success
     assert not list((tiny_run / "results").rglob(".*"))  # no temporary (hidden) file of atomic_write left
 
     # the run ends with the claims summary; the audit and the report exist
@@ -246,6 +252,52 @@ def test_bad_config_fails_before_any_job_with_one_line(tiny_run, tmp_path, case)
     assert expected in errors[0], errors[0]
     assert "Traceback" not in out and "Building DAG" not in out, out
     assert _snapshot(tiny_run / "results") == before
+
+
+# One file of every kind a job declares, each in a different job, grouped so that no deleted file's
+# job is downstream of another's in the same group (else it would be planned anyway): the train
+# rule's four files (sweep1d's spectra are read by no notebook), a figure's, a table's and an HTML
+# copy's, and the audit's.
+DELETIONS = [
+    {
+        "results/runs/fit1d/base/metrics.parquet": "train",
+        "results/runs/sweep1d/activation-tanh/spectra.npz": "train",
+        "results/runs/sweep1d/activation-relu/ranks.parquet": "train",
+    },
+    {
+        "results/figures/staircase_fit1d.pdf": "figure",
+        "results/notebooks/spectra_fit1d.ipynb": "figure",
+        "results/figures/universality_sweep1d.png": "figure",
+        "results/tables/summary.pdf": "table",
+        "results/notebooks/bound.html": "notebook_html",
+    },
+    {"results/runs/sweep1d/activation-tanh/run.json": "train", "results/audit/claims.csv": "audit"},
+]
+
+
+@pytest.mark.slow
+def test_removing_any_output_plans_the_job_that_writes_it(tiny_run, tmp_path):
+    """Every declared output is reachable from the default target: delete one (of each kind) from a
+    finished run, and `snakemake -n` plans the job that writes it."""
+    results = tiny_run / "results"
+    for group in DELETIONS:
+        saved = {}
+        for name in group:
+            saved[name] = tmp_path / name.replace("/", "_")
+            (tiny_run / name).rename(saved[name])
+        try:
+            res = snakemake("--dry-run", "--printshellcmds", "--cores", "2", "--configfile", str(TINY), cwd=tiny_run)
+            assert res.returncode == 0, res.stderr[-3000:]
+            planned = {path: job["rule"] for job in _jobs(res.stdout) for path in job["output"]}
+            for name, rule in group.items():
+                assert planned.get(name) == rule, (name, sorted(planned))
+        finally:
+            for name, path in saved.items():
+                path.rename(tiny_run / name)
+    assert (
+        "Nothing to be done" in snakemake("--dry-run", "--cores", "2", "--configfile", str(TINY), cwd=tiny_run).stdout
+    )
+    assert results.exists()
 
 
 @pytest.mark.slow

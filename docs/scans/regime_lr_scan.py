@@ -34,7 +34,7 @@ GRIDS = {
 
 
 def scan(experiment: str, optimiser: str, config: dict) -> list[dict]:
-    exp = config["experiments"][experiment]
+    # the optimiser's first variant: its first target (the experiment's own task), batch and the like
     variant = next(v for v in cfgmod.variants(config, experiment) if v.startswith(optimiser + "_lr"))
     base = cfgmod.variants(config, experiment)[variant]
     rows = []
@@ -42,9 +42,6 @@ def scan(experiment: str, optimiser: str, config: dict) -> list[dict]:
         cfg = copy.deepcopy(base)
         cfg["train"]["lr"] = lr
         cfg["model"]["init_gain"] = 1.0
-        first = exp["sweep"].get("task.amplitudes")
-        if first:
-            cfg["task"]["amplitudes"] = first[0]
         with tempfile.TemporaryDirectory() as out:
             t0 = time.process_time()
             train.run(cfg, out, progress=False)

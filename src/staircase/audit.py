@@ -29,7 +29,6 @@ claims.md (the same for a person, with figures, the tests' calibration and the c
 
 from __future__ import annotations
 
-import json
 import os
 from functools import cached_property
 from pathlib import Path
@@ -44,7 +43,7 @@ from staircase import registry, stairs, steptest
 from staircase import verdicts as vd
 from staircase.lowrank import claims as lowrank_claims
 from staircase.provenance import atomic_write
-from staircase.runs import Run, layer_order_shares, load_run, run_summary
+from staircase.runs import Run, layer_order_shares, load_run, read_json, run_summary
 
 PASS, FAIL, INCONCLUSIVE, ERROR = vd.PASS, vd.FAIL, vd.INCONCLUSIVE, vd.ERROR
 ANALYSIS_DEFAULTS = {"min_points": 2, "min_span": 0.0, "loss_window": 20, "null_samples": 400}
@@ -310,7 +309,14 @@ class ExperimentAudit:
 
     # ---- A3 --------------------------------------------------------------------------------------
     def a3(self) -> list[vd.Row]:
-        if any("eps_bound" not in r.metrics for r in self.runs):
+        missing = [r for r in self.runs if "eps_bound" not in r.metrics]
+        unknown = [r for r in self.runs if "eps_bound" in r.metrics and not r.metrics["eps_bound"].notna().any()]
+        if missing or unknown:
+            why = (
+                "these runs predate the eps-rank's bound: re-run their training"
+                if missing
+                else ("no bound recorded (a run tracked without the exact solution: Tracker(target=...))")
+            )
             return [
                 vd.guard_row(
                     "A3",
@@ -319,7 +325,7 @@ class ExperimentAudit:
                     0.0,
                     ">=",
                     1.0,
-                    detail="these runs predate the eps-rank's bound: re-run their training",
+                    detail=why,
                     runs=self.paths,
                 )
             ]
@@ -706,6 +712,17 @@ def no_results(claim: str, experiment: str) -> vd.Row:
     return vd.guard_row(claim, experiment, "results", 0.0, ">=", 1.0, detail="no results found")
 
 
+def _judge(experiment: str, runs: list[Run], config: dict, claims: list[str], seed_records: list | None) -> list:
+    return _judge_rows(ExperimentAudit(experiment, runs, config), claims, seed_records)
+
+
+def _judge_rows(judge: ExperimentAudit, claims: list[str], seed_records: list | None) -> list:
+    rows = [row for claim in claims for row in judge.rows(claim)]
+    if seed_records is not None:
+        seed_records.extend(judge.seed_records)
+    return rows
+
+
 def evaluate(config: dict, results: str | os.PathLike = "results", seed_records: list | None = None) -> pd.DataFrame:
     """claims.csv as a DataFrame: every tagged claim of every enabled experiment and study."""
     results = Path(results)
@@ -718,14 +735,73 @@ def evaluate(config: dict, results: str | os.PathLike = "results", seed_records:
             rows.extend(no_results(c, experiment) for c in claims)
             continue
         judge = judges[experiment] = ExperimentAudit(experiment, runs, config)
-        for claim in claims:
-            rows.extend(judge.rows(claim))
-        if seed_records is not None:
-            seed_records.extend(judge.seed_records)
+        rows.extend(_judge_rows(judge, claims, seed_records))
     across = across_row(judges, config)  # A4 over the sweep and the regime map together
     if across is not None:
         rows.append(across)
     rows.extend(lowrank_claims.audit_rows(config, results))  # papers B and C
+    return vd.to_frame(rows)
+
+
+# ---- runs given by hand (a tracker's run, staircase audit --runs) -------------------------------
+def run_claims(runs: list[Run]) -> list[str]:
+    """The claims of paper A that runs of one experiment can be judged on from their own data: A1
+    always; A2 when a loss was recorded; A3 when the eps-rank's bound was (metrics.parquet
+    ``eps_bound``); A5 when some run has >= 2 hidden layers. (A4 needs a sweep, A6 and A7 a
+    comparison: they come from a config's experiments.)"""
+    claims = ["A1"]
+    if all(r.metrics["loss"].notna().any() for r in runs):
+        claims.append("A2")
+    if all("eps_bound" in r.metrics and r.metrics["eps_bound"].notna().any() for r in runs):
+        claims.append("A3")
+    if any(r.depth >= 2 for r in runs):
+        claims.append("A5")
+    return claims
+
+
+def runs_config(runs: list[Run], config: dict | None = None) -> dict:
+    """A config for run directories given by hand: each run's experiment (run.json) tagged with
+    :func:`run_claims`, and the ``audit:`` and ``analysis:`` sections of ``config`` (the schema's
+    defaults where it has none)."""
+    config = config or {}
+    by_experiment: dict[str, list[Run]] = {}
+    for run in runs:
+        by_experiment.setdefault(run.experiment, []).append(run)
+    return {
+        "audit": dict(config.get("audit") or {}),
+        "analysis": dict(config.get("analysis") or {}),
+        "experiments": {name: {"claims": run_claims(rs)} for name, rs in by_experiment.items()},
+    }
+
+
+def load_given_runs(paths) -> list[Run]:
+    """The run directories ``paths`` (each with run.json and metrics.parquet), checked."""
+    runs, seen = [], {}
+    for path in paths:
+        path = Path(path)
+        if not ((path / "run.json").exists() and (path / "metrics.parquet").exists()):
+            raise cfgmod.ConfigError(
+                f"staircase audit: {path} is not a run directory (no run.json and metrics.parquet)"
+            )
+        run = load_run(path)
+        key = (run.experiment, run.variant)
+        if key in seen:
+            raise cfgmod.ConfigError(f"staircase audit: {seen[key]} and {path} are both {'/'.join(key)}; give one")
+        seen[key] = path
+        runs.append(run)
+    return runs
+
+
+def evaluate_runs(paths, config: dict | None = None, seed_records: list | None = None) -> pd.DataFrame:
+    """claims.csv as a DataFrame for run directories given by hand (e.g. a :class:`staircase.tracker.
+    Tracker`'s): each experiment among them judged on :func:`run_claims`, with ``config``'s thresholds
+    and test settings (the schema's defaults where it has none)."""
+    runs = load_given_runs(paths)
+    minimal = runs_config(runs, config)
+    rows: list[vd.Row] = []
+    for experiment, settings in minimal["experiments"].items():
+        mine = [r for r in runs if r.experiment == experiment]
+        rows.extend(_judge(experiment, mine, minimal, settings["claims"], seed_records))
     return vd.to_frame(rows)
 
 
@@ -738,7 +814,7 @@ def code_versions(frame: pd.DataFrame) -> pd.DataFrame:
     seen = []
     for paths in frame["runs"].dropna():
         for path in filter(None, str(paths).split(";")):
-            info = json.loads((Path(path) / "run.json").read_text())
+            info = read_json(Path(path) / "run.json")
             seen.append(
                 {
                     "git_commit": info.get("git_commit"),
@@ -873,9 +949,11 @@ def has_results(results) -> bool:
     return any(Path(results, "runs").glob("*/*/run.json"))
 
 
-def run_audit(config: dict, results="results", out_dir="results/audit") -> pd.DataFrame:
+def run_audit(config: dict, results="results", out_dir="results/audit", runs=None) -> pd.DataFrame:
+    """Audit and write claims.csv, seeds.csv, claims.md and results_table.md to ``out_dir``: the
+    config's experiments from ``results``, or the run directories ``runs`` (:func:`evaluate_runs`)."""
     seed_records: list[dict] = []
-    frame = evaluate(config, results, seed_records)
+    frame = evaluate(config, results, seed_records) if runs is None else evaluate_runs(runs, config, seed_records)
     versions = code_versions(frame)
     calib_path = Path(results) / "calibration" / "summary.csv"
     calibration = pd.read_csv(calib_path) if calib_path.exists() else None

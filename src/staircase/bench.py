@@ -9,7 +9,7 @@ back is far steadier than either time alone. Each process records its wall time 
 waits for) and its CPU time (what it costs; on a shared machine the steadier of the two, as it
 does not count the time the process waited for a core).
 
-Comparisons (``fit``, ``pde``, ``gpu``, ``schedule``; each writes ``<out>/<name>.csv`` with every
+Comparisons (``fit``, ``pde``, ``gpu``, ``schedule``, ``tracker``; each writes ``<out>/<name>.csv`` with every
 run, and ``<out>/summary.json`` gathers the ratios):
 
 * every problem: our engine (``staircase.train.Trainer``: all seeds of a variant stacked in one
@@ -29,7 +29,10 @@ run, and ``<out>/summary.json`` gathers the ratios):
 * ``gpu`` (only where CUDA is available): ``gpu_models`` stacked models on one GPU (eager, and
   replaying a CUDA graph of the step) against the naive loop's single model on the same GPU;
 * ``schedule`` (``schedule_fit``, ``schedule_pde``): what each measurement schedule resolves and
-  costs, from one run of each problem measured after every step (``compare_schedules``).
+  costs, from one run of each problem measured after every step (``compare_schedules``);
+* ``tracker``: the overhead of :class:`staircase.tracker.Tracker` in a user's own PyTorch loop of
+  the fitting problem (one ``nn.Sequential`` per seed, lock-step, Adam), measuring on the
+  experiment's rank quadrature and schedule, against the same loop untracked (``compare_tracker``).
 
 The fitting problem is the first variant of the ``fit1d`` experiment of config.yaml, the PDE
 problem the first variant of its ``poisson2d`` experiment (``POISSON_BENCH`` below if it has none).
@@ -180,12 +183,91 @@ def _load_linears(linears, weights) -> None:
             lin.bias.copy_(b)
 
 
+def _sequential(cfg: dict, seed: int, d_in: int):
+    """The experiment's MLP as a plain nn.Sequential starting from our engine's weights of ``seed``."""
+    from torch import nn
+
+    m = cfg["model"]
+    layers, d = [], d_in
+    for _ in range(m["depth"]):
+        layers += [nn.Linear(d, m["width"]), _Act.module(m["activation"])]
+        d = m["width"]
+    net = nn.Sequential(*layers, nn.Linear(d, 1))
+    _load_linears([mod for mod in net if isinstance(mod, nn.Linear)], initial_weights(cfg, seed, d_in))
+    return net
+
+
+def run_user_loop(cfg: dict, tracked: bool, device: str = "cpu") -> dict:
+    """A user's own training loop of a fitting experiment: one nn.Sequential per seed (our engine's
+    initial weights), all trained in lock-step in this process by torch.optim.Adam on the MSE, with
+    (``tracked``) or without a :class:`staircase.tracker.Tracker` measuring on the experiment's rank
+    quadrature and log schedule with its exact solution (A3's bound). The same loop otherwise: the
+    ratio of the two is the tracker's overhead."""
+    import torch
+
+    from staircase.tracker import Tracker
+
+    torch.set_num_threads(1)
+    task = _make_task(cfg)
+    tr, lg = cfg["train"], cfg["log"]
+    nets = [_sequential(cfg, s, task.d).to(device) for s in cfg["seeds"]]
+    opts = [torch.optim.Adam(net.parameters(), lr=tr["lr"]) for net in nets]
+    data = task.train_data(device, torch.float32)
+    x, y = data["x"], data["y"][:, None]
+    steps = tr["steps"]
+    with tempfile.TemporaryDirectory() as tmp:
+        tracker = None
+        if tracked:
+            xr, wr = task.rank_points()
+            tracker = Tracker(
+                nets,
+                xr,
+                None if cfg["rank"]["normalisation"] == "mean" else wr,
+                eps=cfg["rank"]["eps"],
+                main_eps=cfg["rank"]["main_eps"],
+                target=task.exact(xr),
+                schedule={**lg, "steps": steps},
+                seeds=cfg["seeds"],
+                out=Path(tmp) / "runs" / cfg["experiment"] / cfg["variant"],
+            )
+        _sync(device)
+        t0, c0 = time.perf_counter(), time.process_time()
+        for step in range(steps + 1):
+            losses = [((net(x) - y) ** 2).mean() for net in nets]
+            if tracker is not None:
+                tracker.step(step, losses)
+            if step == steps:
+                break
+            for opt, loss in zip(opts, losses):
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+        if tracker is not None:
+            tracker.close()
+        _sync(device)
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return {
+        "contender": "user_loop_tracked" if tracked else "user_loop",
+        "device": device,
+        "device_name": _device_name(device),
+        "n_models": len(nets),
+        "steps": steps,
+        "measurements": tracker.clock.count if tracker else 0,
+        "wall_s": wall,
+        "cpu_s": cpu,
+        **({f"measure_{k}_cpu_s": v for k, v in tracker.clock.seconds.items()} if tracker else {}),
+        "measure_cpu_s": tracker.clock.total() if tracker else 0.0,
+        "final_loss": [float(v) for v in losses],
+        "final_rel_l2": [float("nan")] * len(nets),
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
 def run_naive(cfg: dict, seed: int, device: str = "cpu") -> dict:
     """What one would write by hand: one nn.Sequential, Adam, item() every step, and the
     epsilon-rank of the last hidden layer by SVD at every log step. For a PDE task the Laplacian
     comes from autograd (double backward), the usual way."""
     import torch
-    from torch import nn
 
     from staircase.tasks.pde import PDETask
     from staircase.train import log_schedule
@@ -193,14 +275,8 @@ def run_naive(cfg: dict, seed: int, device: str = "cpu") -> dict:
     torch.set_num_threads(1)
     torch.manual_seed(seed)
     task = _make_task(cfg)
-    m, tr, lg = cfg["model"], cfg["train"], cfg["log"]
-    layers, d_in = [], task.d
-    for _ in range(m["depth"]):
-        layers += [nn.Linear(d_in, m["width"]), _Act.module(m["activation"])]
-        d_in = m["width"]
-    net = nn.Sequential(*layers, nn.Linear(d_in, 1))
-    _load_linears([mod for mod in net if isinstance(mod, nn.Linear)], initial_weights(cfg, seed, task.d))
-    net = net.to(device)
+    tr, lg = cfg["train"], cfg["log"]
+    net = _sequential(cfg, seed, task.d).to(device)
     features = net[:-1]
     opt = torch.optim.Adam(net.parameters(), lr=tr["lr"])
     data = task.train_data(device, torch.float32)
@@ -344,7 +420,7 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-WORKERS = {"ours": run_ours, "naive": run_naive, "deepxde": run_deepxde}
+WORKERS = {"ours": run_ours, "naive": run_naive, "deepxde": run_deepxde, "user_loop": run_user_loop}
 
 
 def worker_main(argv: list[str]) -> int:
@@ -458,6 +534,51 @@ def compare(cfg: dict, peers: list[str], repeats: int, log=print) -> tuple[pd.Da
             **_medians(df, peer, "peer"),
         }
     return df, summary
+
+
+def compare_tracker(cfg: dict, repeats: int, log=print) -> tuple[pd.DataFrame, dict]:
+    """The tracker's overhead: a user's own training loop (``run_user_loop``) with and without a
+    Tracker, interleaved ``repeats`` times, each in a fresh process with one thread. The overhead is
+    the ratio of their CPU (wall) times minus 1, the median of the repeats; within the tracked run,
+    the measurements' CPU time by part over the rest. Both runs must end with the same losses (the
+    tracker does not change training)."""
+    rows, overhead, inrun, same = [], {"cpu": [], "wall": []}, [], []
+    parts = {part: [] for part in ("loss", "forward", "spectra", "bound", "other")}
+    for rep in range(repeats):
+        plain = in_process("user_loop", cfg=cfg, tracked=False)
+        tracked = in_process("user_loop", cfg=cfg, tracked=True)
+        rows += [{"repeat": rep, **_flat(r)} for r in (plain, tracked)]
+        for clock in ("cpu", "wall"):
+            overhead[clock].append(tracked[f"{clock}_s"] / plain[f"{clock}_s"] - 1)
+        rest = tracked["cpu_s"] - tracked["measure_cpu_s"]
+        inrun.append(tracked["measure_cpu_s"] / rest)
+        for part in parts:
+            parts[part].append(tracked[f"measure_{part}_cpu_s"] / rest)
+        same.append(plain["final_loss"] == tracked["final_loss"])
+        log(
+            f"  repeat {rep}: untracked loop {plain['cpu_s']:.1f} s CPU, tracked {tracked['cpu_s']:.1f} s "
+            f"({tracked['measurements']} measurements): overhead {100 * overhead['cpu'][-1]:.1f} % CPU "
+            f"[{100 * overhead['wall'][-1]:.1f} % wall], in-run {100 * inrun[-1]:.1f} %; same final losses: {same[-1]}"
+        )
+    df = pd.DataFrame(rows)
+    return df, {
+        "experiment": cfg["experiment"],
+        "variant": cfg["variant"],
+        "seeds": len(cfg["seeds"]),
+        "steps": cfg["train"]["steps"],
+        "rank_points": int(cfg["task"].get("rank_points", 0)),
+        "measurements": int(tracked["measurements"]),
+        "overhead_cpu_median": _median(overhead["cpu"]),
+        "overhead_wall_median": _median(overhead["wall"]),
+        "overhead_cpu_all": overhead["cpu"],
+        "overhead_wall_all": overhead["wall"],
+        "overhead_inrun_cpu_median": _median(inrun),
+        "overhead_inrun_cpu_all": inrun,
+        "overhead_parts_median": {part: _median(v) for part, v in parts.items()},
+        "same_final_losses": all(same),
+        **_medians(df, "user_loop", "untracked"),
+        **_medians(df, "user_loop_tracked", "tracked"),
+    }
 
 
 SCHEDULE_SPARSITY = (1, 2, 3, 5, 10, 20)  # the experiment's log schedule, and k times sparser
@@ -634,7 +755,7 @@ POISSON_BENCH = {
     "seeds": [0, 1, 2],
 }
 
-COMPARISONS = ("fit", "pde", "gpu", "schedule")
+COMPARISONS = ("fit", "pde", "gpu", "schedule", "tracker")
 PEERS = {"fit": ["naive"], "pde": ["naive", "deepxde"]}
 
 
@@ -707,6 +828,13 @@ def run_benchmarks(
             log(f"gpu: {gpu_models} stacked models vs one naive model on {fit['experiment']}")
             _save("gpu", *compare_gpu(fit, gpu_models, repeats, log))
             continue
+        if name == "tracker":
+            log(
+                f"tracker: a plain PyTorch loop on {fit['experiment']}/{fit['variant']} with and without "
+                f"staircase.Tracker ({len(fit['seeds'])} seeds, {fit['train']['steps']} steps)"
+            )
+            _save("tracker", *compare_tracker(fit, repeats, log))
+            continue
         if name == "schedule":
             analysis = config.get("analysis", {})
             for key, cfg in (("schedule_fit", fit), ("schedule_pde", pde)):
@@ -773,6 +901,17 @@ def report(summary: dict) -> str:
                 f"    {r['schedule']:>12}: {r['measurements']:5d}, {100 * r['overhead_estimated']:6.1f} %, "
                 f"{r['stairs_per_seed']} ({100 * r['stairs_found']:.0f} % of every step's)"
             )
+    t = summary.get("tracker")
+    if t is not None:
+        p = t["overhead_parts_median"]
+        lines.append(
+            f"  {t['experiment']} ({t['steps']} steps, {t['seeds']} seeds): staircase.Tracker in a plain PyTorch loop "
+            f"({t['measurements']} measurements on {t['rank_points']} points): overhead "
+            f"x{1 + t['overhead_cpu_median']:.3f} CPU [x{1 + t['overhead_wall_median']:.3f} wall] against the "
+            f"untracked loop, {100 * t['overhead_inrun_cpu_median']:.1f} % in-run (forward {100 * p['forward']:.1f} %, "
+            f"spectra {100 * p['spectra']:.1f} %, bound {100 * p['bound']:.1f} %); training unchanged: "
+            f"{t['same_final_losses']}"
+        )
     for key, why in summary.get("skipped", {}).items():
         lines.append(f"  {key}: skipped ({why})")
     g = summary.get("gpu")

@@ -104,3 +104,30 @@ def lower_bounds_from_gram(eigenvalues, eigenvectors, projections, target_norm2,
         BoundResult(float(b), float(loss), float(bst), float(d), int(r), float(a))
         for b, loss, bst, d, r, a in zip(bounds, losses, best, dist2, big.sum(axis=1), coef_norms)
     ]
+
+
+def eps_bounds_from_features(eigenvalues, eigenvectors, features, coefs, target, weights, eps: float):
+    """Claim A3's bound for a stack of S models, from the eigendecomposition (``numpy.linalg.eigh``)
+    of the Gram matrix of their last hidden layer on a quadrature: with the output
+    u = b + sum_j a_j phi_j it bounds the squared L2 error sum_k w_k (u - u*)_k^2 from below by
+    (dist(u* - b, V_r) - sqrt(eps) ||a||)_+^2, V_r spanned by the Gram eigen-directions above eps, so r
+    is the eps-rank itself (:func:`lower_bounds_from_gram`). The error the self-check compares with is
+    recomputed in float64 from the same features.
+
+    features (S, N, n) float64 at the quadrature points; coefs (S, 1 + n): the output's bias, then its
+    weights on the n features; target (N,): u* at the points; weights (N,) of the quadrature.
+    """
+    phi = np.asarray(features, dtype=np.float64)
+    coef = np.asarray(coefs, dtype=np.float64)
+    w = np.asarray(weights, dtype=np.float64)
+    target = np.asarray(target, dtype=np.float64)[None, :] - coef[:, :1]  # u* - b
+    residual = (phi @ coef[:, 1:, None])[..., 0] - target
+    return lower_bounds_from_gram(
+        eigenvalues,
+        eigenvectors,
+        (np.swapaxes(phi, 1, 2) @ (w * target)[..., None])[..., 0],
+        (w * target * target).sum(axis=1),
+        np.linalg.norm(coef[:, 1:], axis=1),
+        (w * residual * residual).sum(axis=1),
+        eps,
+    )

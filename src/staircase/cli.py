@@ -7,8 +7,10 @@ The workflow calls these; a user can too, to run one job by hand::
     staircase variants config.yaml                       # experiments and their variants
     staircase train --config config.yaml --experiment fit1d --out /tmp/fit1d
     staircase audit --strict                             # verdicts from results/ (exit 1 unless all PASS)
+    staircase audit --runs results/runs/my_model/base    # verdicts on a run of your own model (staircase.Tracker)
     staircase calibrate                                  # false-positive rate and power of the A1/A2 tests
     staircase bench                                      # engine vs peers, ratios in results/bench
+    staircase rank-points --experiment fit1d             # how many quadrature points the eps-ranks need
 
 Papers B and C add ``collapse``, ``align`` and ``lowrank-studies`` (see staircase.lowrank.cli).
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -28,66 +31,151 @@ from staircase.provenance import AlreadyRunning
 SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
 
-def _load_config(path: str, overrides: list[str]) -> dict:
-    """config.yaml with top-level overrides, validated (and defaults filled) exactly as the
-    workflow does it: Snakemake's validate against the same schema, then config.check.
-    Anything wrong with it is a ConfigError (one line)."""
+SET_HELP = (
+    "override a setting, validated like the file: a top-level key (scale=full), a dotted path into the config "
+    "(experiments.fit1d.train.steps=300, audit.alpha=0.01); with --experiment, a path into that experiment "
+    "(train.steps=300); the value is YAML; repeatable"
+)
+EXPERIMENT_SECTIONS = ("task", "model", "train", "rank", "log", "seeds", "sweep", "variants", "full", "claims")
+
+
+def apply_override(config: dict, item: str, experiment: str | None = None) -> None:
+    """One --set KEY=VALUE into ``config``: KEY is a top-level key or a dotted path; with an
+    ``experiment``, a path that starts with one of an experiment's sections goes into it. Only the
+    last part of the path may be new (a new key is then checked by the schema like any other)."""
+    key, eq, value = item.partition("=")
+    if not eq or not key or any(not part for part in key.split(".")):
+        raise cfgmod.ConfigError(f"--set {item}: expected KEY=VALUE, KEY a setting or a dotted path to one")
+    try:
+        parsed = yaml.safe_load(value)
+    except yaml.YAMLError:
+        raise cfgmod.ConfigError(f"--set {item}: the value is not valid YAML") from None
+    path = key.split(".")
+    if experiment and path[0] in EXPERIMENT_SECTIONS:
+        path = ["experiments", experiment, *path]
+    node = config
+    schema = cfgmod.load_schema() or {"properties": {}}
+    for depth, part in enumerate(path[:-1]):
+        if depth == 0 and part not in node and schema["properties"].get(part, {}).get("type") == "object":
+            node[part] = {}  # a section the file leaves out (analysis:, audit:) takes the schema's defaults
+        if not isinstance(node.get(part), dict):
+            where = ".".join(path[: depth + 1])
+            raise cfgmod.ConfigError(f"--set {item}: {where} is not a section of the config")
+        node = node[part]
+    node[path[-1]] = parsed
+
+
+def _load_config(path: str, overrides: list[str], experiment: str | None = None) -> dict:
+    """config.yaml with --set overrides (:func:`apply_override`), validated (and defaults filled)
+    exactly as the workflow does it: Snakemake's validate against the same schema, then
+    config.check. Anything wrong with it is a ConfigError (one line)."""
     from snakemake.utils import validate
 
+    text = _read_text(path, path)
     try:
-        with open(path) as fh:
-            config = yaml.safe_load(fh)
-    except OSError as err:
-        raise cfgmod.ConfigError(f"{path}: cannot read it ({err.strerror})") from None
+        config = yaml.safe_load(text)
     except yaml.YAMLError as err:
         raise cfgmod.ConfigError(f"{path}: not valid YAML ({' '.join(str(err).split())})") from None
+    if not isinstance(config, dict):
+        kind = cfgmod.kind_of(config)
+        raise cfgmod.ConfigError(f"{path}: expected a mapping of settings (key: value lines), got {kind}")
     for item in overrides:
-        key, eq, value = item.partition("=")
-        if not eq or not isinstance(config, dict):
-            raise cfgmod.ConfigError(f"--set {item}: expected KEY=VALUE")
-        config[key] = yaml.safe_load(value)
+        apply_override(config, item, experiment)
+    cfgmod.check_values(config)  # NaN and infinity pass every minimum and maximum of the schema
     try:
         validate(config, str(SCHEMA))
     except Exception as err:  # WorkflowError wrapping jsonschema's ValidationError
         cause = err.__context__
         if not hasattr(cause, "absolute_path"):
             raise
-        where = ".".join(str(p) for p in cause.absolute_path) or "config"
-        raise cfgmod.ConfigError(f"{where}: {cause.message}") from None
+        where, problem = cfgmod.schema_problem(cause)
+        raise cfgmod.ConfigError(f"{where or 'config'}: {problem}") from None
     cfgmod.check(config)
     return config
 
 
+def _read_text(path: str, what: str) -> str:
+    """A text file given on the command line; unreadable or not UTF-8 is a ConfigError."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as err:
+        raise cfgmod.ConfigError(f"{what}: cannot read it ({err.strerror})") from None
+    except UnicodeDecodeError as err:
+        raise cfgmod.ConfigError(f"{what}: not a UTF-8 text file (byte {err.start}: {err.reason})") from None
+
+
+def read_run_config(value: str):
+    """--run-config: JSON, or @file holding it; any problem reading it is a ConfigError."""
+    text = _read_text(value[1:], f"--run-config {value}") if value.startswith("@") else value
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise cfgmod.ConfigError(f"--run-config: not valid JSON ({err})") from None
+
+
 def _run_config(args) -> dict:
     if args.run_config:
-        try:
-            text = Path(args.run_config[1:]).read_text() if args.run_config.startswith("@") else args.run_config
-            cfg = json.loads(text)
-        except OSError as err:
-            raise cfgmod.ConfigError(f"--run-config {args.run_config}: cannot read it ({err.strerror})") from None
-        except json.JSONDecodeError as err:
-            raise cfgmod.ConfigError(f"--run-config: not valid JSON ({err})") from None
+        cfg = read_run_config(args.run_config)
         cfgmod.check_run(cfg)
         return cfg
     if not (args.config and args.experiment):
         raise cfgmod.ConfigError("staircase train: give --run-config, or --config with --experiment")
-    config = _load_config(args.config, args.set)
+    config = _load_config(args.config, args.set, args.experiment)
     vs = cfgmod.variants(config, args.experiment)
     variant = args.variant or next(iter(vs))
     if variant not in vs:
         raise cfgmod.ConfigError(
             f"staircase train: experiment {args.experiment!r} has no variant {variant!r}; have {sorted(vs)}"
         )
+    if not args.variant and len(vs) > 1:
+        print(
+            f"staircase train: {args.experiment} has {len(vs)} variants ({', '.join(vs)}); training {variant} "
+            "(choose another with --variant)",
+            file=sys.stderr,
+        )
     return vs[variant]
+
+
+def writable_folder(flag: str, path: str | None, file: bool = False) -> None:
+    """ConfigError unless ``path`` (a folder, or with ``file`` a file's path) can be created or
+    written: checked before training, not found out after it. Creates nothing."""
+    if path is None:
+        return
+    target = Path(path)
+    if file and target.is_dir():
+        raise cfgmod.ConfigError(f"{flag} {path}: is a folder, not a file")
+    if not file and target.exists() and not target.is_dir():
+        raise cfgmod.ConfigError(f"{flag} {path}: exists and is not a folder")
+    folder = target.parent if file else target
+    existing = next((p for p in [folder, *folder.absolute().parents] if p.exists()), None)
+    if existing is None or not existing.is_dir():
+        raise cfgmod.ConfigError(f"{flag} {path}: cannot create it ({existing} is not a folder)")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise cfgmod.ConfigError(f"{flag} {path}: cannot write there ({existing} is not writable)")
+
+
+def check_job_start(args, cfg: dict) -> None:
+    """What a job checks when it starts, before any training: the device it asks for exists on
+    this machine (--device overrides the config's), and its output folders can be written."""
+    from staircase.train import choose_device
+
+    if args.device:
+        cfg["device"] = args.device
+    try:
+        choose_device(cfg.get("device", "auto"))
+    except cfgmod.ConfigError as err:
+        raise cfgmod.ConfigError(f"{'--device' if args.device else 'device'}: {str(err).partition(': ')[2]}") from None
+    writable_folder("--out", args.out)
+    writable_folder("--checkpoint-dir", getattr(args, "checkpoint_dir", None))
+    writable_folder("--log", getattr(args, "log", None), file=True)
 
 
 def cmd_train(args) -> int:
     cfg = _run_config(args)  # every problem with the configuration is reported before training
-    if args.device:
-        cfg["device"] = args.device
+    check_job_start(args, cfg)
     from staircase import train
 
-    train.run(cfg, args.out, args.checkpoint_dir, progress=not args.no_progress)
+    train.run(cfg, args.out, args.checkpoint_dir, progress=not args.no_progress, log=args.log)
     return 0
 
 
@@ -127,18 +215,50 @@ def cmd_check_config(args) -> int:
     return 0
 
 
+def _settings_only(overrides: list[str]) -> dict:
+    """The ``audit:`` and ``analysis:`` sections from ``--set`` alone, checked against the schema
+    (``staircase audit --runs`` without ``--config``: the schema's defaults fill the rest)."""
+    config: dict = {}
+    for item in overrides:
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise cfgmod.ConfigError(f"--set {item}: expected KEY=VALUE")
+        if key not in ("audit", "analysis"):
+            raise cfgmod.ConfigError(f"--set {key}: with --runs and no --config only audit= and analysis= apply")
+        try:
+            config[key] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise cfgmod.ConfigError(f"--set {item}: the value is not valid YAML") from None
+    cfgmod.check_values(config)
+    schema = cfgmod.load_schema()
+    if schema is not None:
+        for key, section in config.items():
+            cfgmod.schema_check(section, schema["properties"][key], key)
+    return config
+
+
 def cmd_audit(args) -> int:
     from staircase import audit
 
-    config = json.loads(args.config_json) if args.config_json else _load_config(args.config, args.set)
-    if not audit.has_results(args.results):
-        raise cfgmod.ConfigError(
-            f"staircase audit: no results under {args.results}/ (expected {args.results}/runs/<experiment>/<variant>/"
-            "run.json); run the workflow first, or point --results at its results folder"
-        )
-    frame = audit.run_audit(config, args.results, args.out)
+    if args.config_json:
+        config = json.loads(args.config_json)
+    elif args.runs and not args.config:
+        config = _settings_only(args.set)
+    else:
+        config = _load_config(args.config or "config.yaml", args.set)
+    if args.runs:
+        out = Path(args.out or Path(args.runs[0]) / "audit")
+        frame = audit.run_audit(config, args.results, out, runs=args.runs)
+    else:
+        if not audit.has_results(args.results):
+            raise cfgmod.ConfigError(
+                f"staircase audit: no results under {args.results}/ (expected {args.results}/runs/<experiment>/"
+                "<variant>/run.json); run the workflow first, or point --results at its results folder"
+            )
+        out = Path(args.out or "results/audit")
+        frame = audit.run_audit(config, args.results, out)
     print(audit.summary_line(frame))
-    print(f"details: {Path(args.out) / 'claims.md'}")
+    print(f"details: {out / 'claims.md'}")
     if args.strict and not (audit.overall(frame)["verdict"] == audit.PASS).all():
         return 1
     return 0
@@ -174,7 +294,7 @@ def pd_read_csv(path):
         raise cfgmod.ConfigError(f"{path}: cannot read it ({err.strerror})") from None
 
 
-COMPARISONS = ("fit", "pde", "gpu", "schedule")  # bench.COMPARISONS, without importing it
+COMPARISONS = ("fit", "pde", "gpu", "schedule", "tracker")  # bench.COMPARISONS, without importing it
 
 
 def cmd_bench(args) -> int:
@@ -192,6 +312,29 @@ def cmd_bench(args) -> int:
         gpu_models=args.gpu_models,
         steps=args.steps,
     )
+    return 0
+
+
+def cmd_rank_points(args) -> int:
+    from staircase import quadcheck
+    from staircase.provenance import write_json
+
+    config = _load_config(args.config, args.set)
+    vs = cfgmod.variants(config, args.experiment)
+    variant = args.variant or next(iter(vs))
+    if variant not in vs:
+        raise cfgmod.ConfigError(f"staircase rank-points: {args.experiment!r} has no variant {variant!r}")
+    cfg = vs[variant]
+    if args.steps:
+        cfg["train"] = dict(cfg["train"], steps=args.steps)
+    candidates = [int(n) for n in args.candidates.split(",")] if args.candidates else None
+    table, summary = quadcheck.check_experiment(cfg, candidates, args.family, max_checkpoints=args.checkpoints)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"{args.experiment}_{variant}" + (f"_{args.family}" if args.family else "")
+    table.to_csv(out / f"{stem}.csv", index=False)
+    write_json(out / f"{stem}.json", summary)
+    print(f"written: {out / stem}.csv, .json")
     return 0
 
 
@@ -213,23 +356,33 @@ def main(argv=None) -> int:
     p = sub.add_parser("train", help="train every seed of one experiment variant")
     p.add_argument("--run-config", help="resolved run config as JSON, or @file")
     p.add_argument("--config", help="config.yaml (with --experiment)")
-    p.add_argument("--experiment")
-    p.add_argument("--variant")
-    p.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE", help="top-level override, e.g. scale=full"
-    )
+    p.add_argument("--experiment", help="the experiment of config.yaml to train (with --config)")
+    p.add_argument("--variant", help="which of its variants (default: the first; `staircase variants` lists them)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=SET_HELP)
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--checkpoint-dir", help="where to keep the resume checkpoint")
     p.add_argument("--device", help="cpu, cuda or auto (overrides the config)")
+    p.add_argument(
+        "--log",
+        help="write the job's output to this file, opened only once the job holds its lock (a duplicate "
+        "of a running job stops without touching the running job's log); problems found before are printed",
+    )
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("audit", help="claim verdicts from existing results (no retraining)")
-    p.add_argument("--config", default="config.yaml")
+    p.add_argument("--config", help="config.yaml (the default without --runs); with --runs: its audit: and analysis:")
     p.add_argument("--config-json", help="the validated config as JSON (used by the workflow)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--results", default="results")
-    p.add_argument("--out", default="results/audit")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=SET_HELP)
+    p.add_argument("--results", default="results", help="the results folder whose runs/ are audited (default: results)")
+    p.add_argument(
+        "--runs",
+        nargs="+",
+        metavar="RUN_DIR",
+        help="audit these run directories (e.g. a Tracker's) on the claims their data can test (A1, A2, A3, A5), "
+        "instead of config.yaml's experiments",
+    )
+    p.add_argument("--out", help="where to write claims.csv etc. (default results/audit; with --runs: RUN_DIR/audit)")
     p.add_argument(
         "--strict",
         action="store_true",
@@ -240,8 +393,8 @@ def main(argv=None) -> int:
     p = sub.add_parser("calibrate", help="false-positive rate and power of the A1/A2 tests on synthetic ensembles")
     p.add_argument("--config", default="config.yaml", help="its schedules and analysis settings are used")
     p.add_argument("--config-json", help="the validated config as JSON (used by the workflow)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--out", default="results/calibration")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=SET_HELP)
+    p.add_argument("--out", default="results/calibration", help="where to write summary.csv, a1.csv, a2.csv")
     p.add_argument(
         "--size", type=int, help="draws per ensemble, null and alternative each (default: analysis.calibration_draws)"
     )
@@ -256,7 +409,7 @@ def main(argv=None) -> int:
 
     p = sub.add_parser("bench", help="benchmarks against a naive loop, DeepXDE; ratios to results/bench")
     p.add_argument("--config", default="config.yaml")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=SET_HELP)
     p.add_argument("--out", default="results/bench")
     p.add_argument("--experiment", default="fit1d", help="the fitting experiment of the fit comparison")
     p.add_argument(
@@ -270,13 +423,28 @@ def main(argv=None) -> int:
     p.add_argument("--gpu-models", type=int, default=32, help="models stacked on the GPU (with CUDA only)")
     p.set_defaults(func=cmd_bench)
 
+    p = sub.add_parser(
+        "rank-points",
+        help="how many quadrature points the eps-ranks need: candidate rules against a fine reference in training",
+    )
+    p.add_argument("--config", default="config.yaml")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=SET_HELP)
+    p.add_argument("--experiment", required=True)
+    p.add_argument("--variant", help="default: the experiment's first")
+    p.add_argument("--steps", type=int, help="train this many steps instead of the experiment's")
+    p.add_argument("--checkpoints", type=int, default=60, help="measurement steps compared (spread over the schedule)")
+    p.add_argument("--candidates", help="comma-separated sizes (points, per dimension for grids)")
+    p.add_argument("--family", choices=["trapezoid", "gauss", "monte_carlo", "qmc"], help="default: the task's own")
+    p.add_argument("--out", default="results/rank_points")
+    p.set_defaults(func=cmd_rank_points)
+
     for name, func, text in (
         ("variants", cmd_variants, "list enabled experiments and their variants"),
         ("check-config", cmd_check_config, "validate a config as the workflow does (schema and checks)"),
     ):
         p = sub.add_parser(name, help=text)
-        p.add_argument("config")
-        p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+        p.add_argument("config", help="the configuration file, e.g. config.yaml")
+        p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=SET_HELP)
         p.set_defaults(func=func)
 
     p = sub.add_parser("cost", help="projected cost of a config from measured throughput (or record runs into it)")
@@ -295,7 +463,7 @@ def main(argv=None) -> int:
 
     from staircase.lowrank.cli import add_commands
 
-    add_commands(sub, _load_config)
+    add_commands(sub, _load_config, read_run_config, check_job_start)
 
     args = parser.parse_args(argv)
     try:

@@ -48,7 +48,6 @@ Every verdict row carries a ``role`` (test, guard, description; see staircase.ve
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -56,12 +55,17 @@ import pandas as pd
 from scipy import stats
 
 from staircase import stairs
-
-DEFAULTS = {"min_plateau": 2, "a6_min_fraction": 0.5, "a6_min_spearman": 0.5, "max_error_ratio": 1.0}
+from staircase.runs import read_json, read_table
 
 
 def options(comparison: dict) -> dict:
-    return {**DEFAULTS, **comparison}
+    """The comparison block over the schema's defaults (workflow/schemas/config.schema.yaml,
+    ``$defs.comparison``: the one place they are written)."""
+    from staircase import config as cfgmod
+
+    schema = cfgmod.load_schema()
+    props = schema["$defs"]["comparison"]["properties"] if schema else {}
+    return {**{k: v["default"] for k, v in props.items() if "default" in v}, **comparison}
 
 
 # ---- loading -------------------------------------------------------------------------------------
@@ -74,9 +78,9 @@ def load_runs(runs_dir, variants=None) -> dict[str, dict]:
         if variants is not None and variant not in variants:
             continue
         out[variant] = {
-            "metrics": pd.read_parquet(path),
-            "ranks": pd.read_parquet(path.parent / "ranks.parquet"),
-            "info": json.loads((path.parent / "run.json").read_text()),
+            "metrics": read_table(path),
+            "ranks": read_table(path.parent / "ranks.parquet"),
+            "info": read_json(path.parent / "run.json"),
         }
     return out
 

@@ -7,11 +7,13 @@
   {overrides}}`` names hand-made variants. With neither, the single variant is ``base``.
 * every seed of a variant is trained in the same job, stacked (see ``staircase.models``).
 
-The JSON schema (workflow/schemas/config.schema.yaml) checks types and keys; ``check`` adds the
-checks a schema cannot express (task parameters, sweep keys) and checks every resolved variant
-against the schema as well (a sweep can put any value into a setting), so that a bad config fails
-before any job starts, with one line naming the key. Without Snakemake (the CLI), ``validate`` does
-both, and ``check_run`` checks one resolved run config.
+The JSON schema (workflow/schemas/config.schema.yaml) checks types, keys, ranges and names;
+``check`` adds the checks a schema cannot express (task parameters, sweep keys, finite numbers,
+integers written as floats, safe variant names from sweeps, a log schedule that can resolve a
+stair, each job's memory against the machine's, see staircase.memory) and checks every resolved
+variant against the schema as well (a sweep can put any value into a setting), so that a bad config
+fails before any job starts, with one line naming the key. Without Snakemake (the CLI), ``validate``
+does both, and ``check_run`` checks one resolved run config.
 """
 
 from __future__ import annotations
@@ -20,10 +22,22 @@ import copy
 import difflib
 import inspect
 import itertools
+import math
+import re
 from pathlib import Path
 from typing import Any
 
 SECTION_KEYS = ("task", "model", "train", "rank", "log")
+# Experiment and variant names become folder and file names (results/runs/<experiment>/<variant>/,
+# logs, checkpoints): letters, digits, '_', '-' (and '.' inside a variant name), never '.' or '..'
+# or a hidden name, and short enough for every file name derived from them (the schema's patterns
+# are these; a test keeps them equal).
+VARIANT_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+VARIANT_NAME_TEXT = "letters, digits, '_', '-' and '.', not starting with '.' or '-', at most 128 characters"
+NAME_RULES = {  # the schema's name patterns, said in words
+    VARIANT_NAME.pattern: VARIANT_NAME_TEXT,
+    "^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$": "letters, digits, '_' and '-', not starting with '-', at most 64 characters",
+}
 
 
 class ConfigError(ValueError):
@@ -55,11 +69,21 @@ def set_dotted(cfg: dict, dotted: str, value: Any, where: str) -> None:
 
 
 def _fmt(value: Any) -> str:
-    """A swept value in a variant name: a list becomes its items joined by '-' (amplitudes
-    [1.0, 0.3] -> '1.0-0.3'), so that the name stays a valid file and wildcard name."""
-    if isinstance(value, (list, tuple)):
-        return "-".join(_fmt(v) for v in value)
     return str(value).replace("/", "-").replace(" ", "")
+
+
+def _sweep_values(sweep: dict, where: str) -> None:
+    """A sweep names each variant after its values: only single values (numbers, strings,
+    booleans) make a name; a mapping (e.g. a whole train.schedule) or a list is a hand-made variant."""
+    for key, values in sweep.items():
+        for value in values:
+            if isinstance(value, (dict, list)) or value is None:
+                kind = {dict: "a mapping", list: "a list"}.get(type(value), "empty")
+                raise ConfigError(
+                    f"{where}.sweep.{key}: the value {value!r} is {kind}, which names no variant; sweep single "
+                    f"values, or write each setting as a named variant (variants: {{name: {{{key.split('.')[0]}: "
+                    "...}})"
+                )
 
 
 def experiment_settings(config: dict, name: str) -> dict:
@@ -86,6 +110,7 @@ def variants(config: dict, name: str) -> dict[str, dict]:
     sweep = exp.get("sweep") or {}
     if config.get("scale", "small") == "full":
         sweep = exp.get("full", {}).get("sweep", sweep)
+    _sweep_values(sweep, where)
     keys = list(sweep)
     short = [k.split(".")[-1] for k in keys]
     labels = short if len(set(short)) == len(short) else [k.replace(".", "-") for k in keys]
@@ -97,6 +122,13 @@ def variants(config: dict, name: str) -> dict[str, dict]:
                 set_dotted(cfg, key, value, where)
             parts = [f"{label}-{_fmt(v)}" for label, v in zip(labels, combo)]
             label = "_".join(([] if vname == "base" and parts else [vname]) + parts)
+            if not VARIANT_NAME.match(label):  # it names folders and files: results/runs/<experiment>/<label>
+                what = f"sweep {', '.join(keys)}" if keys else f"variants.{vname}"
+                raise ConfigError(
+                    f"{where}.{'sweep' if keys else 'variants'}: the variant name {label[:60]!r}"
+                    f"{'...' if len(label) > 60 else ''} (from {what}) is not a safe file name "
+                    f"({VARIANT_NAME_TEXT}); rename the variant or sweep fewer or shorter values"
+                )
             cfg.update(experiment=name, variant=label, scale=config.get("scale", "small"))
             cfg.setdefault("device", config.get("device", "auto"))
             if label in out:  # two variants of one name would be one job writing the same files
@@ -115,17 +147,22 @@ def check(config: dict) -> None:
     Each resolved variant is checked against the schema too: a sweep (``{model.width: [-3]}``)
     can put a value into a setting where the schema never saw it.
     """
+    from staircase import memory
     from staircase.comparison import check_experiment
     from staircase.methods import check_run_config
     from staircase.models import ACTIVATIONS
     from staircase.tasks import TASKS
 
+    check_values(config)
     schema = load_schema()
     if schema is not None:
-        import jsonschema
-
+        # again, strictly: the workflow's first pass (Snakemake's validate, which fills defaults)
+        # takes 40.0 for an integer, which torch then refuses
+        schema_check(config, validator(schema))
         experiment = schema["$defs"]["experiment"]
-        settings_schema = jsonschema.Draft202012Validator({"$defs": schema["$defs"], **experiment})
+        settings_schema = validator({"$defs": schema["$defs"], **experiment})
+    min_points = (config.get("analysis") or {}).get("min_points", 2)
+    limit, source = memory.job_limit(config)
     for name in config["experiments"]:
         for key, problem in check_experiment(config["experiments"][name], variants(config, name)):
             raise ConfigError(f"experiments.{name}.{key}: {problem}")  # methods comparison (A6, A7)
@@ -162,6 +199,16 @@ def check(config: dict) -> None:
                 raise ConfigError(f"{where}.seeds: seeds repeat: {cfg['seeds']}")
             for key, problem in check_run_config(cfg):  # training methods (staircase.methods)
                 raise ConfigError(f"{where}.{key}: {problem}")
+            lg = cfg["log"]
+            count = memory.measurements(cfg["train"]["steps"], lg["dense_every"], lg["dense_until"], lg["sparse_every"])
+            if count < 2 * min_points:  # two plateaus of min_points measurements: the least that shows a stair
+                raise ConfigError(
+                    f"{where}.log: measures at {count} steps only (of train.steps {cfg['train']['steps']}); a stair "
+                    f"needs two plateaus of analysis.min_points = {min_points} measurements, so at least "
+                    f"{2 * min_points}: lower log.dense_every or log.sparse_every"
+                )
+            if config["experiments"][name].get("enabled", True):  # a job that never runs needs no memory
+                memory.check(memory.train_job(cfg), limit, source, where)
 
     from staircase.lowrank import settings as lowrank_settings  # papers B and C: their own sections
 
@@ -180,22 +227,82 @@ def load_schema() -> dict | None:
     return yaml.safe_load(SCHEMA_PATH.read_text()) if SCHEMA_PATH.exists() else None
 
 
+def check_values(config: Any) -> None:
+    """What no schema keyword catches, over the whole loaded config: it must be a mapping, and
+    every number in it finite (NaN and infinity pass every minimum and maximum; a NaN learning rate,
+    eps or audit threshold would only show up as a crash, an empty column or a wrong verdict)."""
+    if not isinstance(config, dict):
+        raise ConfigError(f"config: expected a mapping of settings (key: value lines), got {kind_of(config)}")
+
+    def walk(node, path):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                walk(value, [*path, str(key)])
+        elif isinstance(node, list):
+            for i, value in enumerate(node):
+                walk(value, [*path, str(i)])
+        elif isinstance(node, float) and not math.isfinite(node):
+            raise ConfigError(f"{'.'.join(path) or 'config'}: {node} is not a finite number")
+
+    walk(config, [])
+
+
+def kind_of(value: Any) -> str:
+    """What a loaded YAML document is, in words (for a config that is not a mapping)."""
+    if value is None:
+        return "nothing (it is empty)"
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return {list: "a list", str: "a string"}.get(type(value), f"a {type(value).__name__}")
+
+
+def validator(schema: dict):
+    """A JSON-schema validator for ``schema`` whose ``integer`` is an int, not a float of integral
+    value: YAML reads ``width: 40.0`` as a float, and torch refuses a float size."""
+    import jsonschema
+
+    base = jsonschema.Draft202012Validator
+    checker = base.TYPE_CHECKER.redefine(
+        "integer", lambda _, value: isinstance(value, int) and not isinstance(value, bool)
+    )
+    return jsonschema.validators.extend(base, type_checker=checker)(schema)
+
+
 def schema_check(instance: Any, schema, where: str = "") -> None:
     """Raise ConfigError with the most relevant violation of a schema (dict or jsonschema
     validator), one line naming the dotted key."""
     import jsonschema
 
-    validator = schema if hasattr(schema, "iter_errors") else jsonschema.Draft202012Validator(schema)
-    error = jsonschema.exceptions.best_match(validator.iter_errors(instance))
+    checker = schema if hasattr(schema, "iter_errors") else validator(schema)
+    error = jsonschema.exceptions.best_match(checker.iter_errors(instance))
     if error is not None:
-        key = ".".join(([where] if where else []) + [str(p) for p in error.absolute_path]) or "config"
-        raise ConfigError(f"{key}: {' '.join(error.message.split())}")
+        key, problem = schema_problem(error)
+        raise ConfigError(f"{'.'.join(filter(None, [where, key])) or 'config'}: {problem}")
+
+
+def schema_problem(error) -> tuple[str, str]:
+    """(dotted key, one-line problem) of a jsonschema ValidationError; a name that breaks its
+    pattern and an integer written as a float are said in words."""
+    key = ".".join(str(p) for p in error.absolute_path)
+    problem = " ".join(error.message.split())
+    if error.validator == "pattern" and error.validator_value in NAME_RULES:
+        name = error.instance if len(error.instance) <= 64 else error.instance[:60]
+        problem = f"{name!r}{'' if name == error.instance else ' (and more)'} is not a safe name"
+        problem += f" ({NAME_RULES[error.validator_value]})"
+    elif error.validator == "type" and isinstance(error.instance, float) and error.instance.is_integer():
+        if "integer" in str(error.validator_value):
+            problem = f"{error.instance} is not an integer (write {int(error.instance)}, without a decimal point)"
+    elif error.validator in ("anyOf", "oneOf") and error.context:  # say what each alternative wanted
+        alternatives = list(dict.fromkeys(" ".join(sub.message.split()) for sub in error.context))
+        problem = f"{error.instance!r} is not valid: " + "; or ".join(alternatives)
+    return key, problem
 
 
 def validate(config: Any) -> None:
     """Schema, then ``check``: a whole config, as the workflow validates it."""
-    if not isinstance(config, dict):
-        raise ConfigError(f"config: expected a mapping of settings, got {type(config).__name__}")
+    check_values(config)
     schema = load_schema()
     if schema is not None:
         schema_check(config, schema)
@@ -206,7 +313,11 @@ def check_run(cfg: Any) -> None:
     """Check one resolved run config (``staircase train --run-config``) as the workflow would."""
     if not isinstance(cfg, dict):
         raise ConfigError(f"run config: expected a mapping of settings, got {type(cfg).__name__}")
-    name = str(cfg.get("experiment", "run"))
+    for key in ("experiment", "variant"):  # the job's name, as staircase.config.variants resolves it
+        if not isinstance(cfg.get(key), str) or not VARIANT_NAME.match(cfg[key]):
+            problem = "missing" if key not in cfg else f"{cfg[key]!r} is not a name ({VARIANT_NAME_TEXT})"
+            raise ConfigError(f"run config: {key}: {problem} (a run config names its experiment and variant)")
+    name = cfg["experiment"]
     experiment = {k: v for k, v in cfg.items() if k not in ("experiment", "variant", "scale", "device")}
     config = {"scale": cfg.get("scale", "small"), "experiments": {name: experiment}}
     if "device" in cfg:

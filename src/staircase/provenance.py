@@ -95,11 +95,13 @@ class AlreadyRunning(RuntimeError):
 
 
 @contextlib.contextmanager
-def exclusive(path: str | os.PathLike, what: str):
+def exclusive(path: str | os.PathLike, what: str, remove: bool = False):
     """Hold an exclusive lock on ``path`` (created if needed) for the block, or raise
     AlreadyRunning at once. The kernel drops the lock when its process dies, even by SIGKILL, so a
     killed job never leaves a stale lock; an orphaned job that is still running (its Snakemake was
-    killed) keeps it, and a re-run of the same job stops instead of writing the same files."""
+    killed) keeps it, and a re-run of the same job stops instead of writing the same files. With
+    ``remove``, the lock file is deleted (still locked) when the block succeeds: a finished job
+    leaves nothing behind."""
     import fcntl
 
     path = Path(path)
@@ -122,3 +124,42 @@ def exclusive(path: str | os.PathLike, what: str):
             fh.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
             fh.flush()
         yield
+        if remove and locked:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+
+
+@contextlib.contextmanager
+def output_to(path: str | os.PathLike | None):
+    """Send this process's output to the file ``path`` for the block, created or truncated:
+    Python's stdout and stderr, and the file descriptors 1 and 2 (what C code and child processes
+    write); nothing when ``path`` is None. A ConfigError raised in the block is written there too
+    before it propagates (the caller reports it again on the restored stderr)."""
+    if path is None:
+        yield
+        return
+    import sys
+
+    from staircase.config import ConfigError
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(path, "w", buffering=1) as fh:
+        try:
+            os.dup2(fh.fileno(), 1)
+            os.dup2(fh.fileno(), 2)
+            with contextlib.redirect_stdout(fh), contextlib.redirect_stderr(fh):
+                try:
+                    yield
+                except ConfigError as err:
+                    print(f"staircase: error: {err}", file=sys.stderr)
+                    raise
+        finally:
+            fh.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)

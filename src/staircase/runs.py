@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import re
+import zipfile
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -32,6 +33,45 @@ import pandas as pd
 from staircase import stairs
 
 _DIVERGED = re.compile(r"diverged at step (\d+)")
+
+
+class UnreadableResult(ValueError):
+    """A result file that exists but cannot be read: damaged or cut short (a disk that filled up,
+    a copy interrupted). Its message names the file and the remedy."""
+
+
+def _read(path, reader):
+    path = Path(path)
+    try:
+        return reader(path)
+    except FileNotFoundError:
+        raise UnreadableResult(f"{path}: missing; run snakemake again, which re-runs the job that writes it") from None
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as err:
+        why = " ".join(str(err).split())[:200] or type(err).__name__
+        raise UnreadableResult(
+            f"{path}: cannot be read ({why}); the file is damaged or incomplete: delete it and run snakemake "
+            "again, which re-runs the job that writes it"
+        ) from None
+
+
+def read_table(path) -> pd.DataFrame:
+    """A result table (parquet); an unreadable one raises UnreadableResult naming it."""
+    return _read(path, pd.read_parquet)
+
+
+def read_json(path) -> dict:
+    """A run's run.json; an unreadable one raises UnreadableResult naming it."""
+    return _read(path, lambda p: json.loads(p.read_text()))
+
+
+def read_npz(path) -> dict[str, np.ndarray]:
+    """Every array of a spectra.npz; an unreadable one raises UnreadableResult naming it."""
+
+    def load(p):
+        with np.load(p) as npz:
+            return {k: npz[k] for k in npz.files}
+
+    return _read(path, load)
 
 
 @dataclass
@@ -89,13 +129,12 @@ class Run:
     @property
     def ranks(self) -> pd.DataFrame:
         if self._ranks is None:
-            self._ranks = pd.read_parquet(self.path / "ranks.parquet")
+            self._ranks = read_table(self.path / "ranks.parquet")
         return self._ranks
 
     @cached_property
     def spectra(self) -> dict[str, np.ndarray]:
-        with np.load(self.path / "spectra.npz") as npz:
-            return {k: npz[k] for k in npz.files}
+        return read_npz(self.path / "spectra.npz")
 
     def status_note(self) -> str:
         """'' when every seed is fine, else e.g. 'seed 1 diverged at step 300'."""
@@ -106,8 +145,8 @@ class Run:
 
 def load_run(path) -> Run:
     path = Path(path)
-    info = json.loads((path / "run.json").read_text())
-    metrics = pd.read_parquet(path / "metrics.parquet")
+    info = read_json(path / "run.json")
+    metrics = read_table(path / "metrics.parquet")
     return Run(path, info, metrics)
 
 

@@ -34,19 +34,21 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
-from staircase import methods
+from staircase import methods, results
 from staircase import rank as rk
 from staircase.architectures import build_model
-from staircase.bounds import loss_lower_bounds, lower_bounds_from_gram
+from staircase.bounds import eps_bounds_from_features, loss_lower_bounds
+from staircase.config import ConfigError
 from staircase.hostmem import keep_freed_memory
 from staircase.methods import make_optimizer  # noqa: F401  (moved to staircase.methods)
-from staircase.provenance import atomic_write, exclusive, job_record, write_json
+from staircase.provenance import atomic_write, exclusive, output_to
 from staircase.tasks import make_task
+
+DEVICES = ("auto", "cpu", "cuda")  # the schema's device values
 
 
 def log_schedule(steps: int, dense_every: int, dense_until: int, sparse_every: int) -> np.ndarray:
@@ -59,10 +61,14 @@ def log_schedule(steps: int, dense_every: int, dense_until: int, sparse_every: i
 
 
 def choose_device(requested: str) -> str:
+    """The torch device of a job: ``auto`` is cuda when present, else cpu. A device that this
+    machine lacks (or does not know) is a ConfigError, raised before any training."""
+    if requested not in DEVICES:
+        raise ConfigError(f"device: {requested!r} is not a device; choose one of {list(DEVICES)}")
     if requested == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if requested == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device: 'cuda' requested but no CUDA device is available")
+        raise ConfigError("device: 'cuda' requested but this machine has no CUDA device; use cpu or auto")
     return requested
 
 
@@ -205,13 +211,6 @@ class Trainer:
                 )
             self.batch_gens = [methods.batch_generator(s) for s in cfg["seeds"]]
         self.cuda_graph = self.device == "cuda" and bool(cfg["train"].get("cuda_graph", False))
-        if self.cuda_graph and (not self.opt.graph_safe or self.batch_gens):
-            print(
-                f"staircase: {self.name}: train.cuda_graph needs adam, adamw or sgd without a schedule "
-                "and without mini-batches; training eagerly",
-                file=sys.stderr,
-            )
-            self.cuda_graph = False
         self._graph, self._warmup_left = None, 3
         xr, self.rank_w = self.task.rank_points()
         self.rank_f = self.task.exact(xr)  # the exact solution where the eps-rank's Gram is formed (A3)
@@ -318,18 +317,7 @@ class Trainer:
         pick = torch.as_tensor(live, device=last_hidden.device)
         coef = self.model.output_coefficients().detach().to(torch.float64).cpu().numpy()[live]
         phi = last_hidden[pick][:, self.rank_index].to(torch.float64).cpu().numpy()
-        w = self.rank_w
-        target = self.rank_f[None, :] - coef[:, :1]  # u* - b
-        residual = (phi @ coef[:, 1:, None])[..., 0] - target
-        return lower_bounds_from_gram(
-            values,
-            vectors,
-            (np.swapaxes(phi, 1, 2) @ (w * target)[..., None])[..., 0],
-            (w * target * target).sum(axis=1),
-            np.linalg.norm(coef[:, 1:], axis=1),
-            (w * residual * residual).sum(axis=1),
-            self.main_eps,
-        )
+        return eps_bounds_from_features(values, vectors, phi, coef, self.rank_f, self.rank_w, self.main_eps)
 
     # ---- checkpointing ------------------------------------------------------------------------
     def save_checkpoint(self) -> None:
@@ -370,7 +358,32 @@ class Trainer:
         return True
 
     # ---- the loop -----------------------------------------------------------------------------
+    def check_start(self) -> None:
+        """Stop before any training (ConfigError) when a model's loss is not finite at its
+        initialisation: no step has been taken, so it is no divergence but values that overflow
+        the training dtype (huge amplitudes or boundary weight), not a result to report."""
+        with torch.no_grad():
+            loss = self.task.loss(self.model, self.data).to(torch.float64).cpu().numpy()
+        bad = np.flatnonzero(~np.isfinite(loss))
+        if len(bad):
+            where = f"experiments.{self.cfg['experiment']}" + (
+                "" if self.cfg["variant"] == "base" else f" (variant {self.cfg['variant']})"
+            )
+            seeds = ", ".join(str(self.cfg["seeds"][s]) for s in bad)
+            raise ConfigError(
+                f"{where}.task: the loss is {loss[bad[0]]} before any training step (seed {seeds}): the task's values "
+                f"overflow {self.cfg['train'].get('dtype', 'float32')}; make the amplitudes, frequencies or "
+                "boundary_weight smaller, or train in float64"
+            )
+
     def train(self) -> None:
+        if self.cuda_graph and (not self.opt.graph_safe or self.batch_gens):
+            print(
+                f"staircase: {self.name}: train.cuda_graph needs adam, adamw or sgd without a schedule "
+                "and without mini-batches; training eagerly",
+                file=sys.stderr,
+            )
+            self.cuda_graph = False
         resumed = self.try_resume()
         steps = self.cfg["train"]["steps"]
         every = int(self.cfg["train"].get("checkpoint_every", 0))
@@ -471,98 +484,54 @@ class Trainer:
     def main_ranks(self) -> np.ndarray:
         """(seeds, measurements): the eps-rank of the last hidden layer at the main eps, NaN once
         a seed diverged (its spectra are NaN)."""
-        last = np.stack([spectra[-1] for spectra in self.rec.spectra], axis=1)  # (S, T, n)
-        ranks = rk.eps_rank_from_spectrum(np.nan_to_num(last, nan=-np.inf), self.main_eps)
-        return np.where(np.isnan(last[..., 0]), np.nan, ranks)
+        return results.main_ranks(self.rec.spectra, self.main_eps)
 
     def write_outputs(self) -> None:
-        seeds = np.asarray(self.cfg["seeds"])
-        steps = np.asarray(self.rec.steps)
-        n_t, n_s = len(steps), len(seeds)
-        cols = {"seed": np.tile(seeds, n_t), "step": np.repeat(steps, n_s)}
-        for key, vals in self.rec.scalars.items():
-            cols[key] = np.concatenate(vals)
-        metrics = pd.DataFrame(cols)
-        spec = {f"layer{l}": np.stack([st[l] for st in self.rec.spectra], axis=1) for l in range(self.model.depth)}
-        metrics.insert(3, "eps_rank", self.main_ranks().T.reshape(-1))
-        metrics["bound_eps"] = self.bound_eps
-        # compared in float64 with the loss recomputed from the same linear system (bounds.BoundResult)
-        metrics["bound_violation"] = metrics["bound_violation"] == 1
-        metrics["eps_bound_violation"] = metrics["eps_bound_violation"] == 1
-        metrics = metrics.sort_values(["seed", "step"], kind="stable").reset_index(drop=True)
-
-        frames = []
-        for l in range(self.model.depth):
-            s = spec[f"layer{l}"]  # (S, T, n)
-            valid = ~np.isnan(s[..., 0])
-            clean = np.nan_to_num(s, nan=0.0)
-            ranks = rk.eps_rank_from_spectrum(clean, self.eps)  # (S, T, E)
-            base = {"seed": np.repeat(seeds, n_t), "step": np.tile(steps, n_s), "layer": l}
-            for e_i, e in enumerate(self.eps):
-                frames.append(
-                    pd.DataFrame(
-                        {
-                            **base,
-                            "metric": "eps_rank",
-                            "eps": e,
-                            "value": np.where(valid, ranks[..., e_i], np.nan).reshape(-1),
-                        }
-                    )
-                )
-            for metric, fn in rk.PEER_METRICS.items():
-                frames.append(
-                    pd.DataFrame(
-                        {
-                            **base,
-                            "metric": metric,
-                            "eps": np.nan,
-                            "value": np.where(valid, fn(clean), np.nan).reshape(-1).astype(float),
-                        }
-                    )
-                )
-        ranks = pd.concat(frames, ignore_index=True)
-
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write(self.out_dir / "metrics.parquet", lambda t: metrics.to_parquet(t, index=False))
-        atomic_write(self.out_dir / "ranks.parquet", lambda t: ranks.to_parquet(t, index=False))
-
-        def _npz(tmp):
-            with open(tmp, "wb") as fh:
-                np.savez_compressed(
-                    fh, steps=steps, seeds=seeds, normalisation=self.cfg["rank"]["normalisation"], **spec
-                )
-
-        atomic_write(self.out_dir / "spectra.npz", _npz)
-        run = {
-            "config": self.cfg,
-            "seeds": [int(s) for s in seeds],
-            "gram_normalisation": self.cfg["rank"]["normalisation"],
-            "train_s": round(float(self.train_clock[0]), 3),
-            "train_cpu_s": round(float(self.train_clock[1]), 3),
-            # the tracking overhead: CPU seconds of the measurements, by part (MeasureClock)
-            "measurements": self.measure_clock.count,
-            "measure_cpu_s": {k: round(v, 3) for k, v in self.measure_clock.seconds.items()},
-            "pretrain": self.pretrain_info,
-            **job_record([int(s) for s in seeds], self.diverged_at, self.step, self.elapsed, self.device),
-        }
-        write_json(self.out_dir / "run.json", run)
+        results.write_results(  # the format the tracker writes too (staircase.results)
+            self.out_dir,
+            self.rec,
+            self.measure_clock,
+            config=self.cfg,
+            seeds=self.cfg["seeds"],
+            depth=self.model.depth,
+            eps=self.eps,
+            main_eps=self.main_eps,
+            bound_eps=self.bound_eps,
+            normalisation=self.cfg["rank"]["normalisation"],
+            train_clock=self.train_clock,
+            diverged_at=self.diverged_at,
+            steps_done=self.step,
+            elapsed=self.elapsed,
+            device=self.device,
+            pretrain=self.pretrain_info,
+        )
         if self.checkpoint_path is not None and self.checkpoint_path.exists():
             os.unlink(self.checkpoint_path)
 
 
-def run(cfg: dict, out_dir, checkpoint_dir=None, progress: bool = True) -> Path:
-    # one process per job: a second one on the same checkpoint (an orphan of a killed Snakemake
-    # still running) stops at once instead of writing the same files
-    name = f"{cfg['experiment']}/{cfg['variant']}"
-    with exclusive(Path(checkpoint_dir) / "lock", f"training {name}") if checkpoint_dir else contextlib.nullcontext():
-        trainer = Trainer(cfg, out_dir, checkpoint_dir, progress)
+def run(cfg: dict, out_dir, checkpoint_dir=None, progress: bool = True, log=None) -> Path:
+    """Train one variant and write its outputs. Before anything is written, the job is built and
+    its initial loss checked (``Trainer.check_start``); then it takes the lock of its checkpoint
+    folder, so that a second process on the same job (an orphan of a killed Snakemake still
+    running) stops at once, and only then opens ``log`` (when given), so that the second process
+    never overwrites the running one's log. After success the checkpoint, the lock and the
+    emptied checkpoint folder are removed."""
+    trainer = Trainer(cfg, out_dir, checkpoint_dir, progress)
+    trainer.check_start()
+    name = trainer.name
+    lock = exclusive(Path(checkpoint_dir) / "lock", f"training {name}", remove=True) if checkpoint_dir else None
+    with lock or contextlib.nullcontext(), output_to(log):
         trainer.train()
         trainer.write_outputs()
-    bad = [f"seed {s}: {st}" for s, st in json.load(open(Path(out_dir) / "run.json"))["status"].items() if st != "ok"]
-    summary = f"{trainer.name}: {len(cfg['seeds'])} seed(s), {trainer.step} steps in {trainer.elapsed:.1f}s"
-    if trainer.step < cfg["train"]["steps"]:
-        summary += f" (stopped before step {cfg['train']['steps']}: every seed diverged)"
-    print(f"staircase: {summary}; results in {out_dir}" + (f" ({'; '.join(bad)})" if bad else ""), file=sys.stderr)
+        status = json.loads((Path(out_dir) / "run.json").read_text())["status"]
+        bad = [f"seed {s}: {st}" for s, st in status.items() if st != "ok"]
+        summary = f"{name}: {len(cfg['seeds'])} seed(s), {trainer.step} steps in {trainer.elapsed:.1f}s"
+        if trainer.step < cfg["train"]["steps"]:
+            summary += f" (stopped before step {cfg['train']['steps']}: every seed diverged)"
+        print(f"staircase: {summary}; results in {out_dir}" + (f" ({'; '.join(bad)})" if bad else ""), file=sys.stderr)
+    if checkpoint_dir:
+        with contextlib.suppress(OSError):  # only if empty: another run may have started in it meanwhile
+            os.rmdir(checkpoint_dir)
     return Path(out_dir)
 
 

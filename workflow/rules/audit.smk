@@ -52,3 +52,7 @@ rule audit:
     shell:
         "python -m staircase audit --config-json {params.config:q} --results results"
         " --out results/audit > {log} 2>&1"
+
+
+TARGETS.extend(job_outputs(rules.calibrate))
+TARGETS.extend(job_outputs(rules.audit))

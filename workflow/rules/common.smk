@@ -35,14 +35,17 @@ def config_error(where, problem):
 
 def validate_config():
     try:
-        validate(config, "../schemas/config.schema.yaml")
-    except WorkflowError as err:
-        cause = err.__context__  # the jsonschema ValidationError that Snakemake wrapped
-        if not hasattr(cause, "absolute_path"):
-            raise
-        where = ".".join(str(p) for p in cause.absolute_path) or "config"
-        config_error(where, cause.message)
-    try:
+        # NaN and infinity first: they pass every minimum and maximum
+        cfgmod.check_values(config)
+        try:
+            validate(config, "../schemas/config.schema.yaml")
+        except WorkflowError as err:
+            # the jsonschema ValidationError that Snakemake wrapped
+            cause = err.__context__
+            if not hasattr(cause, "absolute_path"):
+                raise
+            where, problem = cfgmod.schema_problem(cause)
+            raise cfgmod.ConfigError(f"{where or 'config'}: {problem}") from None
         cfgmod.check(config)
     except cfgmod.ConfigError as err:
         where, _, problem = str(err).partition(": ")
@@ -82,6 +85,20 @@ FIGURES = {}
 TABLES = {}
 # run files the audit reads besides the train rule's (stages with their own training rules add theirs)
 AUDIT_INPUTS = []
+# Every declared output of every job, which the default target (`all`, in the Snakefile) requires.
+# Each stage's file adds the outputs of its rules (job_outputs) right after defining them, so that
+# removing any result file makes Snakemake plan the job that writes it, also where nothing
+# downstream reads the file (a run's spectra.npz, a figure's PDF).
+TARGETS = []
+
+
+def job_outputs(rule, **wildcards):
+    """Every declared output of ``rule`` for each job: ``wildcards`` maps each wildcard to its list
+    of values, one entry per job (all lists of equal length)."""
+    jobs = [dict(zip(wildcards, values)) for values in zip(*wildcards.values())]
+    if not wildcards:
+        jobs = [{}]
+    return [str(path).format(**job) for job in jobs for path in rule.output]
 
 
 def _register(registry, kind, name, notebook_name, inputs, caption, parameters):
@@ -106,15 +123,6 @@ def add_table(name, notebook_name, inputs, caption, **parameters):
 def _one_of(names):
     """A wildcard constraint matching exactly these names (nothing, if there are none)."""
     return "|".join(re.escape(n) for n in names) or "(?!)"
-
-
-def all_targets():
-    targets = []
-    for name in FIGURES:
-        targets += [f"results/figures/{name}.png", f"results/notebooks/{name}.html"]
-    for name in TABLES:
-        targets += [f"results/tables/{name}.csv", f"results/notebooks/{name}.html"]
-    return targets
 
 
 def calibration_config():
@@ -160,6 +168,16 @@ def print_cost_projection():
     except Exception as err:  # noqa: BLE001 - a projection must not stop the workflow
         text = f"projected cost: not available ({type(err).__name__}: {err})"
     print(text, file=sys.stderr)
+
+
+def remove_empty_checkpoint_folders():
+    """After a successful run, when none of its jobs runs any more: the experiment folders under
+    results/checkpoints that its training jobs left empty (each job removes its checkpoint, lock and
+    own folder when done; a folder above it may still hold another job's while that one runs).
+    """
+    for folder, _, _ in os.walk("results/checkpoints", topdown=False):
+        if not os.listdir(folder):
+            os.rmdir(folder)
 
 
 # On a cluster (workflow/profiles/slurm*), these light rules run on the submitting node instead

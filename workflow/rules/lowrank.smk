@@ -93,6 +93,10 @@ rule alignment:
         "python -m staircase align --run-config {params.run_config:q} --out {params.out} > {log} 2>&1"
 
 
+for _family in lowrank_settings.FAMILIES:
+    TARGETS.extend(job_outputs(getattr(rules, _family), study=list(LOWRANK[_family])))
+
+
 # ---- figures and tables, registered by the claims the studies test ----------------------------
 for _study in lowrank_settings.tagged(config, "rank_collapse", ["B1"]):
     add_figure(

@@ -81,3 +81,8 @@ rule notebook_html:
         ENV
     shell:
         "jupyter nbconvert --to html {input} --output-dir results/notebooks > {log} 2>&1"
+
+
+TARGETS.extend(job_outputs(rules.figure, name=list(FIGURES)))
+TARGETS.extend(job_outputs(rules.table, name=list(TABLES)))
+TARGETS.extend(job_outputs(rules.notebook_html, name=[*FIGURES, *TABLES]))

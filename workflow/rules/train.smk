@@ -24,6 +24,18 @@ rule train:
         out=lambda w: run_dir(w.experiment, w.variant),
         # outside the declared outputs, so a re-run job can resume from it
         checkpoint_dir=lambda w: f"results/checkpoints/{w.experiment}/{w.variant}",
+    # the job writes its log itself (--log), once it holds the lock of its checkpoint folder: a
+    # duplicate of a running job stops, printing why, without emptying the running job's log
     shell:
         "python -m staircase train --run-config {params.run_config:q} --out {params.out}"
-        " --checkpoint-dir {params.checkpoint_dir} > {log} 2>&1"
+        " --checkpoint-dir {params.checkpoint_dir} --log {log}"
+
+
+_jobs = [(e, v) for e in EXPERIMENTS for v in VARIANTS[e]]
+TARGETS.extend(
+    job_outputs(
+        rules.train,
+        experiment=[e for e, _ in _jobs],
+        variant=[v for _, v in _jobs],
+    )
+)

@@ -58,7 +58,6 @@ The false-positive rates of these tests under their nulls are measured by
 from __future__ import annotations
 
 import itertools
-import json
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -69,6 +68,7 @@ from scipy.stats import rankdata
 
 from staircase import registry
 from staircase.lowrank import settings
+from staircase.runs import read_json, read_table
 from staircase.verdicts import (
     FAIL,
     INCONCLUSIVE,
@@ -125,8 +125,8 @@ def load_study(path, family: str, study: str) -> Study | None:
     path = Path(path)
     if not (path / "claims_inputs.parquet").exists():
         return None
-    read = lambda name: pd.read_parquet(path / name) if (path / name).exists() else pd.DataFrame()  # noqa: E731
-    info = json.loads((path / "run.json").read_text()) if (path / "run.json").exists() else {}
+    read = lambda name: read_table(path / name) if (path / name).exists() else pd.DataFrame()  # noqa: E731
+    info = read_json(path / "run.json") if (path / "run.json").exists() else {}
     return Study(
         f"{family}/{study}",
         read("claims_inputs.parquet"),

@@ -9,38 +9,36 @@ The workflow passes a study's resolved config as JSON; by hand, name the study::
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 COMMANDS = {"collapse": "rank_collapse", "align": "alignment"}
 
 
-def _run_config(args, family: str, load_config) -> dict:
-    if args.run_config:
-        text = Path(args.run_config[1:]).read_text() if args.run_config.startswith("@") else args.run_config
-        return json.loads(text)
+def _run_config(args, family: str, load_config, read_run_config) -> dict:
+    from staircase.config import ConfigError
     from staircase.lowrank import settings
 
+    if args.run_config:
+        cfg = read_run_config(args.run_config)
+        settings.check_run(cfg, family)
+        return cfg
     if not (args.config and args.study):
-        raise SystemExit(f"staircase {args.command}: give --run-config, or --config with --study")
+        raise ConfigError(f"staircase {args.command}: give --run-config, or --config with --study")
     config = load_config(args.config, args.set)
     studies = settings.studies(config, family)
     if args.study not in studies:
-        raise SystemExit(
-            f"staircase {args.command}: {family} has no enabled study {args.study!r}; have {sorted(studies)}"
-        )
+        have = sorted(studies)
+        raise ConfigError(f"staircase {args.command}: {family} has no enabled study {args.study!r}; have {have}")
     return studies[args.study]
 
 
-def add_commands(sub, load_config) -> None:
-    """Register the subcommands on the main parser's subparsers; ``load_config(path, overrides)``
-    is the main CLI's validated config loader."""
+def add_commands(sub, load_config, read_run_config, check_job_start) -> None:
+    """Register the subcommands on the main parser's subparsers, with the main CLI's validated
+    config loader ``load_config(path, overrides)``, its --run-config reader and its start checks
+    (device, writable output folder)."""
 
     def train(args) -> int:
         family = COMMANDS[args.command]
-        cfg = _run_config(args, family, load_config)
-        if args.device:
-            cfg["device"] = args.device
+        cfg = _run_config(args, family, load_config, read_run_config)
+        check_job_start(args, cfg)
         if family == "rank_collapse":
             from staircase.lowrank import collapse as job
         else:
@@ -74,5 +72,11 @@ def add_commands(sub, load_config) -> None:
         p.set_defaults(func=train)
     p = sub.add_parser("lowrank-studies", help="list the enabled studies of papers B and C")
     p.add_argument("config")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a setting (KEY=VALUE, dotted paths as in staircase train --help)",
+    )
     p.set_defaults(func=list_studies)

@@ -85,7 +85,11 @@ def data_params(cfg: dict) -> dict:
 
 
 def check(config: dict) -> None:
-    """Checks beyond the schema for both sections; raises ConfigError naming the key."""
+    """Checks beyond the schema for both sections; raises ConfigError naming the key. Each
+    study's job must fit in the memory a job may have (staircase.memory)."""
+    from staircase import memory
+
+    limit, source = memory.job_limit(config)
     for family in FAMILIES:
         if family in config.get("experiments", {}):
             raise ConfigError(
@@ -104,6 +108,30 @@ def check(config: dict) -> None:
                 _check_collapse(where, cfg)
             else:
                 _check_alignment(where, cfg)
+            memory.check(memory.lowrank_job(family, cfg), limit, source, where)
+
+
+SECTION_SCHEMA = {"rank_collapse": "collapse_section", "alignment": "alignment_section"}
+
+
+def check_run(cfg, family: str) -> None:
+    """Check one resolved study config (``staircase collapse/align --run-config``) as the workflow
+    would: the schema of its section, then ``check`` (which sizes the job's memory too)."""
+    from staircase import config as cfgmod
+
+    if not isinstance(cfg, dict):
+        raise ConfigError(f"run config: expected a mapping of settings, got {cfgmod.kind_of(cfg)}")
+    study = cfg.get("study")
+    if not isinstance(study, str):
+        raise ConfigError("run config: study: missing (a study's run config names its study)")
+    settings = {k: v for k, v in cfg.items() if k not in ("family", "study", "scale", "device")}
+    section = {"studies": {study: settings}}
+    cfgmod.check_values({family: section})
+    schema = cfgmod.load_schema()
+    if schema is not None:
+        sub = {"$defs": schema["$defs"], **schema["$defs"][SECTION_SCHEMA[family]]}
+        cfgmod.schema_check(section, cfgmod.validator(sub), family)
+    check({"scale": cfg.get("scale", "small"), family: section})
 
 
 def _check_data(family: str, where: str, data: dict) -> None:

@@ -74,6 +74,12 @@ class Task(ABC):
     def error_points(self) -> np.ndarray:
         """Points (N, d) on which the relative L2 error against ``exact`` is measured."""
 
+    @abstractmethod
+    def point_counts(self) -> dict[str, int]:
+        """How many points each set above holds, without building them: ``train`` (all the
+        points the loss evaluates), ``rank`` and ``error``. The memory estimate (staircase.memory)
+        sizes a job from these before it starts."""
+
 
 from staircase.tasks.fitting import MultiFrequency1D  # noqa: E402
 from staircase.tasks.fitting_nd import MultiFrequency2D, RidgeFunction  # noqa: E402

@@ -78,3 +78,6 @@ class MultiFrequency1D(FittingTask):
         # twice as fine as the rank grid and containing it (as the n-D tasks' grids do), so the
         # training loop evaluates the rank points for free with the error points
         return np.linspace(-1.0, 1.0, 2 * self.n_rank - 1)[:, None]
+
+    def point_counts(self):
+        return {"train": self.n_train, "rank": self.n_rank, "error": 2 * self.n_rank - 1}

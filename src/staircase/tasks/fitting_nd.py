@@ -38,6 +38,9 @@ class MultiFrequency2D(FittingTask):
     def error_points(self):
         return quadrature.trapezoid_box(self.bounds, 2 * self.n_rank - 1)[0]
 
+    def point_counts(self):
+        return {"train": self.n_train**2, "rank": self.n_rank**2, "error": (2 * self.n_rank - 1) ** 2}
+
 
 class RidgeFunction(FittingTask):
     """f(x) = sum_i a_i sin(pi k_i w_i . x) on [-1, 1]^dim with one fixed random unit direction w_i
@@ -72,3 +75,6 @@ class RidgeFunction(FittingTask):
 
     def error_points(self):
         return quadrature.monte_carlo_box(self.bounds, self.n_rank, seed=self._seeds[2])[0]
+
+    def point_counts(self):
+        return {"train": self.n_train, "rank": self.n_rank, "error": self.n_rank}

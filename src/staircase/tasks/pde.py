@@ -168,6 +168,15 @@ class ManufacturedSines(PDETask):
     def boundary_points(self):
         return boundary_grid(self.bounds, self.n_bd)
 
+    def point_counts(self):
+        d = self.d
+        boundary = 2 if d == 1 else 2 * d * self.n_bd ** (d - 1)  # faces of the box (shared edges counted twice)
+        return {
+            "train": self.n_int**d + boundary,
+            "rank": self.n_rank**d,
+            "error": (2 * self.n_rank - 1) ** d,
+        }
+
 
 class Poisson1D(ManufacturedSines):
     """-u'' = f on [-1, 1], u(+-1) from u(x) = sum_m a_m sin(pi (k_m x + p_m)).

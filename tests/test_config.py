@@ -1,0 +1,378 @@
+"""Config validation by class of mistake: non-finite numbers, integers written as floats, sizes
+beyond their bounds or the machine's memory, unsafe names, sweeps over settings that name no
+variant, repeated eps, a log schedule that cannot show a stair, and files that are no config.
+Each is rejected by the same path the workflow and `staircase check-config` take, with one line
+naming the key. (Snakemake's side of the same checks: test_workflow.py; a generated fuzz of
+config.yaml: test_fuzz_config.py.)"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from helpers import REPO
+
+from staircase import cli, memory, train
+from staircase import config as cfgmod
+
+TINY = REPO / "tests" / "config" / "config.yaml"
+LOWRANK = REPO / "tests" / "config" / "lowrank.yaml"
+
+
+def load(path=TINY) -> dict:
+    return yaml.safe_load(Path(path).read_text())
+
+
+def rejected(tmp_path, config, *overrides) -> str:
+    """The one-line error `staircase check-config` gives for ``config`` (written as YAML, so that
+    the values go through the YAML loader as a user's do)."""
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    with pytest.raises(cfgmod.ConfigError) as err:
+        cli._load_config(str(path), list(overrides))
+    message = str(err.value)
+    assert "\n" not in message
+    return message
+
+
+def edited(edit, path=TINY) -> dict:
+    config = load(path)
+    edit(config)
+    return config
+
+
+def fit1d(c):
+    return c["experiments"]["fit1d"]
+
+
+# ---- 1. NaN and infinity --------------------------------------------------------------------------
+NOT_FINITE = {
+    "lr nan": (lambda c: fit1d(c)["train"].update(lr=float("nan")), "experiments.fit1d.train.lr: nan"),
+    "lr inf": (lambda c: fit1d(c)["train"].update(lr=float("inf")), "experiments.fit1d.train.lr: inf"),
+    "amplitude -inf": (
+        lambda c: fit1d(c)["task"].update(amplitudes=[1.0, float("-inf")]),
+        "experiments.fit1d.task.amplitudes.1: -inf",
+    ),
+    "frequency nan": (
+        lambda c: fit1d(c)["task"].update(frequencies=[float("nan"), 3.0]),
+        "experiments.fit1d.task.frequencies.0: nan",
+    ),
+    "eps nan": (lambda c: fit1d(c)["rank"].update(eps=[float("nan"), 1.0e-3]), "experiments.fit1d.rank.eps.0: nan"),
+    "weight decay nan": (
+        lambda c: fit1d(c)["train"].update(optimizer="adamw", weight_decay=float("nan")),
+        "experiments.fit1d.train.weight_decay: nan",
+    ),
+    "in a sweep": (
+        lambda c: fit1d(c).update(sweep={"train.lr": [1.0e-3, float("inf")]}),
+        "experiments.fit1d.sweep.train.lr.1: inf",
+    ),
+    "in a full block": (
+        lambda c: fit1d(c).update(full={"train": {"lr": float("nan")}}),
+        "experiments.fit1d.full.train.lr: nan",
+    ),
+    # generic: every section, including the audit's and the analysis' (no per-key check there)
+    "analysis setting": (lambda c: c.update(analysis={"min_span": float("inf")}), "analysis.min_span: inf"),
+    "audit threshold": (lambda c: c.update(audit={"a1_min_monotone": float("nan")}), "audit.a1_min_monotone: nan"),
+}
+
+
+@pytest.mark.parametrize("case", NOT_FINITE)
+def test_nan_and_infinity_are_rejected_naming_the_key(tmp_path, case):
+    edit, expected = NOT_FINITE[case]
+    message = rejected(tmp_path, edited(edit))
+    assert message == f"{expected} is not a finite number"
+
+
+@pytest.mark.parametrize(
+    "family, edit, expected",
+    [
+        (
+            "rank_collapse",
+            lambda c: c["rank_collapse"]["studies"]["grid"].update(weight_decay=[0.0, float("nan")]),
+            "rank_collapse.studies.grid.weight_decay.1: nan",
+        ),
+        ("alignment", lambda c: c["alignment"]["train"].update(lr=float("inf")), "alignment.train.lr: inf"),
+    ],
+)
+def test_nan_and_infinity_in_papers_b_and_c(tmp_path, family, edit, expected):
+    assert rejected(tmp_path, edited(edit, LOWRANK)) == f"{expected} is not a finite number"
+
+
+def test_nan_on_the_command_line(tmp_path):
+    assert rejected(tmp_path, load(), "job_memory_gb=.nan") == "job_memory_gb: nan is not a finite number"
+
+
+# ---- 3. integers written as floats ------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "edit, key, value",
+    [
+        (lambda c: fit1d(c)["model"].update(width=40.0), "experiments.fit1d.model.width", 40),
+        (lambda c: fit1d(c)["model"].update(depth=2.0), "experiments.fit1d.model.depth", 2),
+        (lambda c: fit1d(c)["train"].update(steps=150.0), "experiments.fit1d.train.steps", 150),
+        (lambda c: fit1d(c).update(seeds=[0, 1.0]), "experiments.fit1d.seeds.1", 1),
+        (lambda c: fit1d(c)["log"].update(dense_every=10.0), "experiments.fit1d.log.dense_every", 10),
+        (
+            lambda c: fit1d(c).update(sweep={"model.width": [8, 16.0]}),
+            "experiments.fit1d (variant width-16.0).model.width",
+            16,
+        ),
+        (lambda c: c.update(analysis={"min_points": 2.0}), "analysis.min_points", 2),
+    ],
+)
+def test_an_integer_written_as_a_float_is_rejected(tmp_path, edit, key, value):
+    message = rejected(tmp_path, edited(edit))
+    assert message == f"{key}: {float(value)} is not an integer (write {value}, without a decimal point)"
+
+
+def test_an_integer_written_as_a_float_in_a_study(tmp_path):
+    message = rejected(tmp_path, edited(lambda c: c["alignment"]["model"].update(width=6.0), LOWRANK))
+    assert message.startswith("alignment.model.width: 6.0 is not an integer")
+
+
+# ---- 2. sizes: sanity bounds and the machine's memory -----------------------------------------------
+@pytest.mark.parametrize(
+    "edit, expected",
+    [
+        (lambda c: fit1d(c)["model"].update(width=10**9), "experiments.fit1d.model.width: 1000000000 is greater"),
+        (lambda c: fit1d(c)["model"].update(depth=10**6), "experiments.fit1d.model.depth: 1000000 is greater"),
+        (lambda c: fit1d(c)["train"].update(steps=10**12), "experiments.fit1d.train.steps: 1000000000000 is greater"),
+        (lambda c: fit1d(c)["task"].update(train_points=10**9), "experiments.fit1d.task.train_points: 1000000000 is"),
+        (lambda c: fit1d(c)["task"].update(rank_points=10**8), "experiments.fit1d.task.rank_points: 100000000 is"),
+        (lambda c: fit1d(c).update(seeds=[0, 2**64]), "experiments.fit1d.seeds.1: 18446744073709551616 is greater"),
+        (
+            lambda c: c["rank_collapse"]["model"].update(width=10**9),
+            "rank_collapse.model.width: 1000000000 is greater",
+        ),
+    ],
+)
+def test_absurd_sizes_are_beyond_the_schema_bounds(tmp_path, edit, expected):
+    config = edited(edit, LOWRANK if "rank_collapse" in expected else TINY)
+    assert rejected(tmp_path, config).startswith(expected)
+
+
+GIANT = {
+    "width": (
+        {"model": {"width": 60000}},
+        "the job needs about",
+        "for parameters: model.width^2 x model.depth x seeds",
+    ),
+    "points": (
+        {"task": {"train_points": 5_000_000, "rank_points": 5_000_000}, "model": {"width": 500}},
+        "the job needs about",
+        "task points",
+    ),
+    "measurements": (
+        {"model": {"width": 2000, "depth": 50}, "train": {"steps": 10**8}, "log": {"sparse_every": 1}},
+        "the job needs about",
+        "for records: measurements",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", GIANT)
+def test_a_job_bigger_than_the_machine_is_rejected_before_it_starts(tmp_path, case):
+    override, start, part = GIANT[case]
+    config = edited(lambda c: c["experiments"].update(fit1d=cfgmod.deep_merge(fit1d(c), override)))
+    message = rejected(tmp_path, config)
+    total = memory.physical_memory() / 1e9
+    assert message.startswith(f"experiments.fit1d: {start}"), message
+    assert f"more than the {total:.3g} GB of the memory of this machine" in message and part in message, message
+    assert "set job_memory_gb" in message
+
+
+def test_a_disabled_experiment_is_not_sized(tmp_path):
+    """A big experiment kept in the config but disabled runs no job, so it does not stop the others."""
+    config = edited(lambda c: fit1d(c).update(enabled=False, model={"activation": "tanh", "width": 60000, "depth": 2}))
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    cli._load_config(str(path), [])
+
+
+def test_job_memory_gb_sets_the_limit(tmp_path):
+    big = edited(lambda c: fit1d(c)["model"].update(width=60000))
+    big["job_memory_gb"] = 10**5  # a cluster node with 100 TB: accepted
+    path = tmp_path / "big.yaml"
+    path.write_text(yaml.safe_dump(big))
+    cli._load_config(str(path), [])
+    small = edited(lambda c: c.update(job_memory_gb=0.2))  # less than the interpreter itself
+    assert rejected(tmp_path, small).startswith("experiments.fit1d: the job needs about 0.5")
+    assert rejected(tmp_path, load(), "job_memory_gb=0") == (
+        "job_memory_gb: 0 is not valid: 'auto' was expected; or 0 is less than or equal to the minimum of 0"
+    )
+
+
+def test_a_study_bigger_than_the_machine_is_rejected(tmp_path):
+    def edit(c):
+        c["rank_collapse"]["model"]["width"] = 50000
+        c["rank_collapse"]["studies"]["grid"]["data"]["per_class"] = 100000
+
+    message = rejected(tmp_path, edited(edit, LOWRANK))
+    assert message.startswith("rank_collapse.studies.grid: the job needs about") and "data points" in message
+
+
+def test_the_default_configs_fit_a_small_machine():
+    """Both scales of config.yaml must pass on an 8 GB machine (the full scale is meant for a GPU
+    node, but its host memory is modest too)."""
+    config = load(REPO / "config.yaml")
+    for scale in ("small", "full"):
+        config["scale"] = scale
+        jobs = [
+            memory.train_job(v) for e in cfgmod.enabled_experiments(config) for v in cfgmod.variants(config, e).values()
+        ]
+        from staircase.lowrank import settings
+
+        jobs += [memory.lowrank_job(f, s) for f in settings.FAMILIES for s in settings.studies(config, f).values()]
+        assert max(memory.peak(parts) for parts in jobs) < 4e9, scale
+
+
+def test_the_measurement_count_is_that_of_the_schedule():
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        steps, dense_every, dense_until, sparse_every = (int(v) for v in rng.integers(1, 60, size=4))
+        expected = len(train.log_schedule(steps, dense_every, dense_until, sparse_every))
+        assert memory.measurements(steps, dense_every, dense_until, sparse_every) == expected
+
+
+def test_the_memory_estimate_covers_a_measured_peak(tmp_path):
+    """The estimate must not fall short of a real job's peak resident memory, nor exceed it
+    wildly (a job of ~0.2 GB above the interpreter: width 1000, 2 seeds)."""
+    config = edited(
+        lambda c: c["experiments"].update(
+            fit1d=cfgmod.deep_merge(
+                fit1d(c), {"model": {"width": 1000}, "train": {"steps": 10}, "log": {"dense_every": 2}}
+            )
+        )
+    )
+    cfg = cfgmod.variants(config, "fit1d")["base"]
+    estimate = memory.peak(memory.train_job(cfg))
+    code = (
+        "import json, resource, sys; from staircase import train; "
+        "train.run(json.loads(sys.argv[1]), sys.argv[2], progress=False); "
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(cfg), str(tmp_path / "out")], capture_output=True, text=True
+    )
+    assert res.returncode == 0, res.stderr
+    measured = int(res.stdout.split()[-1]) * 1024  # kB on Linux
+    assert measured <= estimate <= 2 * measured, (measured, estimate)
+
+
+# ---- 4. names ---------------------------------------------------------------------------------------
+SAFE_VARIANT = "letters, digits, '_', '-' and '.', not starting with '.' or '-', at most 128 characters"
+SAFE_NAME = "letters, digits, '_' and '-', not starting with '-', at most 64 characters"
+
+
+@pytest.mark.parametrize("name", ["..", ".", ".hidden", "-rf", "a/b", "a b", "x" * 129, "é"])
+def test_unsafe_variant_names_are_rejected(tmp_path, name):
+    message = rejected(tmp_path, edited(lambda c: fit1d(c).update(variants={"base": {}, name: {}})))
+    shown = repr(name) if len(name) <= 64 else f"{name[:60]!r} (and more)"
+    assert message == f"experiments.fit1d.variants: {shown} is not a safe name ({SAFE_VARIANT})"
+
+
+@pytest.mark.parametrize("name", ["a.b", "..", "-x", "x" * 65])
+def test_unsafe_experiment_names_are_rejected(tmp_path, name):
+    message = rejected(tmp_path, edited(lambda c: c["experiments"].update({name: c["experiments"].pop("fit1d")})))
+    shown = repr(name) if len(name) <= 64 else f"{name[:60]!r} (and more)"
+    assert message == f"experiments: {shown} is not a safe name ({SAFE_NAME})"
+
+
+@pytest.mark.parametrize("name", ["..", "x" * 300])
+def test_unsafe_study_names_are_rejected(tmp_path, name):
+    message = rejected(
+        tmp_path,
+        edited(lambda c: c["alignment"]["studies"].update({name: c["alignment"]["studies"].pop("gauss")}), LOWRANK),
+    )
+    shown = repr(name) if len(name) <= 64 else f"{name[:60]!r} (and more)"
+    assert message == f"alignment.studies: {shown} is not a safe name ({SAFE_NAME})"
+
+
+def test_names_made_by_a_sweep_are_checked_too(tmp_path):
+    long_names = {
+        "train.optimizer": ["adam"],
+        "train.lr": [1.0e-3],
+        "model.activation": ["tanh"],
+        "task.rank_points": [101],
+    }
+    config = edited(lambda c: fit1d(c).update(sweep=long_names, variants={"a_rather_long_hand_made_name" * 3: {}}))
+    message = rejected(tmp_path, config)
+    assert message.startswith("experiments.fit1d.sweep: the variant name 'a_rather_long_hand_made_namea_rather")
+    assert "is not a safe file name" in message and "(from sweep model.activation, task.rank_points" in message
+
+
+def test_the_schema_patterns_are_the_checked_ones():
+    schema = cfgmod.load_schema()
+    text = json.dumps(schema)
+    patterns = set(re.findall(r'"pattern": "(\^\[A-Za-z0-9_\]\[[^"]*)"', text))
+    assert patterns == set(cfgmod.NAME_RULES) and cfgmod.VARIANT_NAME.pattern in patterns
+
+
+# ---- 7. sweeps over a whole mapping -------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "sweep, kind",
+    [
+        ({"train.schedule": [{"name": "constant"}, {"name": "cosine"}]}, "a mapping"),
+        ({"task.frequencies": [[1.0], [1.0, 3.0]]}, "a list"),
+        ({"model.activation": ["tanh", None]}, "empty"),
+    ],
+)
+def test_a_sweep_value_that_names_no_variant_is_rejected(tmp_path, sweep, kind):
+    config = edited(lambda c: fit1d(c).update(sweep=sweep))
+    fit1d(config)["train"]["schedule"] = {"name": "constant"}  # so that train.schedule names a setting
+    key = next(iter(sweep))
+    message = rejected(tmp_path, config)
+    assert (
+        message.startswith(f"experiments.fit1d.sweep.{key}: the value ")
+        and f"is {kind}, which names no variant" in message
+    )
+
+
+# ---- 9. repeated eps, a schedule that measures the ends only, files that are no config -----------------
+def test_repeated_eps_are_rejected(tmp_path):
+    message = rejected(tmp_path, edited(lambda c: fit1d(c)["rank"].update(eps=[1.0e-2, 1.0e-3, 1.0e-2])))
+    assert message == "experiments.fit1d.rank.eps: [0.01, 0.001, 0.01] has non-unique elements"
+
+
+@pytest.mark.parametrize(
+    "log, count",
+    [
+        ({"dense_every": 1000, "dense_until": 0, "sparse_every": 1000}, 2),  # the ends only
+        ({"dense_every": 100, "dense_until": 150, "sparse_every": 1000}, 3),
+    ],
+)
+def test_a_schedule_that_cannot_show_a_stair_is_rejected(tmp_path, log, count):
+    message = rejected(tmp_path, edited(lambda c: fit1d(c).update(log=log)))
+    assert message.startswith(f"experiments.fit1d.log: measures at {count} steps only (of train.steps 150)")
+    assert "at least 4" in message
+    # with analysis.min_points 1, a single jump between two one-measurement plateaus is a stair
+    if count >= 2:
+        config = edited(lambda c: (fit1d(c).update(log=log), c.update(analysis={"min_points": 1})))
+        path = tmp_path / "ok.yaml"
+        path.write_text(yaml.safe_dump(config))
+        cli._load_config(str(path), [])
+
+
+@pytest.mark.parametrize(
+    "content, expected",
+    [
+        ("- fit1d\n- poisson1d\n", "expected a mapping of settings (key: value lines), got a list"),
+        ("42\n", "expected a mapping of settings (key: value lines), got a number"),
+        ("just words\n", "expected a mapping of settings (key: value lines), got a string"),
+        ("", "expected a mapping of settings (key: value lines), got nothing (it is empty)"),
+        ("# only a comment\n", "expected a mapping of settings (key: value lines), got nothing (it is empty)"),
+        (b"scale: sm\xe9all\n", "not a UTF-8 text file (byte 9: invalid continuation byte)"),
+        ("scale: [small\n", "not valid YAML"),
+    ],
+)
+def test_check_config_on_a_file_that_is_no_config(tmp_path, capsys, content, expected):
+    path = tmp_path / "config.yaml"
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    assert cli.main(["check-config", str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"staircase: error: {path}: {expected}"), err
