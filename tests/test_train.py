@@ -103,8 +103,13 @@ def test_seed_result_does_not_depend_on_its_companions(tmp_path):
     np.testing.assert_array_equal(both["eps_rank"], one["eps_rank"])
 
 
-def test_resume_after_sigkill_gives_identical_metrics(tmp_path, capsys):
-    cfg = tiny_cfg(steps=4000, checkpoint_every=100)  # long enough to be killed between two checkpoints
+# mini-batches: the batch generators' states are checkpointed, so a resumed run draws the batches
+# the uninterrupted one draws
+@pytest.mark.parametrize(
+    "overrides", [{}, dict(optimizer="sgd", lr=0.1, batch_size=16)], ids=["full-batch", "mini-batch"]
+)
+def test_resume_after_sigkill_gives_identical_metrics(tmp_path, capsys, overrides):
+    cfg = tiny_cfg(steps=4000, checkpoint_every=100, **overrides)  # long enough to be killed between two checkpoints
     cfg["log"]["sparse_every"] = 250
     cfg_file = tmp_path / "run.json"
     cfg_file.write_text(json.dumps(cfg))
@@ -177,32 +182,6 @@ def test_pde_minibatch_draws_interior_points_and_keeps_the_boundary():
     assert batch["x_int"].shape == (2, 3, 1) and batch["f"].shape == (2, 3)
     torch.testing.assert_close(batch["f"][1], data["f"][[1, 2, 3]])
     assert batch["x_bd"] is data["x_bd"] and batch["g"] is data["g"]
-
-
-def test_resume_after_sigkill_with_minibatches(tmp_path, capsys):
-    # the batch generators' states are checkpointed: a resumed run draws the batches it would have
-    cfg = tiny_cfg(steps=4000, checkpoint_every=100, optimizer="sgd", lr=0.1, batch_size=16)
-    cfg["log"]["sparse_every"] = 250
-    cfg_file = tmp_path / "run.json"
-    cfg_file.write_text(json.dumps(cfg))
-    cmd = [sys.executable, "-m", "staircase", "train", "--run-config", f"@{cfg_file}", "--no-progress"]
-    ckpt = tmp_path / "ckpt"
-    proc = subprocess.Popen([*cmd, "--out", str(tmp_path / "killed"), "--checkpoint-dir", str(ckpt)])
-    deadline = time.time() + 120
-    while not (ckpt / "checkpoint.pt").exists() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-    time.sleep(0.3)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert (ckpt / "checkpoint.pt").exists(), "no checkpoint written before the kill"
-    assert not (tmp_path / "killed/metrics.parquet").exists(), "the run finished before it was killed"
-    train.run(cfg, tmp_path / "killed", ckpt, progress=False)
-    assert "resumed from checkpoint at step" in capsys.readouterr().err
-    train.run(cfg, tmp_path / "straight", progress=False)
-    pd.testing.assert_frame_equal(
-        _metrics_without_timing(tmp_path / "killed/metrics.parquet"),
-        _metrics_without_timing(tmp_path / "straight/metrics.parquet"),
-    )
 
 
 def test_init_gain_scales_every_initial_weight_and_bias():

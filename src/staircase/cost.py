@@ -21,8 +21,8 @@ measured jobs of ``throughput.csv`` (beside this file): one row per training job
 with its sizes and the ``train_cpu_s`` and ``measure_cpu_s`` that ``run.json`` reports
 (``staircase cost --record results/runs/*/*`` adds rows). Methods the model does not know (other
 architectures, L-BFGS's line search, schedules) are corrected per job: when the table holds a
-measurement of the same experiment and variant at another scale, the projection is multiplied by
-that run's measured / modelled ratio.
+measurement of the same experiment and variant, the projection is multiplied by the measured /
+modelled ratio of the one closest in size (a job measured at its own size is reproduced).
 
 Papers B and C's studies (one job per study, every cell and seed stacked; their run.json has wall
 time only) are scaled from the same study's measured wall time, of the measured run closest in size
@@ -247,17 +247,20 @@ class Model:
         return job.steps * per_step, job.measurements * per_measure
 
     def correction(self, job: Job) -> float:
-        """Measured / modelled total of the same experiment and variant in the table (at any
-        scale), or 1 without one: what the model does not know about this job's method."""
+        """Measured / modelled total of the same experiment and variant in the table, of its
+        measured run closest in size (modelled total) to the job, or 1 without one: what the model
+        does not know about this job's method (a job measured at its own size is reproduced)."""
         same = self.table[(self.table["kind"] == "paper_a") & (self.table["name"] == job.name)]
+        same = same.dropna(subset=["train_cpu_s", "measure_cpu_s"])
         if same.empty:
             return 1.0
-        ratios = []
+        target = max(sum(self.modelled(job)), 1e-9)
+        best, ratio = np.inf, 1.0
         for row in same.itertuples():
-            measured = Job(**{k: getattr(row, k) for k in Job.__dataclass_fields__})
-            train, measure = self.modelled(measured)
-            ratios.append((row.train_cpu_s + row.measure_cpu_s) / max(train + measure, 1e-9))
-        return float(np.median(ratios))
+            modelled = max(sum(self.modelled(Job(**{k: getattr(row, k) for k in Job.__dataclass_fields__}))), 1e-9)
+            if abs(np.log(modelled / target)) < best:
+                best, ratio = abs(np.log(modelled / target)), (row.train_cpu_s + row.measure_cpu_s) / modelled
+        return float(ratio)
 
     def project(self, job: Job) -> tuple[float, float]:
         if job.kind == "paper_a":
