@@ -248,8 +248,8 @@ def test_a_sample_is_rejected_by_the_commands_in_one_line(tmp_path, label):
     content = dict(MUTATIONS)[label]
     path = write(tmp_path, label, content)
     work = tmp_path / "work"
-    (work / "results/runs/fit1d/base").mkdir(parents=True)
-    (work / "results/runs/fit1d/base/metrics.parquet").write_bytes(b"earlier results")
+    (work / "results/small/runs/fit1d/base").mkdir(parents=True)
+    (work / "results/small/runs/fit1d/base/metrics.parquet").write_bytes(b"earlier results")
     before = _snapshot(work)
     res = subprocess.run(
         [sys.executable, "-m", "staircase", "check-config", str(path)], capture_output=True, text=True, cwd=work

@@ -33,18 +33,18 @@ def test_tiny_lowrank_end_to_end(tmp_path):
     # both jobs of each family, and three notebooks (a papermill run costs ~10 s of CPU, so the other
     # figures are left to the default workflow run)
     targets = [
-        "results/figures/collapse_bound.png",
-        "results/tables/collapse_claims.csv",
-        "results/tables/alignment_claims.csv",
+        "results/small/figures/collapse_bound.png",
+        "results/small/tables/collapse_claims.csv",
+        "results/small/tables/alignment_claims.csv",
     ]
     # targets before --configfile, which takes every following argument as a config file
     res = snakemake("--cores", "2", *targets, "--configfile", str(TINY), cwd=tmp_path, timeout=1200)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     for target in targets:
         assert (tmp_path / target).stat().st_size > 0, target
-    log = (tmp_path / "results/logs/rank_collapse/grid.log").read_text()
-    assert "results in results/runs/rank_collapse/grid" in log
-    table = pd.read_csv(tmp_path / "results/tables/collapse_claims.csv")
+    log = (tmp_path / "results/small/logs/rank_collapse/grid.log").read_text()
+    assert "results in results/small/runs/rank_collapse/grid" in log
+    table = pd.read_csv(tmp_path / "results/small/tables/collapse_claims.csv")
     assert set(table["claim"]) == {"B1", "B2", "B3"}
     assert set(verdicts.COLUMNS) - {"runs"} <= set(table.columns)  # role, null, p_value, margin, ...
     checks = table[table["role"] == "self-check"]
@@ -53,14 +53,14 @@ def test_tiny_lowrank_end_to_end(tmp_path):
     # the lambda = 5 cells collapse to a trivial classifier and are reported as such
     b1 = table[(table["claim"] == "B1") & (table["role"] == "guard")]
     assert b1["detail"].str.contains("trivial classifier: weight_decay 5").any()
-    align = pd.read_csv(tmp_path / "results/tables/alignment_claims.csv")
+    align = pd.read_csv(tmp_path / "results/small/tables/alignment_claims.csv")
     assert set(align["claim"]) == {"C1", "C2", "C3"}
     assert (
         set(align["role"]) <= set(verdicts.ROLES) and (align.loc[align["role"] == "test", "null"].str.len() > 0).all()
     )
     # what the audit takes of papers B and C (staircase.audit consumes these rows), with the runs' provenance
     config = yaml.safe_load(TINY.read_text())
-    rows = verdicts.to_frame(lowrank_claims.audit_rows(config, tmp_path / "results"))
+    rows = verdicts.to_frame(lowrank_claims.audit_rows(config, tmp_path / "results/small"))
     assert {"rank_collapse/grid", "alignment/gauss"} <= set(rows["experiment"])
     assert rows["runs"].str.endswith(("runs/rank_collapse/grid", "runs/alignment/gauss")).all()
     assert set(verdicts.overall(rows)["verdict"]) <= {"PASS", "FAIL", "INCONCLUSIVE"}  # no ERROR

@@ -517,8 +517,8 @@ def test_methods_workflow_end_to_end(tmp_path):
     import sys
 
     snakemake = str(Path(sys.executable).parent / "snakemake")
-    targets = [f"results/tables/methods_{k}_methods_tiny.csv" for k in ("summary", "seeds", "verdicts")]
-    targets += ["results/figures/methods_curves_methods_tiny.png"]
+    targets = [f"results/small/tables/methods_{k}_methods_tiny.csv" for k in ("summary", "seeds", "verdicts")]
+    targets += ["results/small/figures/methods_curves_methods_tiny.png"]
     config = REPO / "tests" / "config" / "methods.yaml"
     res = subprocess.run(
         [snakemake, "--snakefile", str(REPO / "Snakefile"), *targets, "--cores", "2", "--configfile", str(config)],
@@ -528,17 +528,17 @@ def test_methods_workflow_end_to_end(tmp_path):
         timeout=1200,
     )
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
-    summary = pd.read_csv(tmp_path / "results/tables/methods_summary_methods_tiny.csv")
+    summary = pd.read_csv(tmp_path / "results/small/tables/methods_summary_methods_tiny.csv")
     assert list(summary["variant"]) == ["baseline", "lbfgs", "pretrain"]
     assert list(summary["group"]) == ["baseline", "A6", "A7"]
-    seeds = pd.read_csv(tmp_path / "results/tables/methods_seeds_methods_tiny.csv")
+    seeds = pd.read_csv(tmp_path / "results/small/tables/methods_seeds_methods_tiny.csv")
     assert len(seeds) == 6 and {"init_rank_l0", "init_rank_l1", "n_stairs", "final_rel_l2"} <= set(seeds.columns)
     # pre-training is recorded: the rank before it, and the first layer's rank after it at step 0
     pre = seeds[seeds.variant == "pretrain"]
     assert (pre["init_rank_l0"] >= pre["init_rank_before_pretrain_l0"]).all()
-    verdicts = pd.read_csv(tmp_path / "results/tables/methods_verdicts_methods_tiny.csv")
+    verdicts = pd.read_csv(tmp_path / "results/small/tables/methods_verdicts_methods_tiny.csv")
     assert set(verdicts["verdict"]) <= {"PASS", "FAIL", "INCONCLUSIVE"}
-    assert (tmp_path / "results/figures/methods_curves_methods_tiny.pdf").stat().st_size > 0
+    assert (tmp_path / "results/small/figures/methods_curves_methods_tiny.pdf").stat().st_size > 0
 
 
 def test_audit_reports_a6_and_a7_from_the_comparison(tmp_path):

@@ -349,10 +349,10 @@ def test_snakemake_run_resumes_after_sigkill(tmp_path):
     (tmp_path / "long.yaml").write_text(yaml.safe_dump(config))
     work = tmp_path / "work"
     work.mkdir()
-    target = "results/runs/fit1d/base/metrics.parquet"
+    target = "results/small/runs/fit1d/base/metrics.parquet"
     args = [target, "--cores", "2", "--configfile", str(tmp_path / "long.yaml")]  # targets before --configfile
-    ckpt = work / "results/checkpoints/fit1d/base/checkpoint.pt"
-    log = work / "results/logs/train/fit1d/base.log"
+    ckpt = work / "results/small/checkpoints/fit1d/base/checkpoint.pt"
+    log = work / "results/small/logs/train/fit1d/base.log"
 
     # 1. the training process dies (out of memory, kill -9): Snakemake reports the failed job
     sm = start_snakemake(*args, cwd=work, log=tmp_path / "sm1.log")
@@ -391,7 +391,7 @@ def test_snakemake_run_resumes_after_sigkill(tmp_path):
     assert not ckpt.exists()
 
     train.run(cfgmod.variants(config, "fit1d")["base"], tmp_path / "straight", progress=False)
-    same_results(work / "results/runs/fit1d/base", tmp_path / "straight")
+    same_results(work / "results/small/runs/fit1d/base", tmp_path / "straight")
 
 
 @pytest.mark.slow
@@ -405,36 +405,36 @@ def test_diverged_run_is_recorded_and_flagged_and_a_failing_notebook_points_to_i
     work = tmp_path / "work"
     work.mkdir()
     args = ["--cores", "2", "--configfile", str(tmp_path / "config.yaml")]
-    res = snakemake("results/audit/claims.md", *args, cwd=work)
+    res = snakemake("results/small/audit/claims.md", *args, cwd=work)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]  # a diverged run is a result, not a crash
 
     # the training log says which experiment, seed and step
-    log = (work / "results/logs/train/fit1d/diverge.log").read_text()
+    log = (work / "results/small/logs/train/fit1d/diverge.log").read_text()
     assert re.search(r"fit1d/diverge seed 0 diverged: loss is (nan|-?inf) at step 10 \(finite at step 0\)", log), log
     assert "stopped before step 60: every seed diverged" in log
     # run.json and the metrics record it
-    run = json.loads((work / "results/runs/fit1d/diverge/run.json").read_text())
+    run = json.loads((work / "results/small/runs/fit1d/diverge/run.json").read_text())
     assert run["diverged"] and run["status"] == {"0": "diverged at step 10", "1": "diverged at step 10"}
-    metrics = pd.read_parquet(work / "results/runs/fit1d/diverge/metrics.parquet")
+    metrics = pd.read_parquet(work / "results/small/runs/fit1d/diverge/metrics.parquet")
     assert metrics.query("step >= 10")["loss"].isna().all() and metrics.query("step < 10")["loss"].notna().all()
-    assert json.loads((work / "results/runs/fit1d/base/run.json").read_text())["diverged"] is False
+    assert json.loads((work / "results/small/runs/fit1d/base/run.json").read_text())["diverged"] is False
     # the figure's notebook lists the diverged seeds, and the audit names them
-    executed = (work / "results/notebooks/staircase_fit1d.ipynb").read_text()
+    executed = (work / "results/small/notebooks/staircase_fit1d.ipynb").read_text()
     assert "diverged at step 10" in executed
-    claims = (work / "results/audit/claims.md").read_text()
+    claims = (work / "results/small/audit/claims.md").read_text()
     assert "excluded (diverged): diverge/seed0 diverged at step 10" in claims
 
     # now the figure's notebook fails (here: unreadable data): the partial copy stays in the logs
     # and the message names it and the failing cell
-    (work / "results/runs/fit1d/diverge/metrics.parquet").write_bytes(b"not a parquet file")
-    res = snakemake("results/figures/staircase_fit1d.png", *args, cwd=work)
+    (work / "results/small/runs/fit1d/diverge/metrics.parquet").write_bytes(b"not a parquet file")
+    res = snakemake("results/small/figures/staircase_fit1d.png", *args, cwd=work)
     assert res.returncode != 0
-    partial = work / "results/logs/notebooks/staircase_fit1d.ipynb"
+    partial = work / "results/small/logs/notebooks/staircase_fit1d.ipynb"
     nb = nbformat.read(partial, as_version=4)
     failing = [c for c in nb.cells if any(o.get("output_type") == "error" for o in c.get("outputs", []))]
     assert len(failing) == 1
     lines = [line for line in res.stderr.splitlines() if line.startswith("notebook failed")]
     assert len(lines) == 1, res.stderr[-3000:]
     assert f"notebook failed in cell In [{failing[0].execution_count}] with " in lines[0]
-    assert "is results/logs/notebooks/staircase_fit1d.ipynb (papermill output in " in lines[0]
-    assert not (work / "results/notebooks/staircase_fit1d.ipynb").exists()  # no output passes for complete
+    assert "is results/small/logs/notebooks/staircase_fit1d.ipynb (papermill output in " in lines[0]
+    assert not (work / "results/small/notebooks/staircase_fit1d.ipynb").exists()  # no output passes for complete

@@ -51,7 +51,7 @@ def tiny_cfg(steps=40) -> dict:
 
 def documented_metrics_columns() -> set[str]:
     """The metrics.parquet columns the README's table names."""
-    row = next(ln for ln in (REPO / "README.md").read_text().splitlines() if ln.startswith("| `results/runs/<exp"))
+    row = next(ln for ln in (REPO / "README.md").read_text().splitlines() if ln.startswith("| `<root>/runs/<exp"))
     return set(re.findall(r"`([a-z_0-9]+)`", row.split("|")[2]))
 
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import hashlib
 import re
+import shutil
+import subprocess
 from collections import Counter
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
-from helpers import REPO, snakemake
+from helpers import REPO, SNAKEMAKE, snakemake
 
 TINY = REPO / "tests" / "config" / "config.yaml"
 
@@ -79,45 +81,47 @@ def tiny_run(tmp_path_factory):
 @pytest.mark.slow
 def test_tiny_end_to_end(tiny_run):
     for name in (
-        "results/figures/staircase_fit1d.png",
-        "results/figures/staircase_fit1d.pdf",
-        "results/notebooks/staircase_fit1d.ipynb",
-        "results/notebooks/staircase_fit1d.html",
-        "results/runs/fit1d/base/run.json",
-        "results/runs/fit1d/base/spectra.npz",
+        "results/small/figures/staircase_fit1d.png",
+        "results/small/figures/staircase_fit1d.pdf",
+        "results/small/notebooks/staircase_fit1d.ipynb",
+        "results/small/notebooks/staircase_fit1d.html",
+        "results/small/runs/fit1d/base/run.json",
+        "results/small/runs/fit1d/base/spectra.npz",
         # the analysis figures, chosen by the experiments' claims (workflow/rules/analysis.smk)
-        "results/figures/spectra_fit1d.pdf",
-        "results/figures/layers_fit1d.pdf",
-        "results/figures/bound.pdf",
-        "results/figures/universality_sweep1d.pdf",
-        "results/tables/summary.pdf",
-        "results/notebooks/summary.html",
+        "results/small/figures/spectra_fit1d.pdf",
+        "results/small/figures/layers_fit1d.pdf",
+        "results/small/figures/bound.pdf",
+        "results/small/figures/universality_sweep1d.pdf",
+        "results/small/tables/summary.pdf",
+        "results/small/notebooks/summary.html",
         # the regime map (claim A1-regime): its table, and the figure drawn from it
-        "results/tables/regime_table.csv",
-        "results/figures/regime_map.pdf",
-        "results/notebooks/regime_map.html",
-        "results/runs/regime1d/sgd_init_gain-0.1/run.json",
+        "results/small/tables/regime_table.csv",
+        "results/small/figures/regime_map.pdf",
+        "results/small/notebooks/regime_map.html",
+        "results/small/runs/regime1d/sgd_init_gain-0.1/run.json",
     ):
         assert (tiny_run / name).stat().st_size > 0, name
-    summary = pd.read_csv(tiny_run / "results/tables/summary.csv")
+    summary = pd.read_csv(tiny_run / "results/small/tables/summary.csv")
     assert list(summary["variant"]) == ["base", "activation-tanh", "activation-relu"]
     assert (summary["bound_violations"] == 0).all() and (summary["bound_checks"] > 0).all()
     assert {"a1_p", "a1_stall_ratio", "a2_p", "a3_nonvacuous", "layer_order_strict"} <= set(summary.columns)
-    assert not (tiny_run / "results/figures/layers_sweep1d.png").exists()  # sweep1d is not tagged A5
-    metrics = pd.read_parquet(tiny_run / "results/runs/fit1d/base/metrics.parquet")
+    assert not (tiny_run / "results/small/figures/layers_sweep1d.png").exists()  # sweep1d is not tagged A5
+    metrics = pd.read_parquet(tiny_run / "results/small/runs/fit1d/base/metrics.parquet")
     assert {"step", "loss", "lower_bound", "eps_rank", "seed"} <= set(metrics.columns)
     assert sorted(metrics["seed"].unique()) == [0, 1]
     assert not metrics["bound_violation"].any()
-    log = (tiny_run / "results/logs/train/fit1d/base.log").read_text()
-    assert "150/150" in log and "results in results/runs/fit1d/base" in log  # progress bar, where results went
-    assert not (tiny_run / "results/checkpoints").exists()  # checkpoints, locks and their folders: gone after success
+    log = (tiny_run / "results/small/logs/train/fit1d/base.log").read_text()
+    assert "150/150" in log and "results in results/small/runs/fit1d/base" in log  # progress bar, where results went
+    assert not (
+        tiny_run / "results/small/checkpoints"
+    ).exists()  # checkpoints, locks and their folders: gone after success
     assert not list((tiny_run / "results").rglob(".*"))  # no temporary (hidden) file of atomic_write left
 
     # the run ends with the claims summary; the audit and the report exist
     assert re.search(
         r"claims audit: \d+ passed, \d+ failed, \d+ inconclusive", (tiny_run / "snakemake.out").read_text()
     )
-    claims = pd.read_csv(tiny_run / "results/audit/claims.csv")
+    claims = pd.read_csv(tiny_run / "results/small/audit/claims.csv")
     assert {"claim", "experiment", "metric", "role", "value", "p_value", "margin", "null", "verdict"} <= set(
         claims.columns
     )
@@ -131,10 +135,10 @@ def test_tiny_end_to_end(tiny_run):
     assert (claims.loc[claims["role"] == "description", "verdict"] == "INFO").all()
     assert (claims.loc[claims["role"] == "self-check", "verdict"] == "PASS").all()  # no bound violated
     assert not metrics["eps_bound_violation"].any() and metrics["eps_bound"].notna().all()
-    assert "# Claims audit" in (tiny_run / "results/audit/claims.md").read_text()
-    calibration = pd.read_csv(tiny_run / "results/calibration/summary.csv")
+    assert "# Claims audit" in (tiny_run / "results/small/audit/claims.md").read_text()
+    calibration = pd.read_csv(tiny_run / "results/small/calibration/summary.csv")
     assert set(calibration["test"]) >= {"A1", "A2"} and (calibration["draws"] == 10).all()
-    assert "How often the tests err" in (tiny_run / "results/audit/claims.md").read_text()
+    assert "How often the tests err" in (tiny_run / "results/small/audit/claims.md").read_text()
     res = snakemake("--cores", "1", "--configfile", str(TINY), "--report", "report.html", cwd=tiny_run)
     assert res.returncode == 0, res.stderr[-3000:]
     assert "Claims audit" in (tiny_run / "report.html").read_text()
@@ -260,18 +264,18 @@ def test_bad_config_fails_before_any_job_with_one_line(tiny_run, tmp_path, case)
 # copy's, and the audit's.
 DELETIONS = [
     {
-        "results/runs/fit1d/base/metrics.parquet": "train",
-        "results/runs/sweep1d/activation-tanh/spectra.npz": "train",
-        "results/runs/sweep1d/activation-relu/ranks.parquet": "train",
+        "results/small/runs/fit1d/base/metrics.parquet": "train",
+        "results/small/runs/sweep1d/activation-tanh/spectra.npz": "train",
+        "results/small/runs/sweep1d/activation-relu/ranks.parquet": "train",
     },
     {
-        "results/figures/staircase_fit1d.pdf": "figure",
-        "results/notebooks/spectra_fit1d.ipynb": "figure",
-        "results/figures/universality_sweep1d.png": "figure",
-        "results/tables/summary.pdf": "table",
-        "results/notebooks/bound.html": "notebook_html",
+        "results/small/figures/staircase_fit1d.pdf": "figure",
+        "results/small/notebooks/spectra_fit1d.ipynb": "figure",
+        "results/small/figures/universality_sweep1d.png": "figure",
+        "results/small/tables/summary.pdf": "table",
+        "results/small/notebooks/bound.html": "notebook_html",
     },
-    {"results/runs/sweep1d/activation-tanh/run.json": "train", "results/audit/claims.csv": "audit"},
+    {"results/small/runs/sweep1d/activation-tanh/run.json": "train", "results/small/audit/claims.csv": "audit"},
 ]
 
 
@@ -304,9 +308,43 @@ def test_removing_any_output_plans_the_job_that_writes_it(tiny_run, tmp_path):
 def test_misspelt_experiment_in_a_target_runs_nothing(tiny_run):
     before = _snapshot(tiny_run / "results")
     # (targets before --configfile, which takes every argument after it for a config file)
-    res = snakemake("results/runs/fti1d/base/metrics.parquet", "--cores", "1", "--configfile", str(TINY), cwd=tiny_run)
+    res = snakemake(
+        "results/small/runs/fti1d/base/metrics.parquet", "--cores", "1", "--configfile", str(TINY), cwd=tiny_run
+    )
     out = res.stdout + res.stderr
     assert res.returncode != 0
-    assert "No rule to produce results/runs/fti1d/base/metrics.parquet" in out
+    assert "No rule to produce results/small/runs/fti1d/base/metrics.parquet" in out
     assert "Traceback" not in out and "KeyError" not in out, out
     assert _snapshot(tiny_run / "results") == before
+
+
+@pytest.mark.slow
+def test_a_checkout_moved_with_its_results_reruns_nothing_and_roots_keep_runs_apart(tmp_path):
+    """Every run writes under results/<scale>[-<tag>]: the default and another scale or tag live
+    side by side; claims.md says which root, scale and code it describes; and paths that
+    Snakemake records are relative, so moving a finished checkout plans no job."""
+    checkout = tmp_path / "a" / "checkout"
+    checkout.mkdir(parents=True)
+    for name in ("Snakefile", "workflow", "notebooks", "src", "envs"):  # not config.yaml: only the tiny config
+        src = REPO / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, checkout / name)
+    shutil.copy(TINY, checkout / "tiny.yaml")
+
+    def run(*args, cwd):
+        cmd = [SNAKEMAKE, "--snakefile", "Snakefile", *args, "--configfile", "tiny.yaml"]
+        return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=1200)
+
+    res = run("--cores", "2", cwd=checkout)
+    assert res.returncode == 0, res.stderr[-3000:]
+    claims = (checkout / "results/small/audit/claims.md").read_text()
+    assert "results root **results/small**" in claims and "scale **small**" in claims and "tag **none**" in claims
+    moved = tmp_path / "elsewhere" / "deeper" / "checkout"
+    shutil.move(checkout, moved)
+    res = run("--dry-run", "--cores", "1", cwd=moved)
+    assert "Nothing to be done" in res.stdout + res.stderr, (res.stdout + res.stderr)[-3000:]
+    # another tag or scale: every job planned under its own root, the finished one untouched
+    for setting, root in (("tag=lr-scan", "results/small-lr-scan"), ("scale=full", "results/full")):
+        res = run("--dry-run", "--cores", "1", "--config", setting, cwd=moved)
+        out = res.stdout + res.stderr
+        assert res.returncode == 0 and f"{root}/runs/fit1d/base/metrics.parquet" in out, out[-2000:]
+        assert "results/small/runs" not in out

@@ -22,9 +22,10 @@ schema's defaults (:func:`staircase.registry.thresholds`), the tests' settings f
   apart, counterexamples named;
 * A6, A7 - :mod:`staircase.comparison` (methods against their baseline).
 
-Nothing is retrained: ``staircase audit`` reads results/runs and writes results/audit/claims.csv
-(one row per claim x experiment x statistic), seeds.csv (the per-seed tests behind A1-A4) and
-claims.md (the same for a person, with figures, the tests' calibration and the code versions).
+Nothing is retrained: ``staircase audit`` reads <root>/runs (root: results/<scale>[-<tag>]) and
+writes <root>/audit/claims.csv (one row per claim x experiment x statistic), seeds.csv (the
+per-seed tests behind A1-A4) and claims.md (the same for a person, with the results root it
+describes, figures, the tests' calibration and the code versions).
 """
 
 from __future__ import annotations
@@ -148,7 +149,7 @@ class ExperimentAudit:
         self.settings = analysis_settings(config)
         self.comparison = config["experiments"][name].get("comparison")
         self.tests = {r.variant: SeedTests(r, self.settings) for r in runs}
-        self.seed_records: list[dict] = []  # results/audit/seeds.csv
+        self.seed_records: list[dict] = []  # <root>/audit/seeds.csv
 
     # ---- helpers ---------------------------------------------------------------------------------
     @property
@@ -723,9 +724,10 @@ def _judge_rows(judge: ExperimentAudit, claims: list[str], seed_records: list | 
     return rows
 
 
-def evaluate(config: dict, results: str | os.PathLike = "results", seed_records: list | None = None) -> pd.DataFrame:
-    """claims.csv as a DataFrame: every tagged claim of every enabled experiment and study."""
-    results = Path(results)
+def evaluate(config: dict, results: str | os.PathLike | None = None, seed_records: list | None = None) -> pd.DataFrame:
+    """claims.csv as a DataFrame: every tagged claim of every enabled experiment and study, from
+    the runs under ``results`` (default: the config's results root, results/<scale>[-<tag>])."""
+    results = Path(results or cfgmod.results_root(config))
     rows: list[vd.Row] = []
     judges: dict[str, ExperimentAudit] = {}
     for experiment in cfgmod.enabled_experiments(config):
@@ -855,8 +857,20 @@ def figure_links(frame: pd.DataFrame, figures_dir: str) -> list[str]:
     return lines
 
 
-def to_markdown(frame: pd.DataFrame, versions: pd.DataFrame, calibration: pd.DataFrame | None = None) -> str:
+def to_markdown(
+    frame: pd.DataFrame, versions: pd.DataFrame, calibration: pd.DataFrame | None = None, where: dict | None = None
+) -> str:
+    """claims.md; ``where``: the results root, scale and tag it describes (the code versions follow
+    at the end)."""
     lines = ["# Claims audit", ""]
+    if where:
+        commits = ", ".join(f"{v.git_commit}{' (dirty)' if v.git_dirty else ''}" for v in versions.itertuples())
+        lines += [
+            "This audit describes "
+            + "; ".join(f"{k} **{v}**" for k, v in where.items())
+            + f"; code: {commits or 'unknown'} (see the end).",
+            "",
+        ]
     verdicts = overall(frame)
     counts = verdicts["verdict"].value_counts()
     lines.append(
@@ -882,7 +896,7 @@ def to_markdown(frame: pd.DataFrame, versions: pd.DataFrame, calibration: pd.Dat
         lines += ["", "## Details", ""]
         lines += [f"- **{r.claim} {r.experiment}** ({r.metric}): {r.detail}" for r in details]
     if calibration is not None and len(calibration):
-        lines += ["", "## How often the tests err (synthetic ensembles of this run: results/calibration)", ""]
+        lines += ["", "## How often the tests err (synthetic ensembles of this run: <root>/calibration)", ""]
         lines += ["| test | ensemble | measures | draws | rate | 95% interval |", "|---|---|---|---|---|---|"]
         for c in calibration.itertuples():
             interval = f"[{c.ci_low:.3f}, {c.ci_high:.3f}]"
@@ -949,22 +963,29 @@ def has_results(results) -> bool:
     return any(Path(results, "runs").glob("*/*/run.json"))
 
 
-def run_audit(config: dict, results="results", out_dir="results/audit", runs=None) -> pd.DataFrame:
+def run_audit(config: dict, results=None, out_dir=None, runs=None) -> pd.DataFrame:
     """Audit and write claims.csv, seeds.csv, claims.md and results_table.md to ``out_dir``: the
     config's experiments from ``results``, or the run directories ``runs`` (:func:`evaluate_runs`)."""
+    results = Path(results or cfgmod.results_root(config))
     seed_records: list[dict] = []
     frame = evaluate(config, results, seed_records) if runs is None else evaluate_runs(runs, config, seed_records)
     versions = code_versions(frame)
-    calib_path = Path(results) / "calibration" / "summary.csv"
+    calib_path = results / "calibration" / "summary.csv"
     calibration = pd.read_csv(calib_path) if calib_path.exists() else None
-    out = Path(out_dir)
+    out = Path(out_dir or results / "audit")
+    where = {
+        "results root": ", ".join(runs) if runs is not None else str(results),
+        "scale": config.get("scale", "small"),
+        "tag": config.get("tag") or "none",
+    }
     seeds = pd.DataFrame(
         seed_records,
         columns=["claim", "experiment", "variant", "seed", "statistic", "value", "p_value", "null", "detail"],
     )
     atomic_write(out / "claims.csv", lambda tmp: frame.to_csv(tmp, index=False))
     atomic_write(out / "seeds.csv", lambda tmp: seeds.to_csv(tmp, index=False))
-    atomic_write(out / "claims.md", lambda tmp: Path(tmp).write_text(to_markdown(frame, versions, calibration)))
+    markdown = to_markdown(frame, versions, calibration, where)
+    atomic_write(out / "claims.md", lambda tmp: Path(tmp).write_text(markdown))
     atomic_write(out / "results_table.md", lambda tmp: Path(tmp).write_text(results_table(frame)))
     return frame
 

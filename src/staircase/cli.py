@@ -1,4 +1,4 @@
-"""Command line: ``staircase train``, ``audit``, ``calibrate``, ``registry``, ``variants``,
+"""Command line: ``staircase train``, ``audit``, ``calibrate``, ``compare``, ``registry``, ``variants``,
 ``check-config``, ``bench`` (and ``notebook-failure``, which the notebook rules call when a notebook
 fails).
 
@@ -6,9 +6,10 @@ The workflow calls these; a user can too, to run one job by hand::
 
     staircase variants config.yaml                       # experiments and their variants
     staircase train --config config.yaml --experiment fit1d --out /tmp/fit1d
-    staircase audit --strict                             # verdicts from results/ (exit 1 unless all PASS)
+    staircase audit --strict                             # verdicts from results/small (exit 1 unless all PASS)
     staircase audit --runs results/runs/my_model/base    # verdicts on a run of your own model (staircase.Tracker)
     staircase calibrate                                  # false-positive rate and power of the A1/A2 tests
+    staircase compare results/small results/full         # two results side by side
     staircase bench                                      # engine vs peers, ratios in results/bench
     staircase rank-points --experiment fit1d             # how many quadrature points the eps-ranks need
 
@@ -248,15 +249,16 @@ def cmd_audit(args) -> int:
         config = _load_config(args.config or "config.yaml", args.set)
     if args.runs:
         out = Path(args.out or Path(args.runs[0]) / "audit")
-        frame = audit.run_audit(config, args.results, out, runs=args.runs)
+        frame = audit.run_audit(config, args.results or cfgmod.results_root(config), out, runs=args.runs)
     else:
-        if not audit.has_results(args.results):
+        results = args.results or cfgmod.results_root(config)
+        if not audit.has_results(results):
             raise cfgmod.ConfigError(
-                f"staircase audit: no results under {args.results}/ (expected {args.results}/runs/<experiment>/"
-                "<variant>/run.json); run the workflow first, or point --results at its results folder"
+                f"staircase audit: no results under {results}/ (expected {results}/runs/<experiment>/"
+                "<variant>/run.json); run the workflow first, or point --results at its results root"
             )
-        out = Path(args.out or "results/audit")
-        frame = audit.run_audit(config, args.results, out)
+        out = Path(args.out or Path(results) / "audit")
+        frame = audit.run_audit(config, results, out)
     print(audit.summary_line(frame))
     print(f"details: {out / 'claims.md'}")
     if args.strict and not (audit.overall(frame)["verdict"] == audit.PASS).all():
@@ -269,9 +271,23 @@ def cmd_calibrate(args) -> int:
 
     config = json.loads(args.config_json) if args.config_json else _load_config(args.config, args.set)
     size = args.size or (config.get("analysis") or {}).get("calibration_draws", 400)
-    table = calibration.run(config, args.out, size=size, n_null=args.null_samples)
+    out = Path(args.out or Path(cfgmod.results_root(config)) / "calibration")
+    table = calibration.run(config, out, size=size, n_null=args.null_samples)
     print(table.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
-    print(f"per draw: {Path(args.out) / 'a1.csv'}, {Path(args.out) / 'a2.csv'}")
+    print(f"per draw: {out / 'a1.csv'}, {out / 'a2.csv'}")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from staircase import compare
+
+    labels = tuple(args.labels)
+    try:
+        result = compare.compare(args.a, args.b, args.out, labels=labels)
+    except compare.CompareError as err:
+        raise cfgmod.ConfigError(str(err)) from None
+    print(compare.report(result, labels))
+    print(f"details: {Path(args.out) / 'verdicts.csv'}, {Path(args.out) / 'statistics.csv'}")
     return 0
 
 
@@ -374,7 +390,10 @@ def main(argv=None) -> int:
     p.add_argument("--config", help="config.yaml (the default without --runs); with --runs: its audit: and analysis:")
     p.add_argument("--config-json", help="the validated config as JSON (used by the workflow)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=SET_HELP)
-    p.add_argument("--results", default="results", help="the results folder whose runs/ are audited (default: results)")
+    p.add_argument(
+        "--results",
+        help="the results root whose runs/ are audited (default: the config's, results/<scale>[-<tag>])",
+    )
     p.add_argument(
         "--runs",
         nargs="+",
@@ -382,7 +401,7 @@ def main(argv=None) -> int:
         help="audit these run directories (e.g. a Tracker's) on the claims their data can test (A1, A2, A3, A5), "
         "instead of config.yaml's experiments",
     )
-    p.add_argument("--out", help="where to write claims.csv etc. (default results/audit; with --runs: RUN_DIR/audit)")
+    p.add_argument("--out", help="where to write claims.csv etc. (default <results>/audit; with --runs: RUN_DIR/audit)")
     p.add_argument(
         "--strict",
         action="store_true",
@@ -394,12 +413,21 @@ def main(argv=None) -> int:
     p.add_argument("--config", default="config.yaml", help="its schedules and analysis settings are used")
     p.add_argument("--config-json", help="the validated config as JSON (used by the workflow)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=SET_HELP)
-    p.add_argument("--out", default="results/calibration", help="where to write summary.csv, a1.csv, a2.csv")
+    p.add_argument("--out", help="where to write summary.csv, a1.csv, a2.csv (default: <results root>/calibration)")
     p.add_argument(
         "--size", type=int, help="draws per ensemble, null and alternative each (default: analysis.calibration_draws)"
     )
     p.add_argument("--null-samples", type=int, default=200, help="null simulations per test")
     p.set_defaults(func=cmd_calibrate)
+
+    p = sub.add_parser(
+        "compare", help="two results (scales, commits, settings) side by side: verdicts, statistics, curves"
+    )
+    p.add_argument("a", help="a results root (holding audit/ and runs/), an audit folder, or a claims.csv")
+    p.add_argument("b", help="the other one")
+    p.add_argument("--out", default="results/compare", help="where to write verdicts.csv, statistics.csv, overlay.png")
+    p.add_argument("--labels", nargs=2, default=["A", "B"], metavar=("LABEL_A", "LABEL_B"), help="names of the sides")
+    p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("registry", help="the claims registry as the README's markdown table")
     p.add_argument(
@@ -466,10 +494,13 @@ def main(argv=None) -> int:
     add_commands(sub, _load_config, read_run_config, check_job_start)
 
     args = parser.parse_args(argv)
+    from staircase.runs import UnreadableResult
+
     try:
         return args.func(args)
-    except (cfgmod.ConfigError, AlreadyRunning) as err:
-        # the user's input is wrong, or the job runs already: one line. Anything else keeps its traceback.
+    except (cfgmod.ConfigError, AlreadyRunning, UnreadableResult) as err:
+        # the user's input is wrong, a result file is damaged (named, with its remedy), or the job runs
+        # already: one line. Anything else keeps its traceback.
         print(f"staircase: error: {err}", file=sys.stderr)
         return 2
 

@@ -122,7 +122,7 @@ def variants(config: dict, name: str) -> dict[str, dict]:
                 set_dotted(cfg, key, value, where)
             parts = [f"{label}-{_fmt(v)}" for label, v in zip(labels, combo)]
             label = "_".join(([] if vname == "base" and parts else [vname]) + parts)
-            if not VARIANT_NAME.match(label):  # it names folders and files: results/runs/<experiment>/<label>
+            if not VARIANT_NAME.match(label):  # it names folders and files: <root>/runs/<experiment>/<label>
                 what = f"sweep {', '.join(keys)}" if keys else f"variants.{vname}"
                 raise ConfigError(
                     f"{where}.{'sweep' if keys else 'variants'}: the variant name {label[:60]!r}"
@@ -135,6 +135,14 @@ def variants(config: dict, name: str) -> dict[str, dict]:
                 raise ConfigError(f"{where}: two variants are named {label!r}; rename one or drop a repeated value")
             out[label] = cfg
     return out
+
+
+def results_root(config: dict) -> str:
+    """Where a run of the workflow writes: ``results/<scale>``, or ``results/<scale>-<tag>`` with a
+    ``tag:`` (e.g. ``--config tag=lr-scan``), so the default and the full scale, or two settings,
+    live side by side. A relative path: a checkout moved with its results re-runs nothing."""
+    tag = config.get("tag")
+    return f"results/{config.get('scale', 'small')}" + (f"-{tag}" if tag else "")
 
 
 def enabled_experiments(config: dict) -> list[str]:

@@ -19,7 +19,7 @@ products are the multiply-adds of one forward pass and W^3 is the eigensolve of 
 matrix. The six constants are fitted by non-negative least squares on relative errors to the
 measured jobs of ``throughput.csv`` (beside this file): one row per training job of a measured run,
 with its sizes and the ``train_cpu_s`` and ``measure_cpu_s`` that ``run.json`` reports
-(``staircase cost --record results/runs/*/*`` adds rows). Methods the model does not know (other
+(``staircase cost --record results/small/runs/*/*`` adds rows). Methods the model does not know (other
 architectures, L-BFGS's line search, schedules) are corrected per job: when the table holds a
 measurement of the same experiment and variant, the projection is multiplied by the measured /
 modelled ratio of the one closest in size (a job measured at its own size is reproduced).

@@ -1,8 +1,8 @@
 """Reading training results for figures, tables and the audit.
 
-A run directory ``results/runs/<experiment>/<variant>/`` holds what ``staircase train`` wrote
-(see :mod:`staircase.train`). :func:`load_run` reads it into a :class:`Run`; the helpers below
-compute, from a run, the numbers the analysis figures and the summary table show:
+A run directory ``<root>/runs/<experiment>/<variant>/`` (root: results/<scale>[-<tag>]) holds
+what ``staircase train`` wrote (see :mod:`staircase.train`). :func:`load_run` reads it into a
+:class:`Run`; the helpers below compute, from a run, the numbers the analysis figures and the summary table show:
 
 * :func:`spread` - median and band (min..max) over seeds of one metric at every step, counting
   only the seeds that have not diverged by that step;
@@ -55,8 +55,9 @@ def _read(path, reader):
 
 
 def read_table(path) -> pd.DataFrame:
-    """A result table (parquet); an unreadable one raises UnreadableResult naming it."""
-    return _read(path, pd.read_parquet)
+    """A result table (parquet, or CSV by its suffix); an unreadable one raises UnreadableResult
+    naming it."""
+    return _read(path, pd.read_csv if str(path).endswith(".csv") else pd.read_parquet)
 
 
 def read_json(path) -> dict:

@@ -15,7 +15,7 @@ A claim is judged by rows, one per statistic, each with a *role*:
 Each row carries the null model it was judged against (``null``, in words, with the null's value
 where one was simulated), the ``p_value`` where the test has one, and the ``margin``: how far the
 value lies past its threshold, in the statistic's own units, positive when the row passes (for a
-p-value test: alpha - p). ``results/audit/claims.csv`` is a table of these rows.
+p-value test: alpha - p). ``<root>/audit/claims.csv`` is a table of these rows.
 """
 
 from __future__ import annotations

@@ -2,8 +2,9 @@
 
     python tests/slurm/compare_runs.py [--runs-only] LOCAL_DIR SLURM_DIR
 
-Each directory is a working directory the workflow ran in (it holds results/). Passes when both
-produced the same set of result files (with --runs-only: of training results, results/runs/) and
+Each directory is a working directory the workflow ran in (it holds results/, whatever roots the
+runs wrote there). Passes when both produced the same set of result files (with --runs-only: of
+training results, the roots' runs/) and
 every training job's numbers are identical: the metrics table without its clock columns, the rank
 table, every spectrum, and the run record without its timings and host. Training on the CPU is
 deterministic, so the tolerance is zero.
@@ -35,6 +36,9 @@ RUN_KEYS = [
 
 
 def result_files(workdir: Path, under: str = "results") -> set[str]:
+    """Files under results/ (with under "runs": only the roots' runs/ folders)."""
+    if under == "runs":
+        return {str(p.relative_to(workdir)) for p in (workdir / "results").glob("*/runs/**/*") if p.is_file()}
     return {str(p.relative_to(workdir)) for p in (workdir / under).rglob("*") if p.is_file()}
 
 
@@ -49,9 +53,9 @@ def compare(local: Path, other: Path, under: str = "results") -> list[str]:
         if (other / name).stat().st_size == 0 < (local / name).stat().st_size:
             problems.append(f"empty file: {other / name}")
 
-    runs = sorted(p.parent for p in (local / "results" / "runs").rglob("metrics.parquet"))
+    runs = sorted(p.parent for p in (local / "results").glob("*/runs/**/metrics.parquet"))
     if not runs:
-        problems.append(f"no training results under {local / 'results' / 'runs'}")
+        problems.append(f"no training results under {local / 'results'}/<root>/runs")
     for run in runs:
         rel = run.relative_to(local)
         a, b = local / rel, other / rel
@@ -88,7 +92,7 @@ def compare(local: Path, other: Path, under: str = "results") -> list[str]:
 def main(argv: list[str]) -> int:
     under = "results"
     if argv[:1] == ["--runs-only"]:
-        under, argv = "results/runs", argv[1:]
+        under, argv = "runs", argv[1:]
     if len(argv) != 2:
         print(__doc__, file=sys.stderr)
         return 2
@@ -98,7 +102,7 @@ def main(argv: list[str]) -> int:
         print(f"compare_runs: {problem}", file=sys.stderr)
     if problems:
         return 1
-    n = len(list((local / "results" / "runs").rglob("metrics.parquet")))
+    n = len(list((local / "results").glob("*/runs/**/metrics.parquet")))
     files = len(result_files(local, under))
     print(f"compare_runs: {other}: {files} files under {under}/ and {n} training job(s), all identical")
     return 0

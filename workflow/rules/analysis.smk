@@ -114,9 +114,9 @@ if claimed("A1-regime"):
     add_figure(
         "regime_map",
         "regime_map",
-        ["results/tables/regime_table.csv"],
+        [res("tables/regime_table.csv")],
         caption=claims_registry.caption("regime_map"),
-        table="results/tables/regime_table.csv",
+        table=res("tables/regime_table.csv"),
         alpha=TEST_OPTIONS["alpha"],
         a1_min_stall_ratio=TEST_OPTIONS["a1_min_stall_ratio"],
     )

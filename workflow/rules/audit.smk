@@ -3,11 +3,11 @@ rule calibrate:
     config's measurement schedules, with its settings (staircase.calibration; docs/claims.md).
     """
     output:
-        summary="results/calibration/summary.csv",
-        a1="results/calibration/a1.csv",
-        a2="results/calibration/a2.csv",
+        summary=res("calibration/summary.csv"),
+        a1=res("calibration/a1.csv"),
+        a2=res("calibration/a2.csv"),
     log:
-        "results/logs/calibrate.log",
+        res("logs/calibrate.log"),
     conda:
         ENV
     threads: 1
@@ -15,8 +15,9 @@ rule calibrate:
         # only what the tests and their schedules depend on: a new experiment with the same
         # schedule, or a changed threshold of another claim, does not re-run the calibration
         config=lambda w: json.dumps(calibration_config(), sort_keys=True),
+        out=lambda w, output: os.path.dirname(output.summary),
     shell:
-        "python -m staircase calibrate --config-json {params.config:q} --out results/calibration"
+        "python -m staircase calibrate --config-json {params.config:q} --out {params.out}"
         " > {log} 2>&1"
 
 
@@ -31,27 +32,30 @@ rule audit:
             for f in run_files(e, name)
         ]
         + AUDIT_INPUTS,
-        calibration="results/calibration/summary.csv",
-        figures=lambda w: [f"results/figures/{name}.png" for name in FIGURES],
-        tables=lambda w: [f"results/tables/{name}.csv" for name in TABLES],
+        calibration=res("calibration/summary.csv"),
+        figures=lambda w: [res(f"figures/{name}.png") for name in FIGURES],
+        tables=lambda w: [res(f"tables/{name}.csv") for name in TABLES],
     output:
-        csv="results/audit/claims.csv",
-        seeds="results/audit/seeds.csv",
-        table="results/audit/results_table.md",
+        csv=res("audit/claims.csv"),
+        seeds=res("audit/seeds.csv"),
+        table=res("audit/results_table.md"),
         md=report(
-            "results/audit/claims.md",
+            res("audit/claims.md"),
             caption="../report/audit.rst",
             category="0. Claims audit",
         ),
     log:
-        "results/logs/audit.log",
+        res("logs/audit.log"),
     conda:
         ENV
     params:
         config=lambda w: json.dumps(config),
+        # the root that holds audit/ (and runs/): derived from the output, as Snakemake advises
+        root=lambda w, output: os.path.dirname(os.path.dirname(output.csv)),
+        out=lambda w, output: os.path.dirname(output.csv),
     shell:
-        "python -m staircase audit --config-json {params.config:q} --results results"
-        " --out results/audit > {log} 2>&1"
+        "python -m staircase audit --config-json {params.config:q} --results {params.root}"
+        " --out {params.out} > {log} 2>&1"
 
 
 TARGETS.extend(job_outputs(rules.calibrate))

@@ -55,6 +55,15 @@ def validate_config():
 validate_config()
 
 EXPERIMENTS = cfgmod.enabled_experiments(config)
+# everything this run writes goes under its results root: results/<scale>[-<tag>]
+RESULTS = cfgmod.results_root(config)
+
+
+def res(path):
+    """A path under this run's results root."""
+    return f"{RESULTS}/{path}"
+
+
 VARIANTS = {name: cfgmod.variants(config, name) for name in EXPERIMENTS}
 
 
@@ -64,7 +73,7 @@ wildcard_constraints:
 
 
 def run_dir(experiment, variant):
-    return f"results/runs/{experiment}/{variant}"
+    return res(f"runs/{experiment}/{variant}")
 
 
 def run_files(experiment, name="metrics.parquet"):
@@ -73,13 +82,15 @@ def run_files(experiment, name="metrics.parquet"):
 
 
 def notebook(name):
-    """A notebook of this repository, found also when Snakemake runs in another --directory."""
-    return os.path.join(workflow.basedir, "notebooks", f"{name}.ipynb")
+    """A notebook of this repository, found also when Snakemake runs in another --directory: a
+    path relative to the working directory, so that a checkout moved (or copied) with its
+    results is the same set of inputs to Snakemake and re-runs nothing."""
+    return os.path.relpath(os.path.join(workflow.basedir, "notebooks", f"{name}.ipynb"))
 
 
 # Figures and tables. Each stage's rule file registers its own with add_figure / add_table; the
 # generic rules in notebooks.smk run the notebook with papermill. A figure writes
-# results/figures/<name>.{png,pdf}; a table writes results/tables/<name>.{csv,png,pdf}. The
+# <root>/figures/<name>.{png,pdf}; a table writes <root>/tables/<name>.{csv,png,pdf}. The
 # notebook gets `output_stem` (where to write, without suffix) plus the given parameters.
 FIGURES = {}
 TABLES = {}
@@ -108,7 +119,7 @@ def _register(registry, kind, name, notebook_name, inputs, caption, parameters):
         notebook=notebook(notebook_name),
         inputs=list(inputs),
         caption=caption,
-        parameters=dict(parameters, output_stem=f"results/{kind}s/{name}"),
+        parameters=dict(parameters, output_stem=res(f"{kind}s/{name}")),
     )
 
 
@@ -146,14 +157,14 @@ def calibration_config():
 
 def print_audit_summary():
     """The last thing a run prints: how the claims fared and where to look."""
-    claims = "results/audit/claims.csv"
+    claims = res("audit/claims.csv")
     if not os.path.exists(claims):
         return
     from staircase import audit
     import pandas as pd
 
     print(f"\n{audit.summary_line(pd.read_csv(claims))}")
-    print("details: results/audit/claims.md; report: snakemake --report report.html")
+    print(f"details: {res('audit/claims.md')}; report: snakemake --report report.html")
 
 
 def print_cost_projection():
@@ -172,10 +183,10 @@ def print_cost_projection():
 
 def remove_empty_checkpoint_folders():
     """After a successful run, when none of its jobs runs any more: the experiment folders under
-    results/checkpoints that its training jobs left empty (each job removes its checkpoint, lock and
+    <root>/checkpoints that its training jobs left empty (each job removes its checkpoint, lock and
     own folder when done; a folder above it may still hold another job's while that one runs).
     """
-    for folder, _, _ in os.walk("results/checkpoints", topdown=False):
+    for folder, _, _ in os.walk(res("checkpoints"), topdown=False):
         if not os.listdir(folder):
             os.rmdir(folder)
 

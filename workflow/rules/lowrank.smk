@@ -17,7 +17,7 @@ LOWRANK_THRESHOLDS = {
 }
 
 
-lowrank_dir = lowrank_settings.run_dir
+lowrank_dir = lambda family, study: lowrank_settings.run_dir(family, study, RESULTS)
 
 
 # the files `name` of the given studies of a family
@@ -34,7 +34,7 @@ AUDIT_INPUTS.extend(
 )
 
 
-# results/runs/<family>/<study> would also match the train rule's results/runs/<experiment>/<variant>
+# <root>/runs/<family>/<study> would also match the train rule's <root>/runs/<experiment>/<variant>
 ruleorder: rank_collapse > train
 ruleorder: alignment > train
 
@@ -44,15 +44,15 @@ rule rank_collapse:
     weight decay, full-batch SGD with momentum) and measure every layer at every checkpoint.
     """
     output:
-        metrics="results/runs/rank_collapse/{study}/metrics.parquet",
-        layers="results/runs/rank_collapse/{study}/layers.parquet",
-        claims="results/runs/rank_collapse/{study}/claims_inputs.parquet",
-        spectra="results/runs/rank_collapse/{study}/spectra.npz",
-        run="results/runs/rank_collapse/{study}/run.json",
+        metrics=res("runs/rank_collapse/{study}/metrics.parquet"),
+        layers=res("runs/rank_collapse/{study}/layers.parquet"),
+        claims=res("runs/rank_collapse/{study}/claims_inputs.parquet"),
+        spectra=res("runs/rank_collapse/{study}/spectra.npz"),
+        run=res("runs/rank_collapse/{study}/run.json"),
     log:
-        "results/logs/rank_collapse/{study}.log",
+        res("logs/rank_collapse/{study}.log"),
     benchmark:
-        "results/benchmarks/rank_collapse/{study}.tsv"
+        res("benchmarks/rank_collapse/{study}.tsv")
     wildcard_constraints:
         study=_one_of(LOWRANK["rank_collapse"]),
     conda:
@@ -71,16 +71,16 @@ rule alignment:
     """Paper C: train one study's seeds (bias-free ReLU-then-linear nets, float64) on separable
     data and measure layers, adjacent pairs and invariances at every checkpoint."""
     output:
-        metrics="results/runs/alignment/{study}/metrics.parquet",
-        layers="results/runs/alignment/{study}/layers.parquet",
-        pairs="results/runs/alignment/{study}/pairs.parquet",
-        claims="results/runs/alignment/{study}/claims_inputs.parquet",
-        spectra="results/runs/alignment/{study}/spectra.npz",
-        run="results/runs/alignment/{study}/run.json",
+        metrics=res("runs/alignment/{study}/metrics.parquet"),
+        layers=res("runs/alignment/{study}/layers.parquet"),
+        pairs=res("runs/alignment/{study}/pairs.parquet"),
+        claims=res("runs/alignment/{study}/claims_inputs.parquet"),
+        spectra=res("runs/alignment/{study}/spectra.npz"),
+        run=res("runs/alignment/{study}/run.json"),
     log:
-        "results/logs/alignment/{study}.log",
+        res("logs/alignment/{study}.log"),
     benchmark:
-        "results/benchmarks/alignment/{study}.tsv"
+        res("benchmarks/alignment/{study}.tsv")
     wildcard_constraints:
         study=_one_of(LOWRANK["alignment"]),
     conda:
@@ -165,7 +165,7 @@ for _family, _table in (
             caption=claims_registry.caption(_table),
             family=_family,
             studies=_claimed[_family],
-            runs_dir=f"results/runs/{_family}",
+            runs_dir=res(f"runs/{_family}"),
             thresholds=LOWRANK_THRESHOLDS,
         )
 if LOWRANK["alignment"]:

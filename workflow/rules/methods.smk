@@ -8,7 +8,7 @@ for _experiment in EXPERIMENTS:
         continue
     _params = dict(
         experiment=_experiment,
-        runs_dir=f"results/runs/{_experiment}",
+        runs_dir=res(f"runs/{_experiment}"),
         variants=list(VARIANTS[_experiment]),
         comparison=_exp["comparison"],
     )

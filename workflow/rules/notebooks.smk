@@ -19,15 +19,15 @@ rule figure:
         data=lambda w: FIGURES[w.name]["inputs"],
     output:
         png=report(
-            "results/figures/{name}.png",
+            res("figures/{name}.png"),
             caption="../report/caption.rst",
             category="Figures",
         ),
-        pdf="results/figures/{name}.pdf",
-        notebook="results/notebooks/{name}.ipynb",
+        pdf=res("figures/{name}.pdf"),
+        notebook=res("notebooks/{name}.ipynb"),
     log:
-        notebook="results/logs/notebooks/{name}.ipynb",
-        stderr="results/logs/notebooks/{name}.log",
+        notebook=res("logs/notebooks/{name}.ipynb"),
+        stderr=res("logs/notebooks/{name}.log"),
     wildcard_constraints:
         name=_one_of(FIGURES),
     conda:
@@ -46,16 +46,16 @@ rule table:
         data=lambda w: TABLES[w.name]["inputs"],
     output:
         csv=report(
-            "results/tables/{name}.csv",
+            res("tables/{name}.csv"),
             caption="../report/caption.rst",
             category="Tables",
         ),
-        png="results/tables/{name}.png",
-        pdf="results/tables/{name}.pdf",
-        notebook="results/notebooks/{name}.ipynb",
+        png=res("tables/{name}.png"),
+        pdf=res("tables/{name}.pdf"),
+        notebook=res("notebooks/{name}.ipynb"),
     log:
-        notebook="results/logs/notebooks/{name}.ipynb",
-        stderr="results/logs/notebooks/{name}.log",
+        notebook=res("logs/notebooks/{name}.ipynb"),
+        stderr=res("logs/notebooks/{name}.log"),
     wildcard_constraints:
         name=_one_of(TABLES),
     conda:
@@ -70,17 +70,19 @@ rule table:
 rule notebook_html:
     """A static HTML copy of an executed notebook, readable without Jupyter."""
     input:
-        "results/notebooks/{name}.ipynb",
+        res("notebooks/{name}.ipynb"),
     output:
-        "results/notebooks/{name}.html",
+        res("notebooks/{name}.html"),
     log:
-        "results/logs/notebooks/{name}.html.log",
+        res("logs/notebooks/{name}.html.log"),
     wildcard_constraints:
         name=_one_of([*FIGURES, *TABLES]),
     conda:
         ENV
+    params:
+        folder=lambda w, output: os.path.dirname(output[0]),
     shell:
-        "jupyter nbconvert --to html {input} --output-dir results/notebooks > {log} 2>&1"
+        "jupyter nbconvert --to html {input} --output-dir {params.folder} > {log} 2>&1"
 
 
 TARGETS.extend(job_outputs(rules.figure, name=list(FIGURES)))

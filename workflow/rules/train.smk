@@ -3,12 +3,12 @@ rule train:
     loss, error, spectra and eps-ranks of every hidden layer, and the loss lower bound.
     """
     output:
-        metrics="results/runs/{experiment}/{variant}/metrics.parquet",
-        ranks="results/runs/{experiment}/{variant}/ranks.parquet",
-        spectra="results/runs/{experiment}/{variant}/spectra.npz",
-        run="results/runs/{experiment}/{variant}/run.json",
+        metrics=res("runs/{experiment}/{variant}/metrics.parquet"),
+        ranks=res("runs/{experiment}/{variant}/ranks.parquet"),
+        spectra=res("runs/{experiment}/{variant}/spectra.npz"),
+        run=res("runs/{experiment}/{variant}/run.json"),
     log:
-        "results/logs/train/{experiment}/{variant}.log",
+        res("logs/train/{experiment}/{variant}.log"),
     # only configured runs: a misspelt experiment in a target has no rule (instead of a KeyError)
     wildcard_constraints:
         experiment=_one_of(EXPERIMENTS),
@@ -23,7 +23,7 @@ rule train:
         ),
         out=lambda w: run_dir(w.experiment, w.variant),
         # outside the declared outputs, so a re-run job can resume from it
-        checkpoint_dir=lambda w: f"results/checkpoints/{w.experiment}/{w.variant}",
+        checkpoint_dir=lambda w: res(f"checkpoints/{w.experiment}/{w.variant}"),
     # the job writes its log itself (--log), once it holds the lock of its checkpoint folder: a
     # duplicate of a running job stops, printing why, without emptying the running job's log
     shell:

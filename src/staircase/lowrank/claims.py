@@ -779,13 +779,17 @@ def run_rows(path, family: str, study: str, claims, t: dict) -> list[Row]:
     return [row for claim in claims for row in EVALUATORS[claim](data, t)]
 
 
-def study_rows(config: dict, family: str, study: str, results="results") -> list[Row]:
-    """Rows of the claims a study is tagged with, from its files under ``results``."""
+def study_rows(config: dict, family: str, study: str, results=None) -> list[Row]:
+    """Rows of the claims a study is tagged with, from its files under ``results`` (default: the
+    config's results root)."""
+    from staircase.config import results_root
+
     claims = settings.claims_of(config, family).get(study, [])
-    return run_rows(Path(results) / "runs" / family / study, family, study, claims, thresholds(config))
+    root = Path(results or results_root(config))
+    return run_rows(root / "runs" / family / study, family, study, claims, thresholds(config))
 
 
-def audit_rows(config: dict, results="results") -> list[Row]:
+def audit_rows(config: dict, results=None) -> list[Row]:
     """Every tagged claim of every enabled study of both families."""
     rows = []
     for family in settings.FAMILIES:

@@ -68,9 +68,10 @@ def claims_of(config: dict, family: str) -> dict[str, list[str]]:
     return {name: list((sec.get("studies") or {})[name].get("claims", [])) for name in studies(config, family)}
 
 
-def run_dir(family: str, study: str) -> str:
-    """Where a study's job writes: results/runs/<family>/<study> (relative to the workflow's directory)."""
-    return f"results/runs/{family}/{study}"
+def run_dir(family: str, study: str, root: str = "results/small") -> str:
+    """Where a study's job writes: <root>/runs/<family>/<study> (relative to the workflow's
+    directory; root: staircase.config.results_root)."""
+    return f"{root}/runs/{family}/{study}"
 
 
 def tagged(config: dict, family: str, claims=None) -> list[str]:
@@ -93,7 +94,7 @@ def check(config: dict) -> None:
     for family in FAMILIES:
         if family in config.get("experiments", {}):
             raise ConfigError(
-                f"experiments.{family}: the name is taken (results/runs/{family} holds the {family} studies)"
+                f"experiments.{family}: the name is taken (<results root>/runs/{family} holds the {family} studies)"
             )
     for family in FAMILIES:
         for name, cfg in studies(config, family).items():
