@@ -37,6 +37,10 @@ VARIANT_NAME_TEXT = "letters, digits, '_', '-' and '.', not starting with '.' or
 NAME_RULES = {  # the schema's name patterns, said in words
     VARIANT_NAME.pattern: VARIANT_NAME_TEXT,
     "^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$": "letters, digits, '_' and '-', not starting with '-', at most 64 characters",
+    # the results root's tag (results/<scale>-<tag>)
+    "^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$": (
+        "letters, digits, '_', '.' and '-', not starting with '.' or '-', at most 64 characters"
+    ),
 }
 
 
