@@ -126,7 +126,7 @@ def test_tiny_end_to_end(tiny_run):
         claims.columns
     )
     assert {"A1", "A2", "A3", "A4", "A5", "A1-regime"} <= set(claims["claim"])
-    regime = pd.read_csv(tiny_run / "results/tables/regime_table.csv")
+    regime = pd.read_csv(tiny_run / "results/small/tables/regime_table.csv")
     assert len(regime) == 4 and set(regime["init_gain"]) == {1.0, 0.1} and "sgd + batch 16" in set(regime["method"])
     assert len(claims[(claims["claim"] == "A1-regime") & (claims["role"] == "description")]) == 4
     assert (claims["experiment"] == "sweep1d+regime1d").sum() == 1  # A4 over the sweep and the map
