@@ -26,6 +26,11 @@ include: "workflow/rules/audit.smk"
 report: "workflow/report/workflow.rst"
 
 
+# the full scale is hours of CPU: say what it will cost before anything starts (dry runs too)
+if config["scale"] == "full" and workflow.is_main_process:
+    print_cost_projection()
+
+
 # every declared output of every job (TARGETS, workflow/rules/common.smk): a result file that is
 # missing is made again, whether or not another job reads it
 rule all:

@@ -63,6 +63,16 @@ def test_notebooks_flag_a_diverged_seed(tmp_path):
         assert (tmp_path / f"{name}.png").stat().st_size > 0 and (tmp_path / f"{name}.pdf").stat().st_size > 0
         if name != "spectra":
             assert "diverged at step 30" in executed  # the status is shown, not dropped
+    # the regime map's table and figure: the cell with one healthy seed is not judged, and says why
+    papermill("regime_table", tmp_path, runs=runs, output_stem=str(tmp_path / "regime_table"), **stairs)
+    cells = pd.read_csv(tmp_path / "regime_table.csv").set_index("variant")
+    assert cells.loc["activation-relu", "seeds_ok"] == 1 and pd.isna(cells.loc["activation-relu", "a1_pass"])
+    assert cells.loc["activation-relu", "status"] == "seed 1 diverged at step 30"
+    assert not pd.isna(cells.loc["activation-tanh", "a1_pass"])
+    executed = papermill(
+        "regime_map", tmp_path, table=str(tmp_path / "regime_table.csv"), output_stem=str(tmp_path / "regime_map")
+    )
+    assert (tmp_path / "regime_map.png").stat().st_size > 0 and "of 1 cells pass A1" in executed
     papermill("summary", tmp_path, runs=runs, output_stem=str(tmp_path / "summary"), **stairs)
     table = pd.read_csv(tmp_path / "summary.csv").set_index("variant")
     assert table.loc["activation-relu", "status"] == "seed 1 diverged at step 30"

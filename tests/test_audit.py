@@ -48,6 +48,7 @@ def run_files(
     experiment="fit1d",
     variant="base",
     status=None,
+    config=None,
 ):
     """A run whose last layer's spectrum moves by ``shift`` (bursts: a staircase; steady: not),
     whose loss falls with the rank's rises (``coupled``) or only shares its trend, whose eps-bound
@@ -83,6 +84,7 @@ def run_files(
         extra_metrics=extra,
         status=status,
         width=60,
+        config=config,
     )
 
 
@@ -167,6 +169,81 @@ def test_a4_is_the_share_of_cells_that_pass_a1(tmp_path):
         run_files(tmp_path, STEADY, experiment="sweep", variant=f"activation-{activation}")
     v, frame = verdicts(config, tmp_path)
     assert v["A4"] == "FAIL" and rows(frame, "A4").iloc[0]["value"] == 0.25
+
+
+def _regime_config():
+    """A regime map (tagged A1-regime) of 2 optimisers x 2 initialisation scales, and a sweep (A4)."""
+    config = make_config(("A4",), "sweep", **{"model.activation": ["tanh", "sin"]})
+    regime = make_config(("A1-regime",), "regime", **{"model.init_gain": [1.0, 0.1]})["experiments"]["regime"]
+    regime["model"]["init_gain"] = 1.0
+    regime["variants"] = {"gd": {"train": {"optimizer": "sgd", "lr": 0.1}}, "adam": {}}
+    config["experiments"]["regime"] = regime
+    return config
+
+
+def _regime_runs(results, staircases):
+    """Runs of _regime_config whose cells move in bursts (a staircase) where ``staircases`` says so."""
+    cells = {}
+    for optimiser, train in (("gd", {"optimizer": "sgd", "lr": 0.1}), ("adam", {"optimizer": "adam", "lr": 5e-3})):
+        for gain in (1.0, 0.1):
+            variant = f"{optimiser}_init_gain-{gain}"
+            config = {"train": dict(train, steps=3000), "model": {"depth": 3, "width": 60, "init_gain": gain}}
+            shift = BURSTS if (optimiser, gain) in staircases else STEADY
+            run_files(results, shift, experiment="regime", variant=variant, config=config)
+            cells[variant] = shift is BURSTS
+    for activation in ("tanh", "sin"):
+        run_files(
+            results, BURSTS if "sweep" in staircases else STEADY, experiment="sweep", variant=f"activation-{activation}"
+        )
+    return cells
+
+
+def test_the_regime_map_names_its_cells_and_tests_their_number(tmp_path):
+    config = _regime_config()
+    cells = _regime_runs(tmp_path, {("adam", 1.0), ("adam", 0.1), ("gd", 1.0)})
+    records = []
+    frame = audit.evaluate(config, tmp_path, records)
+    v = dict(
+        zip(zip(audit.overall(frame)["claim"], audit.overall(frame)["experiment"]), audit.overall(frame)["verdict"])
+    )
+    test = rows(frame, "A1-regime").iloc[0]
+    # 3 of 4 cells pass A1: far more than the 0.2 expected if none had a staircase
+    assert v[("A1-regime", "regime")] == "PASS" and test["value"] == 0.75 and test["n"] == 4 and test["p_value"] < 0.001
+    assert "do not: gd_init_gain-0.1" in test["detail"] and "pass A1: " in test["detail"]
+    described = rows(frame, "A1-regime", "description")
+    assert len(described) == 4 and (described["verdict"] == "INFO").all()
+    for variant, staircase in cells.items():
+        row = described[described["metric"].str.startswith(f"cell {variant} ")].iloc[0]
+        assert row["detail"].startswith("passes A1" if staircase else "does not pass A1")
+        assert ("init x0.1" in row["metric"]) == variant.endswith("0.1")
+    assert "gd, lr 0.1, init x1" in " ".join(described["metric"])
+    # A4 over the sweep and the map together: 3 of 6 cells, named with their experiment
+    across = frame[frame["experiment"] == "sweep+regime"].iloc[0]
+    assert across["claim"] == "A4" and across["value"] == 0.5 and across["n"] == 6
+    assert "per experiment: sweep 0/2, regime 3/4" in across["detail"] and "regime/gd_init_gain-0.1" in across["detail"]
+    assert v[("A4", "sweep+regime")] == "FAIL" and v[("A4", "sweep")] == "FAIL"  # 0.5 < a4_min_fraction 0.75
+    seeds = pd.DataFrame(records)
+    assert set(seeds.loc[seeds["claim"] == "A1-regime", "seed"]) == {-1, *SEEDS}  # per seed and per cell
+    # the notebooks' table is the same computation
+    table = audit.regime_table(audit.load_runs(config, tmp_path, "regime"), config["analysis"], config["audit"])
+    assert dict(zip(table["variant"], table["a1_pass"])) == cells
+    assert set(table["method"]) == {"gd", "adam"} and set(table["init_gain"]) == {1.0, 0.1}
+
+
+def test_a_map_without_staircases_fails_and_a4_over_everything_passes_when_all_do(tmp_path):
+    config = _regime_config()
+    _regime_runs(tmp_path, set())
+    v, frame = verdicts(config, tmp_path)
+    assert v["A1-regime"] == "FAIL" and rows(frame, "A1-regime").iloc[0]["value"] == 0
+    every = {("gd", 1.0), ("gd", 0.1), ("adam", 1.0), ("adam", 0.1), "sweep"}
+    _regime_runs(tmp_path, every)
+    frame = audit.evaluate(config, tmp_path)
+    across = frame[frame["experiment"] == "sweep+regime"].iloc[0]
+    assert across["verdict"] == "PASS" and across["value"] == 1.0
+    assert audit.figure_links(frame, "../figures") == [
+        "- sweep: [universality_sweep](../figures/universality_sweep.png)",
+        "- regime: [regime_map](../figures/regime_map.png)",  # none for the row over both
+    ]
 
 
 def test_a_single_hidden_layer_is_not_tested_for_a5(tmp_path):

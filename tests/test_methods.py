@@ -392,6 +392,22 @@ def test_schedule_and_methods_reject_bad_combinations():
     assert keys == ["train.lbfgs.switch_step", "train.schedule.step_size"]
 
 
+def test_batch_size_is_checked_against_the_optimiser_and_the_points():
+    task = {"name": "multifreq1d", "frequencies": [1.0], "amplitudes": [1.0], "train_points": 50, "rank_points": 11}
+    cfg = {"model": {"activation": "tanh"}, "task": task, "train": {"optimizer": "sgd", "steps": 10, "batch_size": 50}}
+    assert methods.check_run_config(cfg) == []
+    cfg["train"]["batch_size"] = 51
+    assert [k for k, _ in methods.check_run_config(cfg)] == ["train.batch_size"]
+    cfg["train"].update(batch_size=10, optimizer="lbfgs")
+    ((key, problem),) = methods.check_run_config(cfg)
+    assert key == "train.batch_size" and "first-order" in problem
+    pde = {"name": "poisson1d", "frequencies": [1.0], "amplitudes": [1.0], "phases": [0.0], "interior_points": 20}
+    pde |= {"rank_points": 11, "boundary_weight": 1.0}
+    cfg = {"model": {"activation": "tanh"}, "task": pde, "train": {"optimizer": "adam", "steps": 10, "batch_size": 21}}
+    ((_, problem),) = methods.check_run_config(cfg)
+    assert "the 20 points" in problem  # interior points only: the boundary is never batched
+
+
 # ---- the comparison ----------------------------------------------------------------------------
 def fake_run(times_to_loss, rank_curve, final_err, pretrain=None, n_layers=2, init_ranks=(3, 4)):
     """A run whose seeds reach loss 0.01 at the given CPU times (None: never), measured every

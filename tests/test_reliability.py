@@ -139,7 +139,7 @@ def test_a_second_process_on_the_same_job_stops_at_once(tmp_path):
     [
         (
             ["--config", str(TINY), "--experiment", "fti1d"],
-            "experiments: no experiment named 'fti1d'; have ['fit1d', 'sweep1d']",
+            "experiments: no experiment named 'fti1d'; have ['fit1d', 'regime1d', 'sweep1d']",
         ),
         (["--config", str(TINY), "--experiment", "fit1d", "--variant", "wide"], "has no variant 'wide'"),
         (["--config", str(TINY), "--experiment", "fit1d", "--set", "scale=fulll"], "scale: 'fulll' is not one of"),

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 import yaml
 
 from staircase import config as cfgmod
@@ -102,8 +103,13 @@ def test_seed_result_does_not_depend_on_its_companions(tmp_path):
     np.testing.assert_array_equal(both["eps_rank"], one["eps_rank"])
 
 
-def test_resume_after_sigkill_gives_identical_metrics(tmp_path, capsys):
-    cfg = tiny_cfg(steps=4000, checkpoint_every=100)  # long enough to be killed between two checkpoints
+# mini-batches: the batch generators' states are checkpointed, so a resumed run draws the batches
+# the uninterrupted one draws
+@pytest.mark.parametrize(
+    "overrides", [{}, dict(optimizer="sgd", lr=0.1, batch_size=16)], ids=["full-batch", "mini-batch"]
+)
+def test_resume_after_sigkill_gives_identical_metrics(tmp_path, capsys, overrides):
+    cfg = tiny_cfg(steps=4000, checkpoint_every=100, **overrides)  # long enough to be killed between two checkpoints
     cfg["log"]["sparse_every"] = 250
     cfg_file = tmp_path / "run.json"
     cfg_file.write_text(json.dumps(cfg))
@@ -126,6 +132,75 @@ def test_resume_after_sigkill_gives_identical_metrics(tmp_path, capsys):
         _metrics_without_timing(tmp_path / "killed/metrics.parquet"),
         _metrics_without_timing(tmp_path / "straight/metrics.parquet"),
     )
+
+
+def test_minibatch_seed_does_not_depend_on_its_companions(tmp_path):
+    # train.batch_size: each seed draws its own batches, so stacked seeds keep the promise
+    cfg = tiny_cfg(steps=30, optimizer="sgd", lr=0.1, batch_size=16)
+    train.run(cfg, tmp_path / "both", progress=False)
+    train.run(dict(cfg, seeds=[1]), tmp_path / "alone", progress=False)
+    both = pd.read_parquet(tmp_path / "both/metrics.parquet").query("seed == 1").reset_index(drop=True)
+    one = pd.read_parquet(tmp_path / "alone/metrics.parquet")
+    np.testing.assert_allclose(both["loss"], one["loss"], rtol=1e-5)
+    np.testing.assert_array_equal(both["eps_rank"], one["eps_rank"])
+    # ... and the batches matter: full-batch training of the same seed follows another path
+    train.run(dict(cfg, seeds=[1], train=dict(cfg["train"], batch_size=None)), tmp_path / "full", progress=False)
+    full = pd.read_parquet(tmp_path / "full/metrics.parquet")
+    assert not np.allclose(full["loss"].iloc[1:], one["loss"].iloc[1:], rtol=1e-4)
+
+
+def test_minibatches_are_each_seeds_own_and_cover_the_points():
+    from staircase import methods
+
+    gens = [methods.batch_generator(s) for s in (0, 1)]
+    index = methods.draw_batches(gens, 64, 16)
+    assert index.shape == (2, 16)
+    assert all(len(set(row.tolist())) == 16 for row in index)  # without replacement
+    assert not torch.equal(index[0], index[1])  # each seed its own
+    again = methods.draw_batches([methods.batch_generator(1)], 64, 16)
+    assert torch.equal(again[0], index[1])  # a function of the seed alone
+    # not the initialisation's stream
+    assert not torch.equal(torch.randperm(64, generator=torch.Generator().manual_seed(1))[:16], index[1])
+
+
+def test_pde_minibatch_draws_interior_points_and_keeps_the_boundary():
+    from staircase.tasks import make_task
+
+    task = make_task(
+        "poisson1d",
+        frequencies=[1.0],
+        amplitudes=[1.0],
+        phases=[0.0],
+        interior_points=20,
+        rank_points=11,
+        boundary_weight=10.0,
+    )
+    data = task.train_data("cpu", torch.float64)
+    assert task.batch_points(data) == 20
+    index = torch.tensor([[0, 5, 7], [1, 2, 3]])
+    batch = task.minibatch(data, index)
+    assert batch["x_int"].shape == (2, 3, 1) and batch["f"].shape == (2, 3)
+    torch.testing.assert_close(batch["f"][1], data["f"][[1, 2, 3]])
+    assert batch["x_bd"] is data["x_bd"] and batch["g"] is data["g"]
+
+
+def test_init_gain_scales_every_initial_weight_and_bias():
+    from staircase.architectures import build_model
+
+    model_cfg = {"activation": "tanh", "width": 8, "depth": 2}
+    plain = build_model(model_cfg, [0, 3], 1, [(-1.0, 1.0)])
+    small = build_model(dict(model_cfg, init_gain=0.01), [0, 3], 1, [(-1.0, 1.0)])
+    for p, q in zip(plain.parameters(), small.parameters()):
+        torch.testing.assert_close(q, 0.01 * p)
+    # every architecture: its trained linear layers (encoders included), not normalisation gains
+    for extra in ({"architecture": "modified_mlp"}, {"norm": "layer"}, {"init": "xavier"}, {"architecture": "fourier"}):
+        plain = build_model(dict(model_cfg, **extra), [0], 1, [(-1.0, 1.0)])
+        small = build_model(dict(model_cfg, init_gain=0.1, **extra), [0], 1, [(-1.0, 1.0)])
+        for (name, p), (_, q) in zip(plain.named_parameters(), small.named_parameters()):
+            factor = 1.0 if name.startswith("norm_") else 0.1
+            torch.testing.assert_close(q, factor * p, msg=f"{extra} {name}")
+        for (name, p), (_, q) in zip(plain.named_buffers(), small.named_buffers()):
+            torch.testing.assert_close(q, p, msg=f"{extra} buffer {name}")
 
 
 def test_divergence_is_recorded_not_hidden(tmp_path, capsys):

@@ -94,6 +94,11 @@ def test_tiny_end_to_end(tiny_run):
         "results/small/figures/universality_sweep1d.pdf",
         "results/small/tables/summary.pdf",
         "results/small/notebooks/summary.html",
+        # the regime map (claim A1-regime): its table, and the figure drawn from it
+        "results/small/tables/regime_table.csv",
+        "results/small/figures/regime_map.pdf",
+        "results/small/notebooks/regime_map.html",
+        "results/small/runs/regime1d/sgd_init_gain-0.1/run.json",
     ):
         assert (tiny_run / name).stat().st_size > 0, name
     summary = pd.read_csv(tiny_run / "results/small/tables/summary.csv")
@@ -120,7 +125,11 @@ def test_tiny_end_to_end(tiny_run):
     assert {"claim", "experiment", "metric", "role", "value", "p_value", "margin", "null", "verdict"} <= set(
         claims.columns
     )
-    assert {"A1", "A2", "A3", "A4", "A5"} <= set(claims["claim"])
+    assert {"A1", "A2", "A3", "A4", "A5", "A1-regime"} <= set(claims["claim"])
+    regime = pd.read_csv(tiny_run / "results/small/tables/regime_table.csv")
+    assert len(regime) == 4 and set(regime["init_gain"]) == {1.0, 0.1} and "sgd + batch 16" in set(regime["method"])
+    assert len(claims[(claims["claim"] == "A1-regime") & (claims["role"] == "description")]) == 4
+    assert (claims["experiment"] == "sweep1d+regime1d").sum() == 1  # A4 over the sweep and the map
     tests = claims[claims["role"] == "test"]
     assert tests["verdict"].isin(["PASS", "FAIL", "INCONCLUSIVE"]).all() and tests["null"].notna().all()
     assert (claims.loc[claims["role"] == "description", "verdict"] == "INFO").all()
@@ -215,6 +224,11 @@ BAD_CONFIGS = {
         [],
         "experiments.fit1d: sweep key 'model.activaton' does not name an existing setting; "
         "did you mean 'model.activation'?",
+    ),
+    "mini-batch larger than the points": (
+        lambda c: _fit1d(c)["train"].update(optimizer="sgd", batch_size=65),
+        [],
+        "experiments.fit1d.train.batch_size: 65 is more than the 64 points a batch is drawn from",
     ),
     "bad value in a sweep": (
         lambda c: _fit1d(c).update(sweep={"model.width": [8, -3]}),

@@ -35,6 +35,13 @@ h = sigma(gain * normalise(z) + shift), with trained gain (init 1) and shift (in
 ``model.init`` chooses the initialisation (``staircase.methods``: default, xavier, kaiming,
 structured). The default plain MLP is built by ``staircase.models.StackedMLP`` itself, so
 existing experiments keep their exact numbers.
+
+``model.init_gain`` (default 1: nothing changes) multiplies every initial weight **and bias** of
+every trained linear layer by the same factor after the initialisation above: the hidden layers,
+the output layer and the modified MLP's two encoders (:func:`scale_initial_weights`). It does not
+touch the normalisation's gains and shifts (they set the scale the normalisation restores) or the
+Fourier embedding's fixed frequencies (not trained). A small gain (0.1, 0.01) puts training near the
+saddle at the origin: the small-initialisation ("saddle-to-saddle") regime of the regime map.
 """
 
 from __future__ import annotations
@@ -302,8 +309,28 @@ class StackedModifiedMLP(ConfigurableMLP):
         return hidden
 
 
+INITIAL_PARAMETERS = ("weights", "biases", "enc_weights", "enc_biases")  # what model.init_gain scales
+
+
+@torch.no_grad()
+def scale_initial_weights(model: nn.Module, gain: float) -> None:
+    """Multiply every weight and bias of the model's trained linear layers by ``gain`` (see the
+    module docstring, ``model.init_gain``). Elementwise, so each stacked model is scaled alone."""
+    for name in INITIAL_PARAMETERS:
+        for p in getattr(model, name, ()):
+            p.mul_(gain)
+
+
 def build_model(model_cfg: dict, seeds, d_in: int, bounds, dtype=torch.float32) -> nn.Module:
-    """The stacked model a run config's ``model:`` section describes."""
+    """The stacked model a run config's ``model:`` section describes (with ``init_gain`` applied)."""
+    model = _build(model_cfg, seeds, d_in, bounds, dtype)
+    gain = float(model_cfg.get("init_gain", 1.0))
+    if gain != 1.0:
+        scale_initial_weights(model, gain)
+    return model
+
+
+def _build(model_cfg: dict, seeds, d_in: int, bounds, dtype) -> nn.Module:
     arch = model_cfg.get("architecture", "mlp")
     init = model_cfg.get("init", "default")
     norm = model_cfg.get("norm", "none")

@@ -12,7 +12,12 @@ schema's defaults (:func:`staircase.registry.thresholds`), the tests' settings f
 * A2 - :func:`staircase.steptest.coupling_test` of log loss at the rank's rises; Spearman described;
 * A3 - the eps-rank's own bound (metrics.parquet ``eps_bound``): its non-vacuous share and the
   coupling test of its drops; violations of either bound are self-checks (ERROR);
-* A4 - the share of sweep cells that beat A1's null, with the binomial p of that share;
+* A4 - the share of sweep cells that beat A1's null, with the binomial p of that share; and one
+  row over the cells of every experiment tagged A4 or A1-regime together (experiment
+  ``<a>+<b>+...``): is the staircase universal across the sweep *and* the regime map;
+* A1-regime - the regime map: A1's decision per cell (optimiser, learning rate, initialisation
+  scale, target; :func:`regime_table`), each cell a description row, and the number of cells that
+  pass against "no staircase anywhere" (binomial p);
 * A5 - strict layer order per seed on every variant with >= 2 hidden layers, ties and reversals
   apart, counterexamples named;
 * A6, A7 - :mod:`staircase.comparison` (methods against their baseline).
@@ -39,7 +44,7 @@ from staircase import registry, stairs, steptest
 from staircase import verdicts as vd
 from staircase.lowrank import claims as lowrank_claims
 from staircase.provenance import atomic_write
-from staircase.runs import Run, layer_order_shares, load_run, read_json
+from staircase.runs import Run, layer_order_shares, load_run, read_json, run_summary
 
 PASS, FAIL, INCONCLUSIVE, ERROR = vd.PASS, vd.FAIL, vd.INCONCLUSIVE, vd.ERROR
 ANALYSIS_DEFAULTS = {"min_points": 2, "min_span": 0.0, "loss_window": 20, "null_samples": 400}
@@ -393,45 +398,78 @@ class ExperimentAudit:
             ),
         ]
 
-    # ---- A4 --------------------------------------------------------------------------------------
+    # ---- A1 per cell: A4 and the regime map --------------------------------------------------------
+    @cached_property
+    def cells(self) -> pd.DataFrame:
+        """One row per variant (cell): its factors, A1's decision over its healthy seeds and the
+        cell's other numbers (:func:`regime_table`, on this audit's per-seed tests)."""
+        return _cell_table(self.runs, self.tests, self.t)
+
+    def record_cells(self, claim: str) -> None:
+        for c in self.cells.itertuples():
+            if np.isfinite(c.a1_p):
+                self.record(
+                    claim, c.variant, -1, "cell passes A1 (Fisher p, stall ratio)", float(c.a1_pass), c.a1_p,
+                    f"x{c.a1_stall_ratio:.3g}",
+                )  # fmt: skip
+
     def a4(self) -> list[vd.Row]:
-        alpha = self.t["alpha"]
-        beat, missed, few = [], [], []
-        for r in self.runs:
-            res = self.tests[r.variant].staircase
-            if len(res) < self.t["min_seeds"]:
-                few.append(f"{r.variant} ({len(res)} healthy)")
-                continue
-            passes, p, ratio = steptest.staircase_verdict(res.values(), alpha, self.t["a1_min_stall_ratio"])
-            (beat if passes else missed).append(f"{r.variant} (p={p:.2g}, x{ratio:.2g})")
+        self.record_cells("A4")
+        return [cells_row(self.name, [(self.name, self.cells)], self.t, self.paths)]
+
+    # ---- A1-regime ---------------------------------------------------------------------------------
+    def a1_regime(self) -> list[vd.Row]:
+        """The regime map: each cell's A1 as a description (its verdict, Fisher p, stall ratio, A2,
+        stairs, final error), and the test: do more cells pass A1 than chance allows?"""
+        for r, s in self.healthy():
+            res = self.tests[r.variant].staircase[s]
             self.record(
-                "A4", r.variant, -1, "cell passes A1 (Fisher p, stall ratio)", float(passes), p, f"x{ratio:.3g}"
-            )
-        cells = len(beat) + len(missed)
-        fraction = len(beat) / cells if cells else float("nan")
-        p_binom = float(stats.binom.sf(len(beat) - 1, cells, alpha)) if cells else float("nan")
-        parts = [
-            f"pass A1: {', '.join(beat) or 'none'}",
-            f"do not: {', '.join(missed) or 'none'}",
-            f"too few healthy seeds: {', '.join(few)}" if few else "",
-        ]
-        return [
-            vd.threshold_row(
-                "A4",
+                "A1-regime", r.variant, s, "stall prominence", res.statistic, res.p_value,
+                f"median {res.null_median:.3g}, 95% {res.null_q95:.3g}",
+                f"stall held {res.hold_ratio:.3g}x as long as the motion around it; eps-rank rose {res.rank_rise}",
+            )  # fmt: skip
+        self.record_cells("A1-regime")
+        t, cells = self.t, self.cells
+        judged = cells[cells["a1_pass"].notna()]
+        passing = int(_passed(judged["a1_pass"]).sum())
+        n = len(judged)
+        p_binom = float(stats.binom.sf(passing - 1, n, t["alpha"])) if n else float("nan")
+        rows = [
+            vd.pvalue_row(
+                "A1-regime",
                 self.name,
-                "fraction of sweep cells that pass A1 (Fisher p <= alpha and stall ratio >= a1_min_stall_ratio)",
-                fraction,
-                ">=",
-                self.t["a4_min_fraction"],
-                p_value=p_binom,
-                null=f"no staircase anywhere: each cell passes with probability at most {alpha:g} "
-                f"(binomial p of {len(beat)} of {cells} cells: {p_binom:.2g})",
-                n=cells,
-                detail="; ".join(filter(None, parts)),
+                "share of the map's cells that pass A1 (Fisher p <= alpha and stall ratio >= a1_min_stall_ratio); "
+                "p: binomial, of that many passing cells if none had a staircase",
+                passing / n if n else float("nan"),
+                p_binom,
+                t["alpha"],
+                f"no staircase anywhere: each cell passes with probability at most {t['alpha']:g} "
+                f"({n * t['alpha']:.2g} of {n} cells expected)",
+                n=n,
+                detail=_cells_detail(cells),
                 runs=self.paths,
-                verdict=INCONCLUSIVE if not cells else None,
+                verdict=INCONCLUSIVE if not n else None,
             )
         ]
+        for c in cells.itertuples():
+            verdict = (
+                "too few healthy seeds" if not np.isfinite(c.a1_p) else "passes A1" if c.a1_pass else "does not pass A1"
+            )
+            rows.append(
+                vd.description_row(
+                    "A1-regime",
+                    self.name,
+                    f"cell {c.variant} ({c.cell}): A1 stall ratio (median over seeds), Fisher p",
+                    c.a1_stall_ratio,
+                    p_value=c.a1_p,
+                    n=int(c.seeds_ok),
+                    detail=f"{verdict}; A2 Fisher p {c.a2_p:.2g}; eps-rank rose {c.rank_rise:g}; stairs "
+                    f"{c.n_stairs:g}; final loss {c.final_loss:.3g}, relative L2 error {c.final_rel_l2:.3g}"
+                    + (f"; {c.status}" if c.status != "ok" else ""),
+                    runs=[str(r.path) for r in self.runs if r.variant == c.variant],
+                )
+            )
+        return rows
 
     # ---- A5 --------------------------------------------------------------------------------------
     def a5(self) -> list[vd.Row]:
@@ -515,9 +553,159 @@ class ExperimentAudit:
 
     def rows(self, claim: str) -> list[vd.Row]:
         evaluate = {"A1": self.a1, "A2": self.a2, "A3": self.a3, "A4": self.a4, "A5": self.a5}.get(claim)
+        if claim == "A1-regime":
+            return self.a1_regime()
         if claim in ("A6", "A7"):
             return self.methods(claim)
         return evaluate() if evaluate else []
+
+
+# ---- cells: A4 and the regime map ----------------------------------------------------------------
+def cell_factors(cfg: dict) -> dict:
+    """The settings a regime-map cell is placed by (from a run's resolved config): ``method`` (gd for
+    full-batch sgd; "+ batch B" for mini-batches), ``lr``, ``init_gain`` and ``target`` (the
+    amplitudes), with ``cell``, a short label of the four."""
+    t, m, task = cfg.get("train", {}), cfg.get("model", {}), cfg.get("task", {})
+    optimizer = t.get("optimizer", "?")
+    method = "gd" if optimizer == "sgd" and not t.get("batch_size") else optimizer
+    if t.get("momentum"):
+        method += f" momentum {t['momentum']:g}"
+    if t.get("batch_size"):
+        method += f" + batch {t['batch_size']}"
+    target = " ".join(f"{a:g}" for a in task.get("amplitudes", []))
+    gain = float(m.get("init_gain", 1.0))
+    lr = float(t.get("lr", np.nan))
+    return dict(
+        method=method,
+        lr=lr,
+        init_gain=gain,
+        target=target,
+        cell=f"{method}, lr {lr:g}, init x{gain:g}" + (f", amplitudes {target}" if target else ""),
+    )
+
+
+def _cell_table(runs: list[Run], tests: dict[str, SeedTests], t: dict) -> pd.DataFrame:
+    rows = []
+    for run in runs:
+        seeds = tests[run.variant]
+        summary = stairs_summary(run, seeds.denoise)
+        row = dict(experiment=run.experiment, variant=run.variant, **cell_factors(run.config), **summary)
+        res = seeds.staircase
+        passes, p, ratio = steptest.staircase_verdict(res.values(), t["alpha"], t["a1_min_stall_ratio"])
+        enough = len(res) >= t["min_seeds"]
+        coupling = seeds.loss_coupling
+        row |= dict(
+            a1_statistic=float(np.median([r.statistic for r in res.values()])) if res else np.nan,
+            a1_stall_ratio=ratio if enough else np.nan,
+            a1_p=p if enough else np.nan,
+            a1_pass=passes if enough else None,
+            rank_rise=float(np.median([r.rank_rise for r in res.values()])) if res else np.nan,
+            a2_statistic=float(np.nanmedian([c.statistic for c in coupling.values()])) if coupling else np.nan,
+            a2_p=steptest.fisher([c.p_value for c in coupling.values()]),
+        )
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def stairs_summary(run: Run, denoise: dict) -> dict:
+    """Seeds, healthy seeds, status, the final loss and error and the stairs of a run (medians over
+    its healthy seeds, :func:`staircase.runs.run_summary`)."""
+    row = run_summary(run, **denoise)
+    keep = ("seeds", "seeds_ok", "status", "final_loss", "final_rel_l2", "n_stairs")
+    return {k: row.get(k, np.nan) for k in keep}
+
+
+def regime_table(runs: list[Run], settings: dict | None = None, thresholds: dict | None = None) -> pd.DataFrame:
+    """The regime map's table (and A4's cells): one row per run (cell) with its factors
+    (:func:`cell_factors`), seeds, A1's decision over its healthy seeds (``a1_pass``: None with
+    fewer than ``min_seeds``; ``a1_p`` Fisher-combined, ``a1_stall_ratio`` and ``a1_statistic``
+    medians), the eps-rank's rise, A2's statistic and Fisher p, detected stairs, final loss and
+    relative L2 error. The audit's A4 and A1-regime rows are computed by the same code.
+    ``settings``: the analysis settings (:func:`analysis_settings` keys); ``thresholds``: alpha,
+    a1_min_stall_ratio, min_seeds (the schema's defaults when absent)."""
+    settings = {**ANALYSIS_DEFAULTS, **(settings or {})}
+    t = {**registry.threshold_defaults(), **(thresholds or {})}
+    return _cell_table(runs, {r.variant: SeedTests(r, settings) for r in runs}, t)
+
+
+def _passed(verdicts: pd.Series) -> pd.Series:
+    """True where a cell passed A1 (False where it did not or could not be judged)."""
+    return verdicts.map(lambda v: False if pd.isna(v) else bool(v)).astype(bool)
+
+
+def _cells_detail(cells: pd.DataFrame, prefix: str = "") -> str:
+    """The cells named by their A1 verdict: pass; do not (tested); the eps-rank rose by less than
+    2 (nothing to test, no staircase: counted as not passing); too few healthy seeds (left out)."""
+    judged = cells[cells["a1_pass"].notna()]
+
+    def named(rows):
+        return ", ".join(f"{prefix}{c.variant} (p={c.a1_p:.2g}, x{c.a1_stall_ratio:.2g})" for c in rows) or "none"
+
+    flat = [c for c in judged.itertuples() if not c.a1_pass and c.rank_rise < 2]
+    parts = [
+        f"pass A1: {named(c for c in judged.itertuples() if c.a1_pass)}",
+        f"do not: {named(c for c in judged.itertuples() if not c.a1_pass and c.rank_rise >= 2)}",
+        f"the eps-rank rose by less than 2 (no staircase, nothing to test): "
+        f"{', '.join(f'{prefix}{c.variant}' for c in flat)}"
+        if flat
+        else "",
+        "too few healthy seeds: "
+        + ", ".join(f"{prefix}{c.variant} ({c.seeds_ok} healthy)" for c in cells.itertuples() if pd.isna(c.a1_pass))
+        if cells["a1_pass"].isna().any()
+        else "",
+    ]
+    return "; ".join(filter(None, parts))
+
+
+def cells_row(name: str, tables: list[tuple[str, pd.DataFrame]], t: dict, paths: list[str]) -> vd.Row:
+    """A4's test over the cells of one or more experiments: the share that pass A1 against
+    ``a4_min_fraction``, with the binomial p under "no staircase anywhere" and the cells named
+    (prefixed with their experiment when there are several)."""
+    alpha = t["alpha"]
+    several = len(tables) > 1
+    cells = pd.concat([table for _, table in tables], ignore_index=True)
+    judged = cells[cells["a1_pass"].notna()] if len(cells) else cells
+    n = len(judged)
+    passing = int(_passed(judged["a1_pass"]).sum()) if n else 0
+    fraction = passing / n if n else float("nan")
+    p_binom = float(stats.binom.sf(passing - 1, n, alpha)) if n else float("nan")
+    detail = "; ".join(
+        (f"{exp}: " if several else "") + _cells_detail(table, f"{exp}/" if several else "")
+        for exp, table in tables
+        if len(table)
+    )
+    if several:
+        per = [f"{exp} {_passed(tb['a1_pass']).sum()}/{int(tb['a1_pass'].notna().sum())}" for exp, tb in tables]
+        detail = f"per experiment: {', '.join(per)}; " + detail
+    return vd.threshold_row(
+        "A4",
+        name,
+        "fraction of sweep cells that pass A1 (Fisher p <= alpha and stall ratio >= a1_min_stall_ratio)"
+        + (f", over the cells of {', '.join(e for e, _ in tables)} together" if several else ""),
+        fraction,
+        ">=",
+        t["a4_min_fraction"],
+        p_value=p_binom,
+        null=f"no staircase anywhere: each cell passes with probability at most {alpha:g} "
+        f"(binomial p of {passing} of {n} cells: {p_binom:.2g})",
+        n=n,
+        detail=detail,
+        runs=paths,
+        verdict=INCONCLUSIVE if not n else None,
+    )
+
+
+def across_row(judges: dict[str, ExperimentAudit], config: dict) -> vd.Row | None:
+    """A4 over the universality sweep(s) and the regime map(s) together: one row, experiment
+    ``<a>+<b>+...``, when experiments of both kinds (tagged A4, tagged A1-regime) were audited."""
+    tagged = {name: set(config["experiments"][name].get("claims", [])) for name in judges}
+    sweeps = [n for n, c in tagged.items() if "A4" in c]
+    maps = [n for n, c in tagged.items() if "A1-regime" in c and n not in sweeps]
+    if not sweeps or not maps:
+        return None
+    names = sweeps + maps
+    paths = [p for n in names for p in judges[n].paths]
+    return cells_row("+".join(names), [(n, judges[n].cells) for n in names], registry.thresholds(config), paths)
 
 
 # ---- the audit ---------------------------------------------------------------------------------
@@ -526,7 +714,10 @@ def no_results(claim: str, experiment: str) -> vd.Row:
 
 
 def _judge(experiment: str, runs: list[Run], config: dict, claims: list[str], seed_records: list | None) -> list:
-    judge = ExperimentAudit(experiment, runs, config)
+    return _judge_rows(ExperimentAudit(experiment, runs, config), claims, seed_records)
+
+
+def _judge_rows(judge: ExperimentAudit, claims: list[str], seed_records: list | None) -> list:
     rows = [row for claim in claims for row in judge.rows(claim)]
     if seed_records is not None:
         seed_records.extend(judge.seed_records)
@@ -538,13 +729,18 @@ def evaluate(config: dict, results: str | os.PathLike | None = None, seed_record
     the runs under ``results`` (default: the config's results root, results/<scale>[-<tag>])."""
     results = Path(results or cfgmod.results_root(config))
     rows: list[vd.Row] = []
+    judges: dict[str, ExperimentAudit] = {}
     for experiment in cfgmod.enabled_experiments(config):
         claims = [c for c in config["experiments"][experiment].get("claims", []) if c in registry.claims()]
         runs = load_runs(config, results, experiment)
         if not runs:
             rows.extend(no_results(c, experiment) for c in claims)
             continue
-        rows.extend(_judge(experiment, runs, config, claims, seed_records))
+        judge = judges[experiment] = ExperimentAudit(experiment, runs, config)
+        rows.extend(_judge_rows(judge, claims, seed_records))
+    across = across_row(judges, config)  # A4 over the sweep and the regime map together
+    if across is not None:
+        rows.append(across)
     rows.extend(lowrank_claims.audit_rows(config, results))  # papers B and C
     return vd.to_frame(rows)
 
@@ -647,7 +843,8 @@ def _fmt(x) -> str:
 def figure_links(frame: pd.DataFrame, figures_dir: str) -> list[str]:
     """Per experiment: links to the registry's figures of the claims it was audited for."""
     lines = []
-    for experiment in dict.fromkeys(e for e in frame["experiment"] if "/" not in e):
+    # studies (b/c) and rows over several experiments (a+b) have no figures of their own
+    for experiment in dict.fromkeys(e for e in frame["experiment"] if "/" not in e and "+" not in e):
         tested = set(frame.loc[frame["experiment"] == experiment, "claim"])
         names = [
             f"{name}_{experiment}" if fig["scope"] == "experiment" else name

@@ -188,6 +188,28 @@ def cmd_variants(args) -> int:
     return 0
 
 
+def cmd_cost(args) -> int:
+    """Record measured runs into the throughput table, or print the projected cost of a config."""
+    import pandas as pd
+
+    from staircase import cost
+
+    args.table = args.table or str(cost.THROUGHPUT_PATH)
+    if args.record:
+        table = cost.load_table(args.table)
+        rows = pd.DataFrame([cost.record(path) for path in args.record], columns=cost.COLUMNS)
+        key = ["name", "scale", "device"]
+        keep = table[~table.set_index(key).index.isin(rows.set_index(key).index)]
+        merged = pd.concat([keep, rows], ignore_index=True) if len(keep) else rows
+        merged.sort_values(["kind", "scale", "name"]).to_csv(args.table, index=False)
+        print(f"{args.table}: {len(rows)} row(s) recorded, {len(merged)} in all")
+        return 0
+    config = _load_config(args.config, args.set)
+    table = cost.load_table(args.table)
+    print(cost.describe(cost.project(config, args.notebooks, table), args.cores))
+    return 0
+
+
 def cmd_check_config(args) -> int:
     _load_config(args.config, args.set)
     print(f"{args.config}: ok")
@@ -452,6 +474,15 @@ def main(argv=None) -> int:
         p.add_argument("config", help="the configuration file, e.g. config.yaml")
         p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=SET_HELP)
         p.set_defaults(func=func)
+
+    p = sub.add_parser("cost", help="projected cost of a config from measured throughput (or record runs into it)")
+    p.add_argument("--config", default="config.yaml")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="e.g. scale=full")
+    p.add_argument("--notebooks", type=int, default=0, help="figure and table notebooks to count")
+    p.add_argument("--cores", type=int, help="also say the wall time if this many cores stay busy")
+    p.add_argument("--table", default=None, help="the throughput table (default: staircase/throughput.csv)")
+    p.add_argument("--record", nargs="+", metavar="RUN_DIR", help="add these finished runs' measurements to the table")
+    p.set_defaults(func=cmd_cost)
 
     p = sub.add_parser("notebook-failure", help="one line on a failed papermill notebook: the failing cell and error")
     p.add_argument("notebook", help="the partially executed copy papermill wrote")

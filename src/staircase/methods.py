@@ -22,6 +22,19 @@ that of its own loss, and both update element-wise, so the models stay independe
 length for all); ``BatchedLBFGS`` keeps history, direction, step length and line-search decisions
 per model, and evaluates all models' trial points in one stacked forward pass.
 
+Mini-batches (``train.batch_size``; sgd, adam, adamw)
+-----------------------------------------------------
+Without it every step takes the loss on all training points (full-batch gradient descent for
+``sgd``). With it, each step's loss is the task's loss on ``batch_size`` points drawn without
+replacement, afresh at every step (``Task.minibatch``: fitting tasks draw training points, PDE tasks
+interior collocation points and use their boundary points in full). Each stacked seed draws its own
+batches from its own ``torch.Generator`` (:func:`batch_generator`, seeded from the seed alone and
+independent of the initialisation's stream), so the promise above holds: a seed's batches, and so
+its trajectory, are those it would have trained alone. Sharing one batch across the stack would
+have been cheaper by nothing measurable and would have tied each seed's run to its companions. The
+generators' states are checkpointed, so a resumed run draws the same batches as an uninterrupted
+one. Measurements always use every point.
+
 Learning-rate schedules (``train.schedule``; first-order optimisers only)
 --------------------------------------------------------------------------
 The learning rate of update t (t = 0, 1, ...) is ``lr * lr_factor(t)`` with, over a horizon of T
@@ -137,6 +150,20 @@ def structured_first_layer(n: int, bounds, gen: torch.Generator, seed: int, fact
     w = structured_scale(n, bounds, factor) * u
     b = -(centres * w.T).sum(dim=1)[None, :]
     return w, b
+
+
+# ---- mini-batches ---------------------------------------------------------------------------------
+def batch_generator(seed: int) -> torch.Generator:
+    """The generator of a seed's mini-batches: seeded from the seed alone (so a seed draws the same
+    batches in any stack) through numpy's SeedSequence with a fixed tag, so its stream is not the
+    initialisation's (``torch.Generator().manual_seed(seed)``)."""
+    state = np.random.SeedSequence([int(seed), 0x62617463]).generate_state(1, dtype=np.uint64)[0]
+    return torch.Generator().manual_seed(int(state))
+
+
+def draw_batches(generators, n_points: int, batch_size: int) -> torch.Tensor:
+    """(S, batch_size) indices: for each seed, ``batch_size`` of ``n_points`` without replacement."""
+    return torch.stack([torch.randperm(n_points, generator=g)[:batch_size] for g in generators])
 
 
 # ---- optimisers ----------------------------------------------------------------------------------
@@ -483,9 +510,36 @@ def check_run_config(cfg: dict) -> list[tuple[str, str]]:
             problems.append(("train.lbfgs.switch_step", "required by optimizer adam_lbfgs"))
         elif switch > t["steps"]:
             problems.append(("train.lbfgs.switch_step", f"{switch} is beyond train.steps {t['steps']}"))
+    if t.get("batch_size") is not None:
+        if t["optimizer"] in ("lbfgs", "adam_lbfgs"):
+            problems.append(
+                (
+                    "train.batch_size",
+                    f"mini-batches need a first-order optimiser, not {t['optimizer']!r} "
+                    "(its line search needs one fixed loss)",
+                )
+            )
+        else:
+            problems.extend(_batch_problems(cfg))
     schedule = t.get("schedule") or {}
     if schedule.get("name") == "step" and "step_size" not in schedule:
         problems.append(("train.schedule.step_size", "required by schedule 'step'"))
     if schedule and t["optimizer"] == "lbfgs":
         problems.append(("train.schedule", "L-BFGS takes no learning-rate schedule (its line search sets the step)"))
     return problems
+
+
+def _batch_problems(cfg: dict) -> list[tuple[str, str]]:
+    """train.batch_size beyond the points a batch is drawn from (builds the task's point sets)."""
+    from staircase.tasks import make_task
+
+    params = dict(cfg["task"])
+    try:
+        task = make_task(params.pop("name"), **params)
+        n = task.batch_points(task.train_data("cpu", torch.float32))
+    except (ValueError, TypeError, KeyError):
+        return []  # the task's own problem is reported by the task check
+    size = cfg["train"]["batch_size"]
+    if size > n:
+        return [("train.batch_size", f"{size} is more than the {n} points a batch is drawn from")]
+    return []

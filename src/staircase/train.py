@@ -198,9 +198,20 @@ class Trainer:
         self.opt = methods.make_method(self.model, cfg["train"])  # optimiser(s) and lr schedule
         # train.cuda_graph: on a GPU, capture the whole training step once and replay it (small stacked
         # MLPs are bound by kernel launches); ignored on the CPU, where launches cost nothing
+        self.data = self.task.train_data(self.device, dtype)
+        # train.batch_size: each seed draws its own mini-batch per step (staircase.methods, "Mini-batches")
+        self.batch_size = cfg["train"].get("batch_size")
+        self.batch_gens = []
+        if self.batch_size is not None:
+            self.batch_points = self.task.batch_points(self.data)
+            if not 1 <= self.batch_size <= self.batch_points:
+                raise ValueError(
+                    f"train.batch_size: {self.batch_size} is not between 1 and the {self.batch_points} points "
+                    "a batch is drawn from"
+                )
+            self.batch_gens = [methods.batch_generator(s) for s in cfg["seeds"]]
         self.cuda_graph = self.device == "cuda" and bool(cfg["train"].get("cuda_graph", False))
         self._graph, self._warmup_left = None, 3
-        self.data = self.task.train_data(self.device, dtype)
         xr, self.rank_w = self.task.rank_points()
         self.rank_f = self.task.exact(xr)  # the exact solution where the eps-rank's Gram is formed (A3)
         if cfg["rank"]["normalisation"] == "mean":
@@ -323,6 +334,7 @@ class Trainer:
             "opt": self.opt.state_dict(),
             "recorder": self.rec.state(),
             "measure_clock": self.measure_clock.state(),
+            "batch_rng": [g.get_state() for g in self.batch_gens],  # the next mini-batches
         }
         atomic_write(self.checkpoint_path, lambda tmp: torch.save(state, tmp))
 
@@ -340,6 +352,8 @@ class Trainer:
         self.train_clock, self.pretrain_info = state["train_clock"], state["pretrain"]
         if "measure_clock" in state:  # checkpoints written before it was recorded lack it
             self.measure_clock.load(state["measure_clock"])
+        for gen, rng in zip(self.batch_gens, state.get("batch_rng") or []):
+            gen.set_state(rng)
         print(f"staircase: {self.name}: resumed from checkpoint at step {self.step}", file=sys.stderr)
         return True
 
@@ -363,10 +377,10 @@ class Trainer:
             )
 
     def train(self) -> None:
-        if self.cuda_graph and not self.opt.graph_safe:
+        if self.cuda_graph and (not self.opt.graph_safe or self.batch_gens):
             print(
-                f"staircase: {self.name}: train.cuda_graph needs adam, adamw or sgd without a schedule; "
-                "training eagerly",
+                f"staircase: {self.name}: train.cuda_graph needs adam, adamw or sgd without a schedule "
+                "and without mini-batches; training eagerly",
                 file=sys.stderr,
             )
             self.cuda_graph = False
@@ -422,7 +436,12 @@ class Trainer:
         return min(stop, steps)
 
     def _loss(self) -> torch.Tensor:
-        return self.task.loss(self.model, self.data)
+        """The per-model training loss of one step: on every point, or on each seed's own
+        mini-batch (one draw per call: first-order methods call it once per step)."""
+        if not self.batch_gens:
+            return self.task.loss(self.model, self.data)
+        index = methods.draw_batches(self.batch_gens, self.batch_points, self.batch_size).to(self.device)
+        return self.task.loss(self.model, self.task.minibatch(self.data, index))
 
     def train_step(self) -> None:
         """One training step of every model (``Method.step``). With ``cuda_graph`` the first steps

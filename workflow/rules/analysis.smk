@@ -12,6 +12,8 @@
 #   layers_<exp>        A5      eps-rank of every hidden layer vs step, strict order / ties / counterexamples
 #   bound               A3      the eps-rank's bound on the L2 error vs step and vs eps-rank, all A3 runs
 #   universality_<exp>  A4      staircase per sweep cell, cells that beat A1's null framed
+#   regime_table (table) A1-regime  one row per cell of every experiment tagged A1-regime: factors, A1, A2, error
+#   regime_map          A1-regime  heat-maps of A1's statistic over the cells (from regime_table.csv)
 #   summary (table)     A1-A5   one row per experiment variant
 
 
@@ -96,6 +98,27 @@ for _experiment in claimed("A4"):
         experiment=_experiment,
         runs=run_dirs([_experiment]),
         **TEST_OPTIONS,
+    )
+
+if claimed("A1-regime"):
+    # the table computes the cells' tests once (staircase.audit.regime_table); the figure draws it
+    add_table(
+        "regime_table",
+        "regime_table",
+        run_inputs(claimed("A1-regime"), *TIDY, "spectra.npz"),
+        caption=claims_registry.caption("regime_table"),
+        runs=run_dirs(claimed("A1-regime")),
+        min_seeds=claims_registry.thresholds(config)["min_seeds"],
+        **TEST_OPTIONS,
+    )
+    add_figure(
+        "regime_map",
+        "regime_map",
+        [res("tables/regime_table.csv")],
+        caption=claims_registry.caption("regime_map"),
+        table=res("tables/regime_table.csv"),
+        alpha=TEST_OPTIONS["alpha"],
+        a1_min_stall_ratio=TEST_OPTIONS["a1_min_stall_ratio"],
     )
 
 if claimed("A1", "A2", "A3", "A4", "A5"):

@@ -167,6 +167,20 @@ def print_audit_summary():
     print(f"details: {res('audit/claims.md')}; report: snakemake --report report.html")
 
 
+def print_cost_projection():
+    """At scale full, before any job: what the run will cost (staircase.cost: jobs, model-steps,
+    CPU time projected from measured throughput). Never stops a run."""
+    from staircase import cost
+
+    try:
+        cores = workflow.resource_settings.cores
+        projection = cost.project(config, notebooks=len(FIGURES) + len(TABLES))
+        text = cost.describe(projection, cores if isinstance(cores, int) else None)
+    except Exception as err:  # noqa: BLE001 - a projection must not stop the workflow
+        text = f"projected cost: not available ({type(err).__name__}: {err})"
+    print(text, file=sys.stderr)
+
+
 def remove_empty_checkpoint_folders():
     """After a successful run, when none of its jobs runs any more: the experiment folders under
     <root>/checkpoints that its training jobs left empty (each job removes its checkpoint, lock and

@@ -47,6 +47,21 @@ class Task(ABC):
     def loss(self, model, data) -> torch.Tensor:
         """Per-model loss, shape (S,)."""
 
+    # ---- mini-batches (train.batch_size) -----------------------------------------------------
+    # The entries of ``train_data`` that are drawn per step, all indexed by the same points; the
+    # others (a PDE's boundary points) are used in full at every step.
+    batched_keys: tuple[str, ...] = ()
+
+    def batch_points(self, data) -> int:
+        """How many training points a mini-batch is drawn from."""
+        return int(data[self.batched_keys[0]].shape[0])
+
+    def minibatch(self, data, index: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``data`` with each model's own points: ``index`` (S, B) picks, for model s, the rows
+        ``index[s]`` of every batched entry (which becomes (S, B, ...)); the loss of a model is then
+        taken on its own batch (a model accepts points (S, N, d), one set per model)."""
+        return {k: (v[index] if k in self.batched_keys else v) for k, v in data.items()}
+
     @abstractmethod
     def bound_system(self, model, data) -> BoundSystem:
         """The loss as a linear least-squares problem in the output layer."""

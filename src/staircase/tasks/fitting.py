@@ -11,7 +11,10 @@ from staircase.tasks import BoundSystem, Task
 
 class FittingTask(Task):
     """MSE fitting of ``exact`` on training points; the bound is taken in the loss's own
-    quadrature (weights 1/N), so it is directly comparable with the logged loss."""
+    quadrature (weights 1/N), so it is directly comparable with the logged loss. A mini-batch
+    (``train.batch_size``) is a subset of the training points and their targets."""
+
+    batched_keys = ("x", "y")
 
     def train_points(self) -> np.ndarray:
         raise NotImplementedError

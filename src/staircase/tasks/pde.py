@@ -57,7 +57,13 @@ def boundary_grid(bounds, n_per_edge: int) -> np.ndarray:
 
 
 class PDETask(Task):
-    """Linear second-order PDE with Dirichlet data and a physics-informed loss (see module doc)."""
+    """Linear second-order PDE with Dirichlet data and a physics-informed loss (see module doc).
+
+    A mini-batch (``train.batch_size``) is a subset of the interior collocation points (with their
+    source values); the boundary points are few (2 in 1-D) and carry their own weight in the loss,
+    so all of them enter every step: the boundary term is not made noisy by the batching."""
+
+    batched_keys = ("x_int", "f")
 
     laplacian_coef: float = -1.0  # alpha: -Delta u + ... by default
     mass_coef: float = 0.0  # beta
