@@ -1,7 +1,7 @@
 """Tests of the epsilon-rank loss lower bound (src/staircase/bounds.py).
 
-The bound must never exceed the measured loss (DESIGN.md section 2: "a test, not a hope"), and it
-must be tight in the cases where theory says it is.
+The bound must never exceed the measured loss (README.md, "The quantities": it is checked at every
+measurement), and it must be tight in the cases where theory says it is.
 """
 
 from __future__ import annotations

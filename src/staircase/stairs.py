@@ -1,7 +1,7 @@
 """Segment an epsilon-rank series into plateaus and jumps, and measure how the loss moves with it.
 
 This is the evidence behind claims A1 (the epsilon-rank rises in a staircase), A2 (the loss falls
-as it rises) and, per sweep cell, A4 (DESIGN.md section 3). Everything works on one series: the
+as it rises) and, per sweep cell, A4 (docs/claims.md). Everything works on one series: the
 checkpoints ``steps`` of one seed and its integer epsilon-ranks ``ranks`` (and, for the alignment,
 its ``loss``). :func:`seed_table` applies it to every seed of a ``metrics.parquet`` table.
 
