@@ -39,7 +39,8 @@ CONF=/etc/slurm/slurm.conf
 GRES_CONF=/etc/slurm/gres.conf
 MARKER="# staircase tests/slurm/run_slurm_test.sh: throw-away single-node test cluster"
 PIDFILE=/run/staircase-slurm-test.pids # daemons and runs of a test killed before its cleanup
-CLUSTER_RULES="train" # rules of the tiny config's DAG that go to SLURM (regex); the rest run locally
+CLUSTER_RULES="train|calibrate" # rules of the tiny config's DAG that go to SLURM (regex): training and the
+# calibration of the A1/A2 tests (about 80 s at 400 draws); the rest run locally
 export PATH=$PATH:/usr/sbin:/sbin
 
 T0=$SECONDS
