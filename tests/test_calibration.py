@@ -52,3 +52,30 @@ def test_a2_false_positive_rate_and_power(a1, a2):
 def test_rates_come_with_their_interval():
     r = calibration.rate(np.array([0.01] * 5 + [0.5] * 95), 0.05)
     assert r["draws"] == 100 and r["rate"] == 0.05 and r["ci_low"] < 0.05 < r["ci_high"]
+
+
+def test_a_cell_of_seeds_is_judged_as_the_audit_judges_it(a1, a2):
+    """A regime-map or sweep cell combines its seeds (Fisher p, median stall ratio) as
+    steptest.staircase_verdict does; its false-positive rate stays below alpha, its power well
+    above it."""
+    table = calibration.summary(a1, a2, alpha=0.05, min_ratio=2.0, cell_seeds=2, map_cells=57)
+    cell = table[table["test"].str.startswith("A1 per cell of 2 seeds")].set_index("measures")
+    assert cell.loc["false-positive rate", "draws"] == 100 and cell.loc["false-positive rate", "rate"] <= 0.05
+    assert cell.loc["power", "rate"] >= 0.2
+    smooth = a1[a1["kind"] == "smooth"].head(4)
+    from staircase.steptest import fisher
+
+    first = calibration.cell_p_values(smooth, 2, 2.0)[0]
+    pair = smooth.head(2)
+    expected = fisher(pair["p_value"]) if pair["hold_ratio"].median() >= 2.0 else 1.0
+    assert first == expected
+
+
+def test_the_maps_binomial_test_errs_as_often_as_its_cells_allow():
+    # cells calibrated at or below alpha: the map's test errs at most alpha; none passing by chance: never
+    assert calibration.map_false_positive_rate(0.0, 57, 0.05) == 0.0
+    assert calibration.map_false_positive_rate(0.05, 57, 0.05) <= 0.05
+    rates = [calibration.map_false_positive_rate(q, 57, 0.05) for q in (0.01, 0.03, 0.05, 0.1)]
+    assert rates == sorted(rates)
+    # must fail: cells that pass twice as often as alpha make the map's test err most of the time
+    assert calibration.map_false_positive_rate(0.1, 57, 0.05) > 0.3

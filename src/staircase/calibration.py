@@ -30,14 +30,14 @@ from staircase.provenance import atomic_write
 
 
 def schedules(config: dict) -> dict[str, np.ndarray]:
-    """The distinct measurement schedules of the enabled experiments tagged A1, A2 or A4, plus two
+    """The distinct measurement schedules of the enabled experiments tagged A1, A2, A4 or A1-regime, plus two
     uniform ones (200 and 60 measurements), so the rates hold on the schedules the audit sees."""
     from staircase import config as cfgmod
     from staircase.train import log_schedule
 
     out = {}
     for name in cfgmod.enabled_experiments(config):
-        if not {"A1", "A2", "A4"} & set(config["experiments"][name].get("claims", [])):
+        if not {"A1", "A2", "A4", "A1-regime"} & set(config["experiments"][name].get("claims", [])):
             continue
         for run in cfgmod.variants(config, name).values():
             lg, steps = run["log"], run["train"]["steps"]
@@ -108,9 +108,43 @@ def rate(p_values, alpha: float) -> dict:
     }
 
 
-def summary(a1: pd.DataFrame, a2: pd.DataFrame, alpha: float, min_ratio: float) -> pd.DataFrame:
+def cell_p_values(frame: pd.DataFrame, seeds: int, min_ratio: float) -> np.ndarray:
+    """A1's decision per cell of ``seeds`` seeds, as the audit takes it for a regime-map or sweep
+    cell (:func:`staircase.steptest.staircase_verdict`: Fisher's p over the seeds, kept where the
+    median stall ratio is >= min_ratio, else 1), on consecutive disjoint groups of draws."""
+    from staircase.steptest import fisher
+
+    n = len(frame) // seeds * seeds
+    p = frame["p_value"].to_numpy(float)[:n].reshape(-1, seeds)
+    ratio = frame["hold_ratio"].to_numpy(float)[:n].reshape(-1, seeds)
+    combined = np.array([fisher(row) for row in p])
+    return np.where(np.median(ratio, axis=1) >= min_ratio, combined, 1.0)
+
+
+def map_false_positive_rate(cell_rate: float, cells: int, alpha: float) -> float:
+    """How often the regime map's claim (A1-regime; A4's binomial p) says "a staircase somewhere"
+    when there is none: the binomial test at ``alpha`` of ``cells`` cells that each pass with
+    probability ``cell_rate``."""
+    if cells < 1 or not np.isfinite(cell_rate):
+        return float("nan")
+    k = np.arange(cells + 1)
+    significant = k[stats.binom.sf(k - 1, cells, alpha) <= alpha]
+    return float(stats.binom.sf(significant[0] - 1, cells, cell_rate)) if significant.size else 0.0
+
+
+def summary(
+    a1: pd.DataFrame,
+    a2: pd.DataFrame,
+    alpha: float,
+    min_ratio: float,
+    cell_seeds: int = 2,
+    map_cells: int = 0,
+) -> pd.DataFrame:
     """The rates, one row per (test, ensemble). A1's decision per seed is the audit's:
-    p <= alpha and a stall ratio >= min_ratio; "p only" leaves the effect size out."""
+    p <= alpha and a stall ratio >= min_ratio; "p only" leaves the effect size out. Per cell of
+    ``cell_seeds`` seeds (a regime-map or sweep cell) the decision combines the seeds as the audit
+    does; with ``map_cells`` > 0, the false-positive rate of the map's binomial test over that many
+    cells follows from the cell's (its interval from the cell rate's)."""
 
     def a1_pass(frame, p="p_value", ratio="hold_ratio"):
         return np.where(frame[ratio] >= min_ratio, frame[p], 1.0)
@@ -136,12 +170,58 @@ def summary(a1: pd.DataFrame, a2: pd.DataFrame, alpha: float, min_ratio: float) 
             | {"measures": "false-positive rate"}
             | rate(a1_pass(smooth, "p_rank_only", "hold_ratio_rank_only"), alpha)
         )
+    cell = f"A1 per cell of {cell_seeds} seeds (regime map, A4)"
+    null_cells = rate(cell_p_values(smooth, cell_seeds, min_ratio), alpha)
+    rows += [
+        {"test": cell, "ensemble": "spectra moving in one growth phase (null)", "measures": "false-positive rate"}
+        | null_cells,
+        {"test": cell, "ensemble": "spectra moving in 2-5 bursts (staircases)", "measures": "power"}
+        | rate(cell_p_values(stairs, cell_seeds, min_ratio), alpha),
+    ]
+    if map_cells > 0:
+        rows.append(
+            {
+                "test": f"binomial test over the {map_cells} cells of sweeps and maps (A4; A1-regime per map)",
+                "ensemble": "no staircase in any cell (null)",
+                "measures": "false-positive rate",
+                "draws": null_cells["draws"],
+                "rate": map_false_positive_rate(null_cells["rate"], map_cells, alpha),
+                "ci_low": map_false_positive_rate(null_cells["ci_low"], map_cells, alpha),
+                "ci_high": map_false_positive_rate(null_cells["ci_high"], map_cells, alpha),
+            }
+        )
     rows += [
         {"test": "A2", "ensemble": "uncoupled loss (null)", "measures": "false-positive rate"}
         | rate(a2.loc[~a2["coupled"], "p_value"], alpha),
         {"test": "A2", "ensemble": "coupled loss", "measures": "power"} | rate(a2.loc[a2["coupled"], "p_value"], alpha),
     ]
     return pd.DataFrame(rows).assign(alpha=alpha)
+
+
+def _cell_experiments(config: dict) -> list[str]:
+    from staircase import config as cfgmod
+
+    return [
+        name
+        for name in cfgmod.enabled_experiments(config)
+        if {"A4", "A1-regime"} & set(config["experiments"][name].get("claims", []))
+    ]
+
+
+def map_cells(config: dict) -> int:
+    """The cells A4 over the sweeps and the regime map judges together: every variant of an
+    enabled experiment tagged A4 or A1-regime."""
+    from staircase import config as cfgmod
+
+    return sum(len(cfgmod.variants(config, name)) for name in _cell_experiments(config))
+
+
+def cells_seeds(config: dict) -> int:
+    """Seeds per cell (the fewest of those experiments; 2 without any)."""
+    from staircase import config as cfgmod
+
+    counts = [len(run["seeds"]) for name in _cell_experiments(config) for run in cfgmod.variants(config, name).values()]
+    return max(1, min(counts)) if counts else 2
 
 
 def run(config: dict, out_dir, size: int = 400, seed: int = 0, n_null: int = 200) -> pd.DataFrame:
@@ -154,11 +234,24 @@ def run(config: dict, out_dir, size: int = 400, seed: int = 0, n_null: int = 200
     plan = schedules(config)
     a1 = a1_ensemble(plan, size, seed, n_null=n_null, **denoise)
     a2 = a2_ensemble(plan, size, seed, n_null=n_null, window=analysis.get("loss_window", 20), **denoise)
-    table = summary(a1, a2, thresholds["alpha"], thresholds["a1_min_stall_ratio"])
+    cells = map_cells(config)
+    seeds = cells_seeds(config)
+    table = summary(a1, a2, thresholds["alpha"], thresholds["a1_min_stall_ratio"], seeds, cells)
     out = Path(out_dir)
     for name, frame in (("a1", a1), ("a2", a2), ("summary", table)):
         atomic_write(out / f"{name}.csv", lambda tmp, f=frame: f.to_csv(tmp, index=False))
     return table
 
 
-__all__ = ["a1_ensemble", "a2_ensemble", "rate", "run", "schedules", "summary"]
+__all__ = [
+    "a1_ensemble",
+    "a2_ensemble",
+    "cell_p_values",
+    "cells_seeds",
+    "map_cells",
+    "map_false_positive_rate",
+    "rate",
+    "run",
+    "schedules",
+    "summary",
+]
