@@ -142,7 +142,8 @@ def calibration_config():
     tested = {
         name: config["experiments"][name]
         for name in EXPERIMENTS
-        if {"A1", "A2", "A4", "A1-regime"} & set(config["experiments"][name].get("claims", []))
+        if {"A1", "A2", "A4", "A1-regime"}
+        & set(config["experiments"][name].get("claims", []))
     }
     return {
         "scale": config["scale"],
