@@ -898,9 +898,13 @@ def to_markdown(
     if calibration is not None and len(calibration):
         lines += ["", "## How often the tests err (synthetic ensembles of this run: <root>/calibration)", ""]
         lines += ["| test | ensemble | measures | draws | rate | 95% interval |", "|---|---|---|---|---|---|"]
+
+        def rate(x: float) -> str:  # a rate below 0.001 keeps its digits (the map's test: 8e-05, not 0.000)
+            return f"{x:.2g}" if 0 < x < 1e-3 else f"{x:.3f}"
+
         for c in calibration.itertuples():
-            interval = f"[{c.ci_low:.3f}, {c.ci_high:.3f}]"
-            lines.append(f"| {c.test} | {c.ensemble} | {c.measures} | {c.draws} | {c.rate:.3f} | {interval} |")
+            interval = f"[{rate(c.ci_low)}, {rate(c.ci_high)}]"
+            lines.append(f"| {c.test} | {c.ensemble} | {c.measures} | {c.draws} | {rate(c.rate)} | {interval} |")
     links = figure_links(frame, "../figures") if not frame.empty else []
     if links:
         lines += ["", "## Figures", "", *links]
