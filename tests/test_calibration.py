@@ -65,9 +65,10 @@ def test_a_cell_of_seeds_is_judged_as_the_audit_judges_it(a1, a2):
     smooth = a1[a1["kind"] == "smooth"].head(4)
     from staircase.steptest import fisher
 
-    first = calibration.cell_p_values(smooth, 2, 2.0)[0]
+    first = calibration.cell_p_values(smooth, 2, 0.05, 2.0)[0]
     pair = smooth.head(2)
-    expected = fisher(pair["p_value"]) if pair["hold_ratio"].median() >= 2.0 else 1.0
+    p = fisher(pair["p_value"])
+    expected = p if pair["hold_ratio"].median() >= 2.0 and p <= 0.05 else 1.0
     assert first == expected
 
 

@@ -430,10 +430,7 @@ class ExperimentAudit:
             )  # fmt: skip
         self.record_cells("A1-regime")
         t, cells = self.t, self.cells
-        judged = cells[cells["a1_pass"].notna()]
-        passing = int(_passed(judged["a1_pass"]).sum())
-        n = len(judged)
-        p_binom = float(stats.binom.sf(passing - 1, n, t["alpha"])) if n else float("nan")
+        passing, n, p_binom = _count_passing(cells, t["alpha"])
         rows = [
             vd.pvalue_row(
                 "A1-regime",
@@ -633,6 +630,16 @@ def _passed(verdicts: pd.Series) -> pd.Series:
     return verdicts.map(lambda v: False if pd.isna(v) else bool(v)).astype(bool)
 
 
+def _count_passing(cells: pd.DataFrame, alpha: float) -> tuple[int, int, float]:
+    """(cells that pass A1, cells judged, binomial p of that many passing if each passed with
+    probability alpha): the test of A1-regime and of A4 over cells. Cells with too few healthy
+    seeds are left out."""
+    judged = cells[cells["a1_pass"].notna()] if len(cells) else cells
+    n = len(judged)
+    passing = int(_passed(judged["a1_pass"]).sum()) if n else 0
+    return passing, n, float(stats.binom.sf(passing - 1, n, alpha)) if n else float("nan")
+
+
 def _cells_detail(cells: pd.DataFrame, prefix: str = "") -> str:
     """The cells named by their A1 verdict: pass; do not (tested); the eps-rank rose by less than
     2 (nothing to test, no staircase: counted as not passing); too few healthy seeds (left out)."""
@@ -664,11 +671,8 @@ def cells_row(name: str, tables: list[tuple[str, pd.DataFrame]], t: dict, paths:
     alpha = t["alpha"]
     several = len(tables) > 1
     cells = pd.concat([table for _, table in tables], ignore_index=True)
-    judged = cells[cells["a1_pass"].notna()] if len(cells) else cells
-    n = len(judged)
-    passing = int(_passed(judged["a1_pass"]).sum()) if n else 0
+    passing, n, p_binom = _count_passing(cells, alpha)
     fraction = passing / n if n else float("nan")
-    p_binom = float(stats.binom.sf(passing - 1, n, alpha)) if n else float("nan")
     detail = "; ".join(
         (f"{exp}: " if several else "") + _cells_detail(table, f"{exp}/" if several else "")
         for exp, table in tables

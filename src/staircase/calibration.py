@@ -108,17 +108,16 @@ def rate(p_values, alpha: float) -> dict:
     }
 
 
-def cell_p_values(frame: pd.DataFrame, seeds: int, min_ratio: float) -> np.ndarray:
-    """A1's decision per cell of ``seeds`` seeds, as the audit takes it for a regime-map or sweep
-    cell (:func:`staircase.steptest.staircase_verdict`: Fisher's p over the seeds, kept where the
-    median stall ratio is >= min_ratio, else 1), on consecutive disjoint groups of draws."""
-    from staircase.steptest import fisher
-
+def cell_p_values(frame: pd.DataFrame, seeds: int, alpha: float, min_ratio: float) -> np.ndarray:
+    """A1's decision per cell of ``seeds`` seeds, by the audit's own rule
+    (:func:`staircase.steptest.staircase_verdict`: Fisher's p over the seeds and the median stall
+    ratio), on consecutive disjoint groups of draws: the cell's Fisher p where it passes, else 1."""
     n = len(frame) // seeds * seeds
-    p = frame["p_value"].to_numpy(float)[:n].reshape(-1, seeds)
-    ratio = frame["hold_ratio"].to_numpy(float)[:n].reshape(-1, seeds)
-    combined = np.array([fisher(row) for row in p])
-    return np.where(np.median(ratio, axis=1) >= min_ratio, combined, 1.0)
+    out = []
+    for start in range(0, n, seeds):
+        passes, p, _ = steptest.staircase_verdict(frame.iloc[start : start + seeds].itertuples(), alpha, min_ratio)
+        out.append(p if passes else 1.0)
+    return np.asarray(out, dtype=float)
 
 
 def map_false_positive_rate(cell_rate: float, cells: int, alpha: float) -> float:
@@ -171,12 +170,12 @@ def summary(
             | rate(a1_pass(smooth, "p_rank_only", "hold_ratio_rank_only"), alpha)
         )
     cell = f"A1 per cell of {cell_seeds} seeds (regime map, A4)"
-    null_cells = rate(cell_p_values(smooth, cell_seeds, min_ratio), alpha)
+    null_cells = rate(cell_p_values(smooth, cell_seeds, alpha, min_ratio), alpha)
     rows += [
         {"test": cell, "ensemble": "spectra moving in one growth phase (null)", "measures": "false-positive rate"}
         | null_cells,
         {"test": cell, "ensemble": "spectra moving in 2-5 bursts (staircases)", "measures": "power"}
-        | rate(cell_p_values(stairs, cell_seeds, min_ratio), alpha),
+        | rate(cell_p_values(stairs, cell_seeds, alpha, min_ratio), alpha),
     ]
     if map_cells > 0:
         rows.append(
@@ -208,20 +207,14 @@ def _cell_experiments(config: dict) -> list[str]:
     ]
 
 
-def map_cells(config: dict) -> int:
-    """The cells A4 over the sweeps and the regime map judges together: every variant of an
-    enabled experiment tagged A4 or A1-regime."""
+def map_layout(config: dict) -> tuple[int, int]:
+    """(cells, seeds per cell) of what A4 over the sweeps and the regime map judges together:
+    every variant of an enabled experiment tagged A4 or A1-regime, and the fewest seeds of one
+    (0 cells and 2 seeds without any)."""
     from staircase import config as cfgmod
 
-    return sum(len(cfgmod.variants(config, name)) for name in _cell_experiments(config))
-
-
-def cells_seeds(config: dict) -> int:
-    """Seeds per cell (the fewest of those experiments; 2 without any)."""
-    from staircase import config as cfgmod
-
-    counts = [len(run["seeds"]) for name in _cell_experiments(config) for run in cfgmod.variants(config, name).values()]
-    return max(1, min(counts)) if counts else 2
+    runs = [run for name in _cell_experiments(config) for run in cfgmod.variants(config, name).values()]
+    return len(runs), (max(1, min(len(run["seeds"]) for run in runs)) if runs else 2)
 
 
 def run(config: dict, out_dir, size: int = 400, seed: int = 0, n_null: int = 200) -> pd.DataFrame:
@@ -234,8 +227,7 @@ def run(config: dict, out_dir, size: int = 400, seed: int = 0, n_null: int = 200
     plan = schedules(config)
     a1 = a1_ensemble(plan, size, seed, n_null=n_null, **denoise)
     a2 = a2_ensemble(plan, size, seed, n_null=n_null, window=analysis.get("loss_window", 20), **denoise)
-    cells = map_cells(config)
-    seeds = cells_seeds(config)
+    cells, seeds = map_layout(config)
     table = summary(a1, a2, thresholds["alpha"], thresholds["a1_min_stall_ratio"], seeds, cells)
     out = Path(out_dir)
     for name, frame in (("a1", a1), ("a2", a2), ("summary", table)):
@@ -247,9 +239,8 @@ __all__ = [
     "a1_ensemble",
     "a2_ensemble",
     "cell_p_values",
-    "cells_seeds",
-    "map_cells",
     "map_false_positive_rate",
+    "map_layout",
     "rate",
     "run",
     "schedules",
