@@ -14,8 +14,8 @@ import pytest
 import yaml
 from helpers import mark_diverged
 
-from staircase import config as cfgmod
-from staircase import train
+from staircase.training import trainer as train
+from staircase.workflow import config as cfgmod
 
 REPO = Path(__file__).resolve().parents[1]
 PAPERMILL = str(Path(sys.executable).parent / "papermill")

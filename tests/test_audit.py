@@ -1,4 +1,4 @@
-"""The claims audit on runs written in the results format (staircase.synthetic.write_run): for each
+"""The claims audit on runs written in the results format (staircase.claims.synthetic.write_run): for each
 claim of paper A a case that must pass and one that must fail, self-checks that must give ERROR,
 too little evidence that must give INCONCLUSIVE, the files and the command line."""
 
@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from staircase import audit, synthetic
-from staircase.train import log_schedule
+from staircase.claims import audit, synthetic
+from staircase.core.schedule import log_schedule
 
 REPO = Path(__file__).resolve().parents[1]
 STEPS = log_schedule(3000, 10, 1000, 50)

@@ -11,9 +11,11 @@ import pytest
 import torch
 import yaml
 
-from staircase import bench, stairs, train
-from staircase import config as cfgmod
-from staircase.models import StackedMLP
+from staircase.benchmarks import bench
+from staircase.core import stairs
+from staircase.networks.mlp import StackedMLP
+from staircase.training import trainer as train
+from staircase.workflow import config as cfgmod
 
 REPO = Path(__file__).resolve().parents[1]
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

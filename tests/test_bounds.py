@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from staircase.bounds import BoundResult, loss_lower_bound, loss_lower_bounds
-from staircase.models import StackedMLP
-from staircase.quadrature import trapezoid_1d, trapezoid_box
-from staircase.rank import eps_rank
+from staircase.core.bounds import BoundResult, loss_lower_bound, loss_lower_bounds
+from staircase.core.quadrature import trapezoid_1d, trapezoid_box
+from staircase.core.rank import eps_rank
+from staircase.networks.mlp import StackedMLP
 
 pytestmark = pytest.mark.usefixtures("single_blas_thread")
 
@@ -156,7 +156,7 @@ EPS = 1e-3
 
 def test_designed_problem_has_the_designed_spectrum():
     phi, w, _, psi_hat = designed_problem(LAMS)
-    from staircase.rank import spectrum
+    from staircase.core.rank import spectrum
 
     np.testing.assert_allclose(spectrum(phi, w), LAMS, rtol=1e-10, atol=1e-14)
     np.testing.assert_allclose(psi_hat.T @ (w[:, None] * psi_hat), np.eye(len(LAMS) + 1), atol=1e-13)
@@ -378,7 +378,7 @@ def test_stacked_bound_equals_the_tall_svd_route_and_each_model_alone():
 def test_the_gram_route_equals_the_qr_route():
     """Claim A3's bound is computed from the eps-rank's own Gram eigendecomposition
     (bounds.lower_bounds_from_gram); it must agree with the QR route on the same features."""
-    from staircase.bounds import lower_bounds_from_gram
+    from staircase.core.bounds import lower_bounds_from_gram
 
     rng = np.random.default_rng(3)
     for _ in range(40):

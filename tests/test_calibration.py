@@ -1,4 +1,4 @@
-"""False-positive rate and power of the A1 and A2 tests on synthetic ensembles (staircase.calibration):
+"""False-positive rate and power of the A1 and A2 tests on synthetic ensembles (staircase.claims.calibration):
 the rates docs/claims.md reports, checked on ensembles of 200 draws each."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import yaml
 
-from staircase import calibration
+from staircase.claims import calibration
 
 REPO_CONFIG = "config.yaml"
 
@@ -63,7 +63,7 @@ def test_a_cell_of_seeds_is_judged_as_the_audit_judges_it(a1, a2):
     assert cell.loc["false-positive rate", "draws"] == 100 and cell.loc["false-positive rate", "rate"] <= 0.05
     assert cell.loc["power", "rate"] >= 0.2
     smooth = a1[a1["kind"] == "smooth"].head(4)
-    from staircase.steptest import fisher
+    from staircase.core.steptest import fisher
 
     first = calibration.cell_p_values(smooth, 2, 0.05, 2.0)[0]
     pair = smooth.head(2)

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from staircase import cli
-from staircase import config as cfgmod
+from staircase.workflow import config as cfgmod
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "tests/config/config.yaml"

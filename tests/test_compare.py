@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from staircase import audit, synthetic
-from staircase.train import log_schedule
+from staircase.claims import audit, synthetic
+from staircase.training.trainer import log_schedule
 
 STEPS = log_schedule(3000, 10, 1000, 50)
 REGULAR = -np.arange(40) * 0.5 - 1.0

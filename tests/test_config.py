@@ -18,8 +18,10 @@ import pytest
 import yaml
 from helpers import REPO
 
-from staircase import cli, memory, train
-from staircase import config as cfgmod
+from staircase import cli
+from staircase.training import trainer as train
+from staircase.workflow import config as cfgmod
+from staircase.workflow import memory
 
 TINY = REPO / "tests" / "config" / "config.yaml"
 LOWRANK = REPO / "tests" / "config" / "lowrank.yaml"
@@ -225,7 +227,7 @@ def test_the_default_configs_fit_a_small_machine():
         jobs = [
             memory.train_job(v) for e in cfgmod.enabled_experiments(config) for v in cfgmod.variants(config, e).values()
         ]
-        from staircase.lowrank import settings
+        from staircase.workflow import lowrank_settings as settings
 
         jobs += [memory.lowrank_job(f, s) for f in settings.FAMILIES for s in settings.studies(config, f).values()]
         assert max(memory.peak(parts) for parts in jobs) < 4e9, scale
@@ -252,7 +254,7 @@ def test_the_memory_estimate_covers_a_measured_peak(tmp_path):
     cfg = cfgmod.variants(config, "fit1d")["base"]
     estimate = memory.peak(memory.train_job(cfg))
     code = (
-        "import json, resource, sys; from staircase import train; "
+        "import json, resource, sys; from staircase.training import trainer as train; "
         "train.run(json.loads(sys.argv[1]), sys.argv[2], progress=False); "
         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
     )

@@ -1,4 +1,4 @@
-"""The projected cost of a run (staircase.cost): the jobs it resolves, the fitted throughput model,
+"""The projected cost of a run (staircase.workflow.cost): the jobs it resolves, the fitted throughput model,
 and the block printed before a full-scale run."""
 
 from __future__ import annotations
@@ -10,8 +10,9 @@ import pandas as pd
 import yaml
 from helpers import REPO, snakemake
 
-from staircase import config as cfgmod
-from staircase import cost, train
+from staircase.training import trainer as train
+from staircase.workflow import config as cfgmod
+from staircase.workflow import cost
 
 TINY = REPO / "tests" / "config" / "config.yaml"
 

@@ -1,4 +1,4 @@
-"""The forward Laplacian (staircase.derivatives) against autograd double backward on random
+"""The forward Laplacian (staircase.problems.operators) against autograd double backward on random
 networks, and against closed-form Laplacians of networks that compute known functions."""
 
 from __future__ import annotations
@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from staircase.derivatives import autograd_laplacian, mlp_forward_laplacian
-from staircase.models import ACTIVATIONS, StackedMLP
+from staircase.networks.mlp import ACTIVATIONS, StackedMLP
+from staircase.problems.operators import autograd_laplacian, mlp_forward_laplacian
 
 
 def random_net(seed, d, width, depth, activation):
@@ -91,7 +91,7 @@ def test_forward_laplacian_of_known_functions():
 
 def test_fused_tanh_layer_gradcheck():
     """The hand-written backward of the forward Laplacian's tanh layer (derivatives._TanhLayer)."""
-    from staircase.derivatives import _TanhLayer
+    from staircase.problems.operators import _TanhLayer
 
     gen = torch.Generator().manual_seed(5)
     z = torch.randn(2, 5, 4, dtype=torch.float64, generator=gen, requires_grad=True)

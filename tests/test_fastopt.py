@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from staircase.fastopt import FastStep
-from staircase.models import StackedMLP
+from staircase.networks.mlp import StackedMLP
+from staircase.training.fastopt import FastStep
 
 X = torch.linspace(-1, 1, 32)[:, None]
 Y = torch.sin(3 * X[:, 0])

@@ -22,7 +22,7 @@ import yaml
 from helpers import REPO, snakemake
 
 from staircase import cli
-from staircase import config as cfgmod
+from staircase.workflow import config as cfgmod
 
 TINY = REPO / "tests" / "config" / "config.yaml"
 NAN, INF = float("nan"), float("inf")

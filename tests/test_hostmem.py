@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from staircase.hostmem import keep_freed_memory
+from staircase.training.hostmem import keep_freed_memory
 
 SIZES = [1 << 18, 3 << 18, 1 << 20, 1 << 16, 5 << 17]  # 0.25-4 MB tensors, as in a PINN step
 

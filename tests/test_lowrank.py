@@ -1,4 +1,4 @@
-"""Papers B and C (staircase.lowrank): metrics with known answers, data generators, the bound of
+"""Papers B and C: metrics with known answers, data generators, the bound of
 paper B as an identity, the invariance of paper C under gradient flow, short runs of both jobs, and
 the config sections. (The verdicts of claims B1-C3 are tested in test_lowrank_claims.)"""
 
@@ -15,10 +15,13 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from staircase import config as cfgmod
-from staircase.lowrank import alignment, claims, collapse, data, linalg
-from staircase.lowrank import settings as lrsettings
-from staircase.lowrank.nets import BiasFreeNet
+from staircase.claims import lowrank as claims
+from staircase.core import linalg
+from staircase.networks.bias_free import BiasFreeNet
+from staircase.problems import datasets as data
+from staircase.training import alignment, collapse
+from staircase.workflow import config as cfgmod
+from staircase.workflow import lowrank_settings as lrsettings
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.usefixtures("single_blas_thread")

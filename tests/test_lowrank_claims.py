@@ -1,8 +1,8 @@
-"""The verdicts of claims B1-B3 and C1-C3 (staircase.lowrank.claims) can fail: for each claim a
+"""The verdicts of claims B1-B3 and C1-C3 (staircase.claims.lowrank) can fail: for each claim a
 study directory that must pass and one that must fail, written in the format the studies write
 (claims_inputs.parquet, layers.parquet, pairs.parquet, run.json); a violated identity is an ERROR;
 an untrained net cannot pass C3; and the false-positive rates of every test under its null model
-(staircase.lowrank.calibration) are at most alpha."""
+(staircase.claims.lowrank_calibration) are at most alpha."""
 
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from staircase import registry, verdicts
-from staircase.lowrank import calibration, claims
+from staircase.claims import lowrank as claims
+from staircase.claims import lowrank_calibration as calibration
+from staircase.claims import registry, verdicts
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.usefixtures("single_blas_thread")

@@ -1,6 +1,6 @@
 """Papers B and C in the workflow: a bad setting of their sections stops a dry run with one line
 naming the key, and a tiny end-to-end run goes from training to figures, claim tables and the rows
-the claims audit takes (staircase.lowrank.claims.audit_rows)."""
+the claims audit takes (staircase.claims.lowrank.audit_rows)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 import yaml
 from helpers import REPO, snakemake
 
-from staircase import verdicts
-from staircase.lowrank import claims as lowrank_claims
+from staircase.claims import lowrank as lowrank_claims
+from staircase.claims import verdicts
 
 TINY = REPO / "tests" / "config" / "lowrank.yaml"
 
@@ -58,7 +58,7 @@ def test_tiny_lowrank_end_to_end(tmp_path):
     assert (
         set(align["role"]) <= set(verdicts.ROLES) and (align.loc[align["role"] == "test", "null"].str.len() > 0).all()
     )
-    # what the audit takes of papers B and C (staircase.audit consumes these rows), with the runs' provenance
+    # what the audit takes of papers B and C (staircase.claims.audit consumes these rows), with the runs' provenance
     config = yaml.safe_load(TINY.read_text())
     rows = verdicts.to_frame(lowrank_claims.audit_rows(config, tmp_path / "results/small"))
     assert {"rank_collapse/grid", "alignment/gauss"} <= set(rows["experiment"])

@@ -16,11 +16,10 @@ import pytest
 import torch
 import yaml
 
-from staircase import comparison as cmp
-from staircase import config as cfgmod
-from staircase import methods, train
-from staircase import rank as rk
-from staircase.architectures import (
+from staircase.claims import comparison as cmp
+from staircase.core import rank as rk
+from staircase.networks import init as weight_init
+from staircase.networks.architectures import (
     ConfigurableMLP,
     Jet,
     StackedFourierMLP,
@@ -28,9 +27,12 @@ from staircase.architectures import (
     StackedResMLP,
     build_model,
 )
-from staircase.derivatives import autograd_laplacian, laplacian
-from staircase.models import StackedMLP
-from staircase.tasks import make_task
+from staircase.networks.mlp import StackedMLP
+from staircase.problems import make_task
+from staircase.problems.operators import autograd_laplacian, laplacian
+from staircase.training import methods
+from staircase.training import trainer as train
+from staircase.workflow import config as cfgmod
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -193,7 +195,7 @@ def test_structured_init_geometry():
     model = make("structured", seeds=(3,), width=n, depth=1, d_in=2, bounds=bounds, init_scale=2.0)
     w, b = model.weights[0][0].detach(), model.biases[0][0, 0].detach()
     # scale s = k (n^(1/d) - 1) / |Omega|^(1/d): k = 2, n = 25, d = 2, |Omega| = 4 -> s = 4
-    assert methods.structured_scale(n, bounds, 2.0) == pytest.approx(4.0)
+    assert weight_init.structured_scale(n, bounds, 2.0) == pytest.approx(4.0)
     torch.testing.assert_close(torch.linalg.vector_norm(w, dim=0), torch.full((n,), 4.0, dtype=torch.float64))
     # neuron i's hyperplane w_i.x + b_i = 0 passes through its centre c_i, the i-th point of the
     # seed's scrambled Halton sequence mapped onto the box
@@ -484,9 +486,9 @@ def test_comparison_speedups_and_verdicts_have_known_answers():
 
 def test_comparison_block_is_checked():
     exp = {"claims": ["A6"], "comparison": {"baseline": "nope", "baseline_of": {"x": "base"}}}
-    problems = cmp.check_experiment(exp, ["base", "fast"])
+    problems = cfgmod.check_experiment(exp, ["base", "fast"])
     assert [k for k, _ in problems] == ["comparison.baseline", "comparison.baseline_of.x"]
-    assert cmp.check_experiment({"claims": ["A7"]}, ["base"]) == [
+    assert cfgmod.check_experiment({"claims": ["A7"]}, ["base"]) == [
         ("comparison", "claims A6/A7 need a comparison: block")
     ]
 
@@ -542,7 +544,7 @@ def test_methods_workflow_end_to_end(tmp_path):
 
 
 def test_audit_reports_a6_and_a7_from_the_comparison(tmp_path):
-    from staircase import audit
+    from staircase.claims import audit
 
     runs = {
         "base": fake_run([8, 9, 10], [3, 3, 5, 5, 7, 7, 9, 9, 9, 9, 9, 9], 0.1),

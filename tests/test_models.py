@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from staircase.models import ACTIVATIONS, StackedMLP, get_activation
+from staircase.networks.mlp import ACTIVATIONS, StackedMLP, get_activation
 
 
 def make_x(n=17, d=2, seed=0, dtype=torch.float64):

@@ -1,4 +1,4 @@
-"""The rank-points check (staircase.quadcheck): agreement of candidate rules with a reference, and
+"""The rank-points check (staircase.benchmarks.quadcheck): agreement of candidate rules with a reference, and
 the check on a tiny experiment followed through training."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from staircase import config as cfgmod
-from staircase import quadcheck
+from staircase.benchmarks import quadcheck
+from staircase.workflow import config as cfgmod
 
 REPO = Path(__file__).resolve().parents[1]
 

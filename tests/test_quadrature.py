@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from staircase.quadrature import box_volume, monte_carlo_box, trapezoid_1d, trapezoid_box
+from staircase.core.quadrature import box_volume, monte_carlo_box, trapezoid_1d, trapezoid_box
 
 
 def integrate(x, w, g):
@@ -169,7 +169,7 @@ def test_monte_carlo_box_mean_within_standard_errors(seed):
 
 @pytest.mark.parametrize("n", [1, 5, 20])
 def test_gauss_legendre_is_exact_to_degree_2n_minus_1(n):
-    from staircase.quadrature import gauss_legendre_1d
+    from staircase.core.quadrature import gauss_legendre_1d
 
     x, w = gauss_legendre_1d(0.0, 2.0, n)
     for k in (0, 2 * n - 1):
@@ -177,7 +177,7 @@ def test_gauss_legendre_is_exact_to_degree_2n_minus_1(n):
 
 
 def test_gauss_legendre_3000_points_is_the_reference_rule():
-    from staircase.quadrature import gauss_legendre_1d
+    from staircase.core.quadrature import gauss_legendre_1d
 
     x, w = gauss_legendre_1d(-1.0, 1.0, 3000)
     assert np.all(np.diff(x) > 0) and np.all(w > 0) and w.sum() == pytest.approx(2.0, rel=1e-14)
@@ -186,7 +186,7 @@ def test_gauss_legendre_3000_points_is_the_reference_rule():
 
 
 def test_gauss_box_and_qmc_integrate_a_smooth_function():
-    from staircase.quadrature import RULES, rule
+    from staircase.core.quadrature import RULES, rule
 
     bounds = [(-1.0, 1.0), (0.0, 2.0)]
     exact = (np.sin(1.0) - np.sin(-1.0)) * (1 - np.exp(-2.0))  # int cos(x) exp(-y)

@@ -9,8 +9,8 @@ import pytest
 import torch
 from numpy.polynomial import legendre
 
-from staircase.quadrature import trapezoid_1d
-from staircase.rank import (
+from staircase.core.quadrature import trapezoid_1d
+from staircase.core.rank import (
     PEER_METRICS,
     effective_rank,
     eps_rank,

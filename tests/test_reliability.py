@@ -25,10 +25,11 @@ import torch
 import yaml
 from helpers import REPO, snakemake_command
 
-from staircase import cli, train
-from staircase import config as cfgmod
-from staircase.notebooks import failure_message
-from staircase.provenance import AlreadyRunning, atomic_write, exclusive
+from staircase import cli
+from staircase.records.provenance import AlreadyRunning, atomic_write, exclusive
+from staircase.training import trainer as train
+from staircase.workflow import config as cfgmod
+from staircase.workflow.notebooks import failure_message
 
 TINY = REPO / "tests" / "config" / "config.yaml"
 
@@ -109,7 +110,7 @@ def test_training_writes_only_into_its_output_and_checkpoint_folders(tmp_path, m
 def lock_held_elsewhere(lock: Path):
     """Another process holding ``lock`` (as a running job does) for the block; SIGKILLed after it."""
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from staircase.provenance import exclusive\n"
+        [sys.executable, "-c", "import sys, time; from staircase.records.provenance import exclusive\n"
          f"with exclusive({str(lock)!r}, 'job'):\n    print('held', flush=True); time.sleep(60)"],
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
@@ -223,7 +224,7 @@ def test_train_into_an_unwritable_folder_is_refused_before_training(tmp_path, ca
     ],
 )
 def test_lowrank_cli_rejects_a_bad_run_config_in_one_line(tmp_path, capsys, command, argv, expected):
-    from staircase.lowrank import settings
+    from staircase.workflow import lowrank_settings as settings
 
     study = settings.studies(yaml.safe_load((REPO / "tests/config/lowrank.yaml").read_text()), "alignment")["gauss"]
     bad = {

@@ -11,8 +11,10 @@ import pytest
 import yaml
 from helpers import mark_diverged
 
-from staircase import config as cfgmod
-from staircase import runs, synthetic, train
+from staircase.claims import synthetic
+from staircase.records import runs
+from staircase.training import trainer as train
+from staircase.workflow import config as cfgmod
 
 TINY = Path(__file__).resolve().parent / "config" / "config.yaml"
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from staircase import stairs
+from staircase.core import stairs
 
 
 def staircase_series(levels, lengths, spacing=10):

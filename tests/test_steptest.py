@@ -1,12 +1,13 @@
-"""The A1-A3 tests (staircase.steptest) on series with a known answer: what must pass, what must fail."""
+"""The A1-A3 tests (staircase.core.steptest) on series with a known answer: what must pass, what must fail."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from staircase import steptest, synthetic
-from staircase.train import log_schedule
+from staircase.claims import synthetic
+from staircase.core import steptest
+from staircase.training.trainer import log_schedule
 
 STEPS = log_schedule(3000, 10, 1000, 50).astype(float)
 REGULAR = -np.arange(40) * 0.5 - 1.0  # log10 eigenvalues half a decade apart

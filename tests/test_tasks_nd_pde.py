@@ -14,14 +14,14 @@ import pytest
 import torch
 import yaml
 
-from staircase import config as cfgmod
-from staircase import train
-from staircase.bounds import loss_lower_bound
-from staircase.derivatives import laplacian
-from staircase.models import StackedMLP
-from staircase.tasks import TASKS, make_task
-from staircase.tasks.pde import PDETask, boundary_grid, interior_grid
-from staircase.tasks.targets import RidgeSum, SineProducts
+from staircase.core.bounds import loss_lower_bound
+from staircase.networks.mlp import StackedMLP
+from staircase.problems import TASKS, make_task
+from staircase.problems.operators import laplacian
+from staircase.problems.pde import PDETask, boundary_grid, interior_grid
+from staircase.problems.targets import RidgeSum, SineProducts
+from staircase.training import trainer as train
+from staircase.workflow import config as cfgmod
 
 REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
 

@@ -1,4 +1,4 @@
-"""The tracker of any PyTorch model (staircase.tracker): the README's example runs and its output
+"""The tracker of any PyTorch model (staircase.training.tracker): the README's example runs and its output
 passes through `staircase audit --runs`; it writes the trainer's format and the trainer's numbers;
 it does not change training; layers, output layer, schedules and divergence."""
 
@@ -17,11 +17,15 @@ import torch
 import yaml
 from torch import nn
 
-from staircase import Tracker, audit, bench, quadrature, train
-from staircase import config as cfgmod
-from staircase.results import main_ranks
-from staircase.tasks import make_task
-from staircase.tracker import Schedule, sequential_head, sequential_layers
+from staircase import Tracker
+from staircase.benchmarks import bench
+from staircase.claims import audit
+from staircase.core import quadrature
+from staircase.problems import make_task
+from staircase.records.writer import main_ranks
+from staircase.training import trainer as train
+from staircase.training.tracker import Schedule, sequential_head, sequential_layers
+from staircase.workflow import config as cfgmod
 
 REPO = Path(__file__).resolve().parents[1]
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -251,7 +255,7 @@ def test_the_bound_needs_the_model_output_to_be_the_output_layers(tmp_path):
 
 
 def test_hidden_features_serve_the_quadrature_check(one_thread):
-    from staircase import quadcheck
+    from staircase.benchmarks import quadcheck
 
     nets = [sequential(seed=s) for s in (0, 1)]
     tracker = Tracker(nets, np.linspace(-1, 1, 11))

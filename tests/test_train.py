@@ -17,8 +17,8 @@ import pytest
 import torch
 import yaml
 
-from staircase import config as cfgmod
-from staircase import train
+from staircase.training import trainer as train
+from staircase.workflow import config as cfgmod
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -150,7 +150,7 @@ def test_minibatch_seed_does_not_depend_on_its_companions(tmp_path):
 
 
 def test_minibatches_are_each_seeds_own_and_cover_the_points():
-    from staircase import methods
+    from staircase.training import methods
 
     gens = [methods.batch_generator(s) for s in (0, 1)]
     index = methods.draw_batches(gens, 64, 16)
@@ -164,7 +164,7 @@ def test_minibatches_are_each_seeds_own_and_cover_the_points():
 
 
 def test_pde_minibatch_draws_interior_points_and_keeps_the_boundary():
-    from staircase.tasks import make_task
+    from staircase.problems import make_task
 
     task = make_task(
         "poisson1d",
@@ -185,7 +185,7 @@ def test_pde_minibatch_draws_interior_points_and_keeps_the_boundary():
 
 
 def test_init_gain_scales_every_initial_weight_and_bias():
-    from staircase.architectures import build_model
+    from staircase.networks.architectures import build_model
 
     model_cfg = {"activation": "tanh", "width": 8, "depth": 2}
     plain = build_model(model_cfg, [0, 3], 1, [(-1.0, 1.0)])

@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from staircase import config as cfgmod
-from staircase import train
+from staircase.training import trainer as train
+from staircase.workflow import config as cfgmod
 
 REPO = Path(__file__).resolve().parents[2]
 GRIDS = {

@@ -1,7 +1,7 @@
 """staircase: how the rank of a network's features and weights evolves during training.
 
 The package is the only place with training and mathematics; the Snakemake workflow and the
-notebooks only call it and read what it writes. ``staircase.Tracker`` (:mod:`staircase.tracker`)
+notebooks only call it and read what it writes. ``staircase.Tracker`` (:mod:`staircase.training.tracker`)
 records the eps-ranks of any PyTorch model from its own training loop.
 """
 
@@ -10,7 +10,7 @@ __version__ = "0.1.0"
 
 def __getattr__(name):  # Tracker on first use: `import staircase` stays light (no torch)
     if name == "Tracker":
-        from staircase.tracker import Tracker
+        from staircase.training.tracker import Tracker
 
         return Tracker
     raise AttributeError(f"module 'staircase' has no attribute {name!r}")

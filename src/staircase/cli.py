@@ -13,7 +13,7 @@ The workflow calls these; a user can too, to run one job by hand::
     staircase bench                                      # engine vs peers, ratios in results/bench
     staircase rank-points --experiment fit1d             # how many quadrature points the eps-ranks need
 
-Papers B and C add ``collapse``, ``align`` and ``lowrank-studies`` (see staircase.lowrank.cli).
+Papers B and C add ``collapse``, ``align`` and ``lowrank-studies`` (see staircase.cli_lowrank).
 """
 
 from __future__ import annotations
@@ -26,10 +26,18 @@ from pathlib import Path
 
 import yaml
 
-from staircase import config as cfgmod
-from staircase.provenance import AlreadyRunning
+from staircase.benchmarks import bench, quadcheck
+from staircase.claims import audit, calibration, compare, registry
+from staircase.cli_lowrank import add_commands
+from staircase.records.provenance import AlreadyRunning, write_json
+from staircase.records.runs import UnreadableResult
+from staircase.training import trainer as train
+from staircase.training.trainer import choose_device
+from staircase.workflow import config as cfgmod
+from staircase.workflow import cost
+from staircase.workflow.notebooks import failure_message
 
-SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+SCHEMA = cfgmod.SCHEMA_PATH
 
 
 SET_HELP = (
@@ -158,8 +166,6 @@ def writable_folder(flag: str, path: str | None, file: bool = False) -> None:
 def check_job_start(args, cfg: dict) -> None:
     """What a job checks when it starts, before any training: the device it asks for exists on
     this machine (--device overrides the config's), and its output folders can be written."""
-    from staircase.train import choose_device
-
     if args.device:
         cfg["device"] = args.device
     try:
@@ -174,8 +180,6 @@ def check_job_start(args, cfg: dict) -> None:
 def cmd_train(args) -> int:
     cfg = _run_config(args)  # every problem with the configuration is reported before training
     check_job_start(args, cfg)
-    from staircase import train
-
     train.run(cfg, args.out, args.checkpoint_dir, progress=not args.no_progress, log=args.log)
     return 0
 
@@ -191,8 +195,6 @@ def cmd_variants(args) -> int:
 def cmd_cost(args) -> int:
     """Record measured runs into the throughput table, or print the projected cost of a config."""
     import pandas as pd
-
-    from staircase import cost
 
     args.table = args.table or str(cost.THROUGHPUT_PATH)
     if args.record:
@@ -239,8 +241,6 @@ def _settings_only(overrides: list[str]) -> dict:
 
 
 def cmd_audit(args) -> int:
-    from staircase import audit
-
     if args.config_json:
         config = json.loads(args.config_json)
     elif args.runs and not args.config:
@@ -267,8 +267,6 @@ def cmd_audit(args) -> int:
 
 
 def cmd_calibrate(args) -> int:
-    from staircase import calibration
-
     config = json.loads(args.config_json) if args.config_json else _load_config(args.config, args.set)
     size = args.size or (config.get("analysis") or {}).get("calibration_draws", 400)
     out = Path(args.out or Path(cfgmod.results_root(config)) / "calibration")
@@ -279,8 +277,6 @@ def cmd_calibrate(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from staircase import compare
-
     labels = tuple(args.labels)
     try:
         result = compare.compare(args.a, args.b, args.out, labels=labels)
@@ -292,8 +288,6 @@ def cmd_compare(args) -> int:
 
 
 def cmd_registry(args) -> int:
-    from staircase import audit, registry
-
     if args.results_table:
         print(audit.results_table(pd_read_csv(args.results_table)), end="")
     else:
@@ -314,8 +308,6 @@ COMPARISONS = ("fit", "pde", "gpu", "schedule", "tracker")  # bench.COMPARISONS,
 
 
 def cmd_bench(args) -> int:
-    from staircase import bench
-
     config = _load_config(args.config, args.set)
     only = args.only.split(",") if args.only else None
     bench.run_benchmarks(
@@ -332,9 +324,6 @@ def cmd_bench(args) -> int:
 
 
 def cmd_rank_points(args) -> int:
-    from staircase import quadcheck
-    from staircase.provenance import write_json
-
     config = _load_config(args.config, args.set)
     vs = cfgmod.variants(config, args.experiment)
     variant = args.variant or next(iter(vs))
@@ -355,8 +344,6 @@ def cmd_rank_points(args) -> int:
 
 
 def cmd_notebook_failure(args) -> int:
-    from staircase.notebooks import failure_message
-
     print(failure_message(args.notebook, args.log))
     return 0
 
@@ -480,7 +467,7 @@ def main(argv=None) -> int:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="e.g. scale=full")
     p.add_argument("--notebooks", type=int, default=0, help="figure and table notebooks to count")
     p.add_argument("--cores", type=int, help="also say the wall time if this many cores stay busy")
-    p.add_argument("--table", default=None, help="the throughput table (default: staircase/throughput.csv)")
+    p.add_argument("--table", default=None, help="the throughput table (default: staircase/workflow/throughput.csv)")
     p.add_argument("--record", nargs="+", metavar="RUN_DIR", help="add these finished runs' measurements to the table")
     p.set_defaults(func=cmd_cost)
 
@@ -488,14 +475,9 @@ def main(argv=None) -> int:
     p.add_argument("notebook", help="the partially executed copy papermill wrote")
     p.add_argument("log", nargs="?", help="papermill's output")
     p.set_defaults(func=cmd_notebook_failure)
-
-    from staircase.lowrank.cli import add_commands
-
     add_commands(sub, _load_config, read_run_config, check_job_start)
 
     args = parser.parse_args(argv)
-    from staircase.runs import UnreadableResult
-
     try:
         return args.func(args)
     except (cfgmod.ConfigError, AlreadyRunning, UnreadableResult) as err:

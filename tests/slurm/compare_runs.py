@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from staircase.train import TIMING_COLUMNS  # the clock columns: the only ones that may differ
+from staircase.training.trainer import TIMING_COLUMNS  # the clock columns: the only ones that may differ
 
 # the parts of run.json that describe the result (host, wall time, speed do not)
 RUN_KEYS = [

@@ -1,10 +1,10 @@
-# Analysis figures and tables for the claims A1-A5 of paper A (src/staircase/claims.yaml; each
+# Analysis figures and tables for the claims A1-A5 of paper A (src/staircase/claims/claims.yaml; each
 # test is explained in docs/claims.md).
 #
 # Nothing here names an experiment: each figure is registered for the enabled experiments whose
 # `claims:` contain a claim it shows (the registry says which), with the registry's caption, so a
 # new experiment gets its figures by saying what it tests. The notebooks read only the run files
-# listed as inputs (through staircase.runs, staircase.stairs, staircase.steptest) and take the
+# listed as inputs (through staircase.records.runs, staircase.core.stairs, staircase.core.steptest) and take the
 # tests' settings from the `analysis:` block of the config and alpha from `audit:`.
 #
 #   staircase_<exp>     A1, A2  loss and last-layer eps-rank vs step, seeds, plateaus, the null's fit, p-values
@@ -19,7 +19,7 @@
 
 ANALYSIS = config["analysis"]  # filled with the schema's defaults when absent
 STAIR_OPTIONS = {k: ANALYSIS[k] for k in ("min_points", "min_span", "window")}
-# the settings of the A1-A3 tests (staircase.steptest), as the audit uses them
+# the settings of the A1-A3 tests (staircase.core.steptest), as the audit uses them
 TEST_OPTIONS = dict(
     STAIR_OPTIONS,
     loss_window=ANALYSIS["loss_window"],
@@ -101,7 +101,7 @@ for _experiment in claimed("A4"):
     )
 
 if claimed("A1-regime"):
-    # the table computes the cells' tests once (staircase.audit.regime_table); the figure draws it
+    # the table computes the cells' tests once (staircase.claims.audit.regime_table); the figure draws it
     add_table(
         "regime_table",
         "regime_table",

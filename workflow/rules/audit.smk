@@ -1,6 +1,6 @@
 rule calibrate:
     """False-positive rate and power of the A1 and A2 tests on synthetic ensembles drawn on this
-    config's measurement schedules, with its settings (staircase.calibration; docs/claims.md).
+    config's measurement schedules, with its settings (staircase.claims.calibration; docs/claims.md).
     """
     output:
         summary=res("calibration/summary.csv"),

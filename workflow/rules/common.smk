@@ -6,8 +6,8 @@ import sys
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
-from staircase import config as cfgmod
-from staircase import registry as claims_registry
+from staircase.workflow import config as cfgmod
+from staircase.claims import registry as claims_registry
 
 min_version("9.0")
 
@@ -161,7 +161,7 @@ def print_audit_summary():
     claims = res("audit/claims.csv")
     if not os.path.exists(claims):
         return
-    from staircase import audit
+    from staircase.claims import audit
     import pandas as pd
 
     print(f"\n{audit.summary_line(pd.read_csv(claims))}")
@@ -169,9 +169,9 @@ def print_audit_summary():
 
 
 def print_cost_projection():
-    """At scale full, before any job: what the run will cost (staircase.cost: jobs, model-steps,
+    """At scale full, before any job: what the run will cost (staircase.workflow.cost: jobs, model-steps,
     CPU time projected from measured throughput). Never stops a run."""
-    from staircase import cost
+    from staircase.workflow import cost
 
     try:
         cores = workflow.resource_settings.cores

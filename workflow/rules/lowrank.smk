@@ -1,8 +1,8 @@
 # Papers B (rank_collapse) and C (alignment): one training job per study (its grid cells and seeds
 # stacked in one process), and their figures and claim tables. Studies are selected by the claims
 # they are tagged with (config.yaml: rank_collapse.studies.<name>.claims, alignment.studies...).
-from staircase.lowrank import claims as lowrank_claims
-from staircase.lowrank import settings as lowrank_settings
+from staircase.claims import lowrank as lowrank_claims
+from staircase.workflow import lowrank_settings as lowrank_settings
 
 LOWRANK = {f: lowrank_settings.studies(config, f) for f in lowrank_settings.FAMILIES}
 LOWRANK_TAGS = {
@@ -135,7 +135,7 @@ if _b3:
         runs={s: lowrank_dir("rank_collapse", s) for s in _b3},
         thresholds=LOWRANK_THRESHOLDS,
     )
-# what staircase.lowrank.claims reads of a study
+# what staircase.claims.lowrank reads of a study
 LOWRANK_CLAIM_FILES = {
     "rank_collapse": ("claims_inputs.parquet", "layers.parquet", "run.json"),
     "alignment": (

@@ -1,6 +1,6 @@
 # Methods comparison (claims A6, A7): for every experiment tagged A6 or A7, the loss and eps-rank
 # curves of each method against its baseline, and three tables from one notebook (summary per
-# method, per seed, and the verdicts). Definitions: staircase.comparison; settings: the
+# method, per seed, and the verdicts). Definitions: staircase.claims.comparison; settings: the
 # experiment's `comparison:` block in config.yaml.
 for _experiment in EXPERIMENTS:
     _exp = config["experiments"][_experiment]

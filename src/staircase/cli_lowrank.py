@@ -1,0 +1,78 @@
+"""``staircase collapse`` (paper B), ``staircase align`` (paper C) and ``staircase lowrank-studies``.
+
+The workflow passes a study's resolved config as JSON; by hand, name the study::
+
+    staircase lowrank-studies config.yaml
+    staircase collapse --config config.yaml --study digits_lambda --out /tmp/collapse
+    staircase align --config config.yaml --study digits01_ngd --out /tmp/align
+"""
+
+from __future__ import annotations
+
+from staircase.errors import ConfigError
+from staircase.training import alignment, collapse
+from staircase.workflow import lowrank_settings as settings
+
+COMMANDS = {"collapse": "rank_collapse", "align": "alignment"}
+
+
+def _run_config(args, family: str, load_config, read_run_config) -> dict:
+    if args.run_config:
+        cfg = read_run_config(args.run_config)
+        settings.check_run(cfg, family)
+        return cfg
+    if not (args.config and args.study):
+        raise ConfigError(f"staircase {args.command}: give --run-config, or --config with --study")
+    config = load_config(args.config, args.set)
+    studies = settings.studies(config, family)
+    if args.study not in studies:
+        have = sorted(studies)
+        raise ConfigError(f"staircase {args.command}: {family} has no enabled study {args.study!r}; have {have}")
+    return studies[args.study]
+
+
+def add_commands(sub, load_config, read_run_config, check_job_start) -> None:
+    """Register the subcommands on the main parser's subparsers, with the main CLI's validated
+    config loader ``load_config(path, overrides)``, its --run-config reader and its start checks
+    (device, writable output folder)."""
+
+    def train(args) -> int:
+        family = COMMANDS[args.command]
+        cfg = _run_config(args, family, load_config, read_run_config)
+        check_job_start(args, cfg)
+        job = collapse if family == "rank_collapse" else alignment
+        job.run(cfg, args.out, progress=not args.no_progress)
+        return 0
+
+    def list_studies(args) -> int:
+        config = load_config(args.config, args.set)
+        for family in settings.FAMILIES:
+            tags = settings.claims_of(config, family)
+            for name, cfg in settings.studies(config, family).items():
+                print(f"{family}\t{name}\tclaims={tags[name]}\tseeds={cfg['seeds']}")
+        return 0
+
+    helps = {
+        "collapse": "paper B: train one rank_collapse study (lambda x noise x seed grid, stacked)",
+        "align": "paper C: train one alignment study (all seeds stacked)",
+    }
+    for name, text in helps.items():
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--run-config", help="resolved study config as JSON, or @file")
+        p.add_argument("--config", help="config.yaml (with --study)")
+        p.add_argument("--study")
+        p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="top-level override")
+        p.add_argument("--out", required=True, help="output folder")
+        p.add_argument("--device", help="cpu, cuda or auto (overrides the config)")
+        p.add_argument("--no-progress", action="store_true")
+        p.set_defaults(func=train)
+    p = sub.add_parser("lowrank-studies", help="list the enabled studies of papers B and C")
+    p.add_argument("config")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a setting (KEY=VALUE, dotted paths as in staircase train --help)",
+    )
+    p.set_defaults(func=list_studies)

@@ -1,0 +1,402 @@
+"""Is the epsilon-rank a staircase, and does the loss fall when it rises? Tests that can fail.
+
+Claims A1 (staircase), A2 (the loss falls as the rank rises), A3 (the bound falls as it rises) and
+A4 (universality) of docs/claims.md are judged by the functions here. Counting integer steps is no
+evidence: a smooth curve rounded to integers climbs one "stair" per level. Nor are the rank's
+plateaus alone: the rank counts Gram eigenvalues above eps, and a spectrum that moves up at a
+steady pace holds the rank for long wherever two eigenvalues are far apart (gaps, pairs), so a
+smoothly trained net can have a step-like rank. What makes a staircase a phenomenon of training is
+that the spectrum itself stalls and then bursts: more than one growth phase of its motion at eps.
+
+A1: :func:`staircase_test`
+--------------------------
+1. Spectral progress (:func:`spectral_progress`): X(t), the cumulative median rise (in decades) of
+   the eigenvalues within ``band`` decades below eps, the ones about to cross. Rescaled so that it
+   rises as many levels as the eps-rank does, and rounded: an integer series that climbs one level
+   per eigenvalue's worth of motion, whatever the spectrum's spacing.
+2. It is denoised as :mod:`staircase.core.stairs` does it (a level counts when held ``min_points``
+   measurements and ``min_span`` steps) and its running maximum taken, so flicker does not count.
+3. Hold times (:func:`hold_times`): for every level entered and left during the run, the steps
+   between the first measurement at >= L and the first at >= L + 1; a level passed within one
+   measurement interval is held half that interval. The first and last levels are left out (their
+   holds are cut by the start and the end of training).
+4. Statistic (:func:`plateau_prominence`): the largest *prominence* of an interior peak of log hold
+   time (scipy.signal.peak_prominences): log of how many times longer the most prominent stall
+   lasted than the faster motion on both sides of it; 0 without an interior peak.
+5. Null model: one growth phase. :func:`one_phase_fit` is the least-squares monotone curve whose
+   rate is unimodal (convex, then concave: NNLS on ramp functions, best split over a grid: linear,
+   saturating, sigmoid, power-law, delayed onsets all qualify). Simulated series are that curve plus
+   a random rounding phase and AR(1) noise whose size and correlation are matched to the series
+   (:func:`match_noise`: the share of falling moves and the autocorrelation of the moves; the size
+   at least the measured jitter of the continuous progress, :func:`jitter`), rounded, on the run's
+   own steps, and scored as in 2-4. p = (1 + #{null >= observed}) / (1 + n_null).
+   :func:`levels_test` is steps 2-5 on any integer series.
+
+A2, A3: :func:`coupling_test`
+-----------------------------
+For a series y measured with the rank (A2: log loss; A3: the square root of the bound), its drop
+rate per step in each measurement interval. At every interval where the denoised rank rises
+(:func:`rise_intervals`), the drop rate is ranked among the intervals within ``window``
+measurements on either side (the window is cut symmetrically near the ends so that the rise stays
+at its centre); the statistic is the mean of these percentiles (0.5 at chance). Null: no coupling
+beyond a shared trend: each rise moved to a random interval of its own window. A rank-based
+percentile at the window's centre is unbiased for any monotone trend within the window, so a loss
+that merely falls fastest early, as the rank rises fastest early, does not pass.
+
+Seeds are independent runs: :func:`fisher` combines their p-values (scipy.stats.combine_pvalues);
+:func:`staircase_verdict` is A1's decision over seeds: the combined p at most alpha and the median
+stall ratio at least a stated effect size (a tight null can make a barely longer stall significant).
+The false-positive rates and power of both tests on synthetic ensembles are measured by
+:mod:`staircase.claims.calibration` (``staircase calibrate``) and reported in docs/claims.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import stats
+from scipy.optimize import nnls
+from scipy.signal import find_peaks, peak_prominences, savgol_coeffs, savgol_filter
+
+from staircase.core import stairs
+
+NOISE_SIGMAS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5)
+NOISE_RHOS = (0.0, 0.5, 0.8, 0.9)
+FIT_SPLITS = 25  # candidate inflection points of the one-growth-phase fit (quantiles of the steps)
+SPECTRAL_BAND = 1.0  # decades below eps whose eigenvalues' motion is the spectral progress (docs/claims.md)
+
+
+# ---- the series ----------------------------------------------------------------------------------
+def _finite(steps, values) -> tuple[np.ndarray, np.ndarray]:
+    steps, values = np.asarray(steps, dtype=float), np.asarray(values, dtype=float)
+    ok = np.isfinite(steps) & np.isfinite(values)
+    n = int(np.argmin(ok)) if not ok.all() else len(ok)  # the leading finite part (a divergence cuts it)
+    return steps[:n], values[:n]
+
+
+def envelope(steps, ranks, min_points: int = 2, min_span: float = 0.0) -> np.ndarray | None:
+    """Running maximum of the denoised series (plateau levels of :func:`staircase.core.stairs.segment`,
+    carried forward; the first plateau's level before it); None without any plateau."""
+    seg = stairs.segment(steps, ranks, min_points=min_points, min_span=min_span)
+    levels = seg.levels_at_steps()
+    known = np.flatnonzero(np.isfinite(levels))
+    if not len(known):
+        return None
+    levels[: known[0]] = levels[known[0]]
+    return np.maximum.accumulate(levels)
+
+
+def hold_times(steps, ranks, min_points: int = 2, min_span: float = 0.0) -> np.ndarray:
+    """Steps the denoised series spends at each level it enters and leaves during the run (see the
+    module docstring); the first and the last level are left out: their holds are cut by the start
+    and the end of training, and a cut hold would make its neighbour look like a plateau."""
+    return _level_holds(steps, ranks, min_points, min_span)[1]
+
+
+def _level_holds(steps, ranks, min_points, min_span) -> tuple[int, np.ndarray]:
+    """(level of the first complete hold, the complete holds: levels first + 1 .. last - 1)."""
+    steps, ranks = _finite(steps, ranks)
+    env = envelope(steps, ranks, min_points, min_span) if len(steps) else None
+    if env is None or env[-1] - env[0] < 2:
+        return -1, np.array([])
+    levels = np.arange(int(env[0]) + 1, int(env[-1]))
+    first = np.searchsorted(env, levels, side="left")  # index of the first measurement at >= L
+    leave = np.searchsorted(env, levels + 1, side="left")
+    spacing = np.diff(steps)
+    return int(env[0]) + 1, np.maximum(steps[leave] - steps[first], spacing[first - 1] / 2)
+
+
+def plateau_prominence(holds) -> tuple[float, int]:
+    """(prominence, index) of the most prominent interior peak of log hold time; (0, -1) if none."""
+    holds = np.asarray(holds, dtype=float)
+    if len(holds) < 3:
+        return 0.0, -1
+    log_holds = np.log(holds)
+    peaks, _ = find_peaks(log_holds, plateau_size=1)
+    if not len(peaks):
+        return 0.0, -1
+    prom = peak_prominences(log_holds, peaks)[0]
+    k = int(np.argmax(prom))
+    return float(prom[k]), int(peaks[k])
+
+
+def one_phase_fit(steps, values, splits: int = FIT_SPLITS) -> np.ndarray:
+    """Least-squares fit of ``values`` by a nondecreasing curve whose rate rises then falls once.
+
+    For an inflection step tau the curve is c + sum_k a_k r_k(t) with a_k >= 0 and ramps
+    r_k(t) = (min(t, tau) - k)_+ for knots k <= tau (the rate steps up) and (min(t, k) - tau)_+ for
+    knots k >= tau (the rate steps down to zero at k), knots at the measured steps; NNLS for each of
+    ``splits`` candidate tau (quantiles of the steps), the best one kept.
+    """
+    t, y = np.asarray(steps, dtype=float), np.asarray(values, dtype=float)
+    if len(t) < 3:
+        return np.full(len(t), float(np.mean(y)) if len(y) else 0.0)
+    best, fit = np.inf, None
+    ones = np.ones((len(t), 1))
+    for tau in np.unique(np.quantile(t, np.linspace(0, 1, splits))):
+        left, right = t[t <= tau], t[t >= tau]
+        x = np.hstack(
+            [
+                ones,
+                -ones,
+                np.clip(np.minimum(t[:, None], tau) - left[None, :], 0, None),
+                np.clip(np.minimum(t[:, None], right[None, :]) - tau, 0, None),
+            ]
+        )
+        x /= np.maximum(x.max(axis=0), 1e-300)
+        coef, residual = nnls(x, y, maxiter=50 * x.shape[1])
+        if residual < best:
+            best, fit = residual, x @ coef
+    return fit
+
+
+# ---- noise of the null ---------------------------------------------------------------------------
+def ar1_noise(n: int, sigma: float, rho: float, rng: np.random.Generator, size: int = 1) -> np.ndarray:
+    """(size, n) stationary AR(1) noise of standard deviation sigma and lag-1 correlation rho."""
+    e = rng.normal(0.0, sigma, (size, n))
+    if rho:
+        scale = np.sqrt(1 - rho**2)
+        for i in range(1, n):
+            e[:, i] = rho * e[:, i - 1] + scale * e[:, i]
+    return e
+
+
+def _noise_features(series: np.ndarray) -> np.ndarray:
+    """(share of falling moves, lag-1 autocorrelation of the moves) of each row: both depend on
+    the noise and hardly on the smooth curve under it, so no fit is needed to compare them."""
+    moves = np.diff(np.atleast_2d(series), axis=1)
+    falls = (moves < 0).mean(axis=1)
+    centred = moves - moves.mean(axis=1, keepdims=True)
+    denom = np.maximum((centred * centred).sum(axis=1), 1e-12)
+    return np.stack([falls, (centred[:, 1:] * centred[:, :-1]).sum(axis=1) / denom], axis=1)
+
+
+def match_noise(ranks, fit, rng: np.random.Generator, draws: int = 20) -> tuple[float, float]:
+    """(sigma, rho) of the AR(1) noise on the grid NOISE_SIGMAS x NOISE_RHOS whose rounded series
+    look most like the run: the same share of falling moves (flicker) and autocorrelation of moves."""
+    target = _noise_features(np.asarray(ranks, dtype=float))[0]
+    best, choice = np.inf, (0.0, 0.0)
+    for sigma in NOISE_SIGMAS:
+        for rho in NOISE_RHOS if sigma > 0 else (0.0,):
+            sims = _simulate(fit, sigma, rho, rng, draws)
+            mean = _noise_features(sims).mean(axis=0)
+            dist = abs(mean[0] - target[0]) / 0.02 + abs(mean[1] - target[1]) / 0.1
+            if dist < best:
+                best, choice = dist, (sigma, rho)
+    return choice
+
+
+def jitter(series: np.ndarray, window: int = 7) -> float:
+    """Standard deviation of the fast noise of a continuous series: the residual from a local
+    quadratic fit (Savitzky-Golay, ``window`` points), corrected for the fit's own share of the
+    noise (the central weight 1/3 of a 7-point quadratic)."""
+    if len(series) < window:
+        return 0.0
+    residual = series - savgol_filter(series, window, 2)
+    centre = savgol_coeffs(window, 2)[window // 2]
+    return float(np.std(residual) / np.sqrt(1 - centre))
+
+
+def _simulate(fit, sigma, rho, rng, size) -> np.ndarray:
+    """Rounded one-growth-phase series: the fit, a random rounding phase, AR(1) noise."""
+    phase = rng.uniform(-0.5, 0.5, (size, 1))
+    return np.round(fit[None, :] + phase + ar1_noise(len(fit), sigma, rho, rng, size))
+
+
+# ---- A1 ------------------------------------------------------------------------------------------
+def spectral_progress(spectra, eps: float, band: float = SPECTRAL_BAND) -> np.ndarray:
+    """X(t): how far, in decades, the spectrum has moved up at eps since the first measurement.
+
+    spectra: (T, n) Gram eigenvalues at the measured steps (any order). Over each measurement
+    interval, X grows by the median change of log10 of the eigenvalues that were within ``band``
+    decades below eps at its start (the ones about to cross; the nearest one below when none is that
+    close); it stays when no eigenvalue is below eps. A spectrum that moves up smoothly gives a
+    smooth X whatever the spacing of its eigenvalues; one that stalls and bursts gives plateaus.
+    """
+    logs = np.log10(np.clip(np.asarray(spectra, dtype=float), 1e-300, None))
+    log_eps = np.log10(eps)
+    x = np.zeros(len(logs))
+    for i in range(len(logs) - 1):
+        below = logs[i] < log_eps
+        near = np.flatnonzero(below & (logs[i] >= log_eps - band))
+        if not len(near) and below.any():
+            near = [int(np.argmax(np.where(below, logs[i], -np.inf)))]
+        step = np.median(logs[i + 1, near] - logs[i, near]) if len(near) else 0.0
+        x[i + 1] = x[i] + (step if np.isfinite(step) else 0.0)
+    return x
+
+
+@dataclass(frozen=True)
+class StaircaseTest:
+    """A1 on one seed: the stall prominence, its null distribution's summary, the p-value."""
+
+    statistic: float  # log of (longest interior stall / the faster progress around it); 0 without one
+    step: float  # where the most prominent stall began (NaN if none)
+    p_value: float
+    null_median: float
+    null_q95: float
+    noise: tuple[float, float]  # (sigma, rho) of the null's AR(1) noise, in levels
+    rank_rise: int
+    steps: np.ndarray = field(repr=False)
+    levels: np.ndarray = field(repr=False)  # the progress in eps-rank units, rounded (what is tested)
+    fit: np.ndarray = field(repr=False)  # its one-growth-phase fit (the null's curve)
+
+    @property
+    def hold_ratio(self) -> float:
+        return float(np.exp(self.statistic))
+
+
+def staircase_test(
+    steps,
+    spectra,
+    eps: float,
+    n_null: int = 400,
+    seed: int = 0,
+    min_points: int = 2,
+    min_span: float = 0.0,
+    band: float = SPECTRAL_BAND,
+) -> StaircaseTest:
+    """A1's test of one seed (see the module docstring): spectra (T, n) of the last hidden layer
+    at ``steps``; the eps-rank is the count above ``eps``. Deterministic for a seed."""
+    steps = np.asarray(steps, dtype=float)
+    spectra = np.asarray(spectra, dtype=float)
+    n = int(np.argmin(np.isfinite(spectra).all(axis=1))) if not np.isfinite(spectra).all() else len(steps)
+    steps, spectra = steps[:n], spectra[:n]  # the leading finite part (a divergence cuts it)
+    ranks = (spectra > eps).sum(axis=1).astype(float)
+    rise = int(ranks[-1] - ranks[0]) if n else 0
+    x = spectral_progress(spectra, eps, band) if n else np.zeros(0)
+    if n < 3 or rise < 2 or x[-1] - x[0] <= 0:  # nothing to test: the rank (or the spectrum) did not rise
+        return StaircaseTest(0.0, float("nan"), 1.0, 0.0, 0.0, (0.0, 0.0), rise, steps, ranks, ranks)
+    progress = (x - x[0]) * rise / (x[-1] - x[0])
+    res = levels_test(steps, np.round(progress), n_null, seed, min_points, min_span, latent=progress)
+    return StaircaseTest(rank_rise=rise, **res)
+
+
+def levels_test(steps, levels, n_null=400, seed=0, min_points=2, min_span=0.0, latent=None) -> dict:
+    """The plateau-prominence test of an integer series against one growth phase (the core of
+    :func:`staircase_test`, which feeds it the spectral progress in eps-rank units). ``latent``: the
+    continuous series that was rounded, when there is one: the null's noise is then at least its
+    measured jitter (:func:`jitter`), which rounding hides from the matched share of falls."""
+    steps, levels = _finite(steps, levels)
+    first_level, holds = _level_holds(steps, levels, min_points, min_span)
+    observed, where = plateau_prominence(holds)
+    at = float("nan")
+    if where >= 0:
+        env = envelope(steps, levels, min_points, min_span)
+        at = float(steps[np.searchsorted(env, first_level + where, side="left")])
+    fit = one_phase_fit(steps, levels)
+    rng = np.random.default_rng(seed)
+    noise = match_noise(levels, fit, rng)
+    if latent is not None:
+        noise = (max(noise[0], jitter(np.asarray(latent, dtype=float)[: len(steps)])), noise[1])
+    null = np.array(
+        [
+            plateau_prominence(hold_times(steps, sim, min_points, min_span))[0]
+            for sim in _simulate(fit, *noise, rng, n_null)
+        ]
+    )
+    p = (1 + np.sum(null >= observed - 1e-12)) / (1 + n_null)
+    return dict(
+        statistic=observed,
+        step=at,
+        p_value=float(p),
+        null_median=float(np.median(null)),
+        null_q95=float(np.quantile(null, 0.95)),
+        noise=noise,
+        steps=steps,
+        levels=levels,
+        fit=fit,
+    )
+
+
+# ---- A2, A3 --------------------------------------------------------------------------------------
+def rise_intervals(steps, ranks, min_points: int = 2, min_span: float = 0.0) -> np.ndarray:
+    """Indices i of the measurement intervals (i, i + 1) in which the denoised rank rises."""
+    steps, ranks = _finite(steps, ranks)
+    env = envelope(steps, ranks, min_points, min_span) if len(steps) else None
+    return np.array([], dtype=int) if env is None else np.flatnonzero(np.diff(env) > 0)
+
+
+@dataclass(frozen=True)
+class CouplingTest:
+    """A2/A3 on one series: how the drop rate of y ranks at the rank's rises."""
+
+    statistic: float  # mean local percentile of the drop rate at the rises (0.5 at chance)
+    p_value: float
+    null_q95: float
+    n_rises: int  # rises with at least one neighbouring interval to compare with
+    percentiles: np.ndarray = field(repr=False)
+
+
+def coupling_test(
+    steps,
+    ranks,
+    y,
+    window: int = 20,
+    n_null: int = 400,
+    seed: int = 0,
+    min_points: int = 2,
+    min_span: float = 0.0,
+) -> CouplingTest:
+    """Does y fall faster where the rank rises than around it (see the module docstring)? ``y`` is
+    measured at the same steps (already transformed: log loss, sqrt of the bound); the series is cut
+    where either is not finite."""
+    steps, ranks, y = (np.asarray(a, dtype=float) for a in (steps, ranks, y))
+    ok = np.isfinite(y) & np.isfinite(ranks)
+    n = int(np.argmin(ok)) if not ok.all() else len(ok)
+    steps, ranks, y = steps[:n], ranks[:n], y[:n]
+    if n < 3:
+        return CouplingTest(float("nan"), float("nan"), float("nan"), 0, np.array([]))
+    rate = -np.diff(y) / np.diff(steps)
+    last = len(rate) - 1
+    pct, choices = [], []
+    for i in rise_intervals(steps, ranks, min_points, min_span):
+        half = min(window, i, last - i)
+        if half < 1:
+            continue
+        local = (stats.rankdata(rate[i - half : i + half + 1]) - 0.5) / (2 * half + 1)
+        pct.append(local[half])
+        choices.append(local)
+    if not pct:
+        return CouplingTest(float("nan"), float("nan"), float("nan"), 0, np.array([]))
+    observed = float(np.mean(pct))
+    rng = np.random.default_rng(seed)
+    null = np.mean([c[rng.integers(0, len(c), n_null)] for c in choices], axis=0)
+    p = (1 + np.sum(null >= observed - 1e-12)) / (1 + n_null)
+    return CouplingTest(observed, float(p), float(np.quantile(null, 0.95)), len(pct), np.asarray(pct))
+
+
+def staircase_verdict(results, alpha: float, min_ratio: float) -> tuple[bool, float, float]:
+    """(passes, Fisher p, median stall ratio) of A1 over the seeds' :class:`StaircaseTest`s: a
+    staircase when the seeds beat the null together (p <= alpha) and the typical stall is at least
+    ``min_ratio`` times as long as the motion around it (the effect size)."""
+    results = list(results)
+    p = fisher([r.p_value for r in results])
+    ratio = float(np.median([r.hold_ratio for r in results])) if results else float("nan")
+    return bool(p <= alpha and ratio >= min_ratio), p, ratio
+
+
+def fisher(p_values) -> float:
+    """Fisher's combination of independent p-values (NaN ignored; NaN if none)."""
+    p = np.asarray([v for v in p_values if v is not None and np.isfinite(v)], dtype=float)
+    if not p.size:
+        return float("nan")
+    return float(stats.combine_pvalues(np.clip(p, 1e-300, 1.0), method="fisher").pvalue)
+
+
+__all__ = [
+    "CouplingTest",
+    "StaircaseTest",
+    "coupling_test",
+    "envelope",
+    "fisher",
+    "hold_times",
+    "levels_test",
+    "one_phase_fit",
+    "plateau_prominence",
+    "rise_intervals",
+    "spectral_progress",
+    "staircase_test",
+    "staircase_verdict",
+]

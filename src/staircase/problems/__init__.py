@@ -1,0 +1,110 @@
+"""Learning problems. A task knows its domain, training data, loss, exact solution, the points on
+which the epsilon-rank is measured, and the linear system its loss lower bound is built on.
+
+Add a task by subclassing ``Task`` and registering it in ``TASKS``; the config names it by key.
+
+Layer: problems (domains, targets, PDE operators, losses). Modules: ``fitting`` / ``fitting_nd``
+(function fitting), ``pde`` (physics-informed losses), ``targets`` (target functions),
+``operators`` (input derivatives of a network: the Laplacian a PDE loss needs), ``datasets``
+(papers B and C: digits, Gaussian mixtures, separable sets). Imports only records, core, errors.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+
+@dataclass
+class BoundSystem:
+    """The loss written as sum_k weights_k (features_k . coef - target_k)^2, per model.
+
+    features: (S, M, n) with a column of ones for the bias; coef: (S, n); target, weights: (M,).
+    """
+
+    features: np.ndarray
+    target: np.ndarray
+    weights: np.ndarray
+    coef: np.ndarray
+
+
+class Task(ABC):
+    """Base class. Subclasses set ``d`` (input dimension) and ``bounds`` (the box Omega)."""
+
+    d: int
+    bounds: list[tuple[float, float]]
+
+    def __init__(self, **params):
+        self.params = params
+
+    @abstractmethod
+    def exact(self, x: np.ndarray) -> np.ndarray:
+        """The exact solution / target function at points x (N, d) -> (N,)."""
+
+    @abstractmethod
+    def train_data(self, device, dtype) -> dict[str, torch.Tensor]:
+        """Tensors the loss needs, built once."""
+
+    @abstractmethod
+    def loss(self, model, data) -> torch.Tensor:
+        """Per-model loss, shape (S,)."""
+
+    # ---- mini-batches (train.batch_size) -----------------------------------------------------
+    # The entries of ``train_data`` that are drawn per step, all indexed by the same points; the
+    # others (a PDE's boundary points) are used in full at every step.
+    batched_keys: tuple[str, ...] = ()
+
+    def batch_points(self, data) -> int:
+        """How many training points a mini-batch is drawn from."""
+        return int(data[self.batched_keys[0]].shape[0])
+
+    def minibatch(self, data, index: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``data`` with each model's own points: ``index`` (S, B) picks, for model s, the rows
+        ``index[s]`` of every batched entry (which becomes (S, B, ...)); the loss of a model is then
+        taken on its own batch (a model accepts points (S, N, d), one set per model)."""
+        return {k: (v[index] if k in self.batched_keys else v) for k, v in data.items()}
+
+    @abstractmethod
+    def bound_system(self, model, data) -> BoundSystem:
+        """The loss as a linear least-squares problem in the output layer."""
+
+    @abstractmethod
+    def rank_points(self) -> tuple[np.ndarray, np.ndarray]:
+        """Quadrature points (N, d) and weights (N,) for the Gram matrix (integral normalisation)."""
+
+    @abstractmethod
+    def error_points(self) -> np.ndarray:
+        """Points (N, d) on which the relative L2 error against ``exact`` is measured."""
+
+    @abstractmethod
+    def point_counts(self) -> dict[str, int]:
+        """How many points each set above holds, without building them: ``train`` (all the
+        points the loss evaluates), ``rank`` and ``error``. The memory estimate (staircase.workflow.memory)
+        sizes a job from these before it starts."""
+
+
+from staircase.problems.fitting import MultiFrequency1D  # noqa: E402
+from staircase.problems.fitting_nd import MultiFrequency2D, RidgeFunction  # noqa: E402
+from staircase.problems.pde import Helmholtz2D, Poisson1D, Poisson2D, ReactionDiffusion2D  # noqa: E402
+
+TASKS: dict[str, type[Task]] = {
+    "multifreq1d": MultiFrequency1D,
+    # 2-D / high-dimensional fitting and PDE problems (issue 3)
+    "multifreq2d": MultiFrequency2D,
+    "ridge": RidgeFunction,
+    "poisson1d": Poisson1D,
+    "poisson2d": Poisson2D,
+    "helmholtz2d": Helmholtz2D,
+    "reaction_diffusion2d": ReactionDiffusion2D,
+}
+
+
+def make_task(name: str, **params) -> Task:
+    try:
+        cls = TASKS[name]
+    except KeyError:
+        raise ValueError(f"unknown task {name!r}; choose one of {sorted(TASKS)}") from None
+    return cls(**params)

@@ -1,0 +1,277 @@
+"""Reading training results for figures, tables and the audit.
+
+A run directory ``<root>/runs/<experiment>/<variant>/`` (root: results/<scale>[-<tag>]) holds
+what ``staircase train`` wrote (see :mod:`staircase.training.trainer`). :func:`load_run` reads it into a
+:class:`Run`; the helpers below compute, from a run, the numbers the analysis figures and the summary table show:
+
+* :func:`spread` - median and band (min..max) over seeds of one metric at every step, counting
+  only the seeds that have not diverged by that step;
+* :func:`layer_ranks` / :func:`layer_order_shares` / :func:`layer_order` - epsilon-rank of every
+  hidden layer, and per seed (and pair) the shares of checkpoints with r_eps(l+1) > r_eps(l)
+  strictly, ties and reversals, pairs at full rank apart (claim A5);
+* :func:`seed_summary` / :func:`run_summary` - per seed and per variant: final loss and error,
+  final epsilon-rank per layer, stairs and Spearman (:mod:`staircase.core.stairs`), bound violations,
+  and the seed's status.
+
+Diverged seeds are never dropped silently: the trainer records NaN from the step a seed diverged
+on and ``run.json`` says ``"diverged at step N"``; :attr:`Run.diverged` gives {seed: N}, and the
+summaries carry the status with every row.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import zipfile
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from staircase.core import stairs
+
+_DIVERGED = re.compile(r"diverged at step (\d+)")
+
+
+class UnreadableResult(ValueError):
+    """A result file that exists but cannot be read: damaged or cut short (a disk that filled up,
+    a copy interrupted). Its message names the file and the remedy."""
+
+
+def _read(path, reader):
+    path = Path(path)
+    try:
+        return reader(path)
+    except FileNotFoundError:
+        raise UnreadableResult(f"{path}: missing; run snakemake again, which re-runs the job that writes it") from None
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as err:
+        why = " ".join(str(err).split())[:200] or type(err).__name__
+        raise UnreadableResult(
+            f"{path}: cannot be read ({why}); the file is damaged or incomplete: delete it and run snakemake "
+            "again, which re-runs the job that writes it"
+        ) from None
+
+
+def read_table(path) -> pd.DataFrame:
+    """A result table (parquet, or CSV by its suffix); an unreadable one raises UnreadableResult
+    naming it."""
+    return _read(path, pd.read_csv if str(path).endswith(".csv") else pd.read_parquet)
+
+
+def read_json(path) -> dict:
+    """A run's run.json; an unreadable one raises UnreadableResult naming it."""
+    return _read(path, lambda p: json.loads(p.read_text()))
+
+
+def read_npz(path) -> dict[str, np.ndarray]:
+    """Every array of a spectra.npz; an unreadable one raises UnreadableResult naming it."""
+
+    def load(p):
+        with np.load(p) as npz:
+            return {k: npz[k] for k in npz.files}
+
+    return _read(path, load)
+
+
+@dataclass
+class Run:
+    """One experiment variant: all its seeds."""
+
+    path: Path
+    info: dict  # run.json
+    metrics: pd.DataFrame
+    _ranks: pd.DataFrame | None = field(default=None, repr=False)
+
+    @property
+    def config(self) -> dict:
+        return self.info["config"]
+
+    @property
+    def experiment(self) -> str:
+        return self.config["experiment"]
+
+    @property
+    def variant(self) -> str:
+        return self.config["variant"]
+
+    @property
+    def main_eps(self) -> float:
+        return float(self.config["rank"]["main_eps"])
+
+    @property
+    def seeds(self) -> list[int]:
+        return [int(s) for s in self.info["seeds"]]
+
+    @property
+    def status(self) -> dict[int, str]:
+        return {int(s): st for s, st in self.info["status"].items()}
+
+    @property
+    def healthy_seeds(self) -> list[int]:
+        """The seeds that trained to the end (status ok)."""
+        return [s for s, st in self.status.items() if st == "ok"]
+
+    @property
+    def diverged(self) -> dict[int, int]:
+        """{seed: step at which it diverged} for the diverged seeds."""
+        out = {}
+        for seed, st in self.status.items():
+            if st != "ok":
+                match = _DIVERGED.search(st)
+                out[seed] = int(match.group(1)) if match else -1
+        return out
+
+    @property
+    def depth(self) -> int:
+        return int(self.config["model"]["depth"])
+
+    @property
+    def ranks(self) -> pd.DataFrame:
+        if self._ranks is None:
+            self._ranks = read_table(self.path / "ranks.parquet")
+        return self._ranks
+
+    @cached_property
+    def spectra(self) -> dict[str, np.ndarray]:
+        return read_npz(self.path / "spectra.npz")
+
+    def status_note(self) -> str:
+        """'' when every seed is fine, else e.g. 'seed 1 diverged at step 300'."""
+        return "; ".join(
+            f"seed {s} diverged" + (f" at step {step}" if step >= 0 else "") for s, step in self.diverged.items()
+        )
+
+
+def load_run(path) -> Run:
+    path = Path(path)
+    info = read_json(path / "run.json")
+    metrics = read_table(path / "metrics.parquet")
+    return Run(path, info, metrics)
+
+
+def load_runs(paths) -> list[Run]:
+    return [load_run(p) for p in paths]
+
+
+def spread(metrics: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Per step: median, min and max of ``column`` over the seeds with a finite value, and their
+    number ``n`` (it falls when a seed diverges)."""
+    grp = metrics[np.isfinite(metrics[column])].groupby("step")[column]
+    return pd.DataFrame({"median": grp.median(), "lo": grp.min(), "hi": grp.max(), "n": grp.count()}).reset_index()
+
+
+def layer_ranks(ranks: pd.DataFrame, eps: float) -> pd.DataFrame:
+    """Wide table: index (seed, step), one column per hidden layer: its epsilon-rank at ``eps``."""
+    sel = ranks[(ranks["metric"] == "eps_rank") & np.isclose(ranks["eps"], eps, rtol=1e-9, atol=0)]
+    if sel.empty:
+        raise ValueError(f"no eps-rank at eps={eps} in the ranks table (have {sorted(ranks['eps'].dropna().unique())})")
+    return sel.pivot_table(index=["seed", "step"], columns="layer", values="value", dropna=False).sort_index()
+
+
+def layer_order_shares(run: Run) -> pd.DataFrame:
+    """Claim A5, per seed and adjacent pair of hidden layers (l -> l+1): over the checkpoints, the
+    shares with r_eps(l+1) > r_eps(l) (``strict``), = (``ties``) and < (``reversals``), leaving out
+    the checkpoints where both layers have full rank (every neuron's direction above eps: nothing to
+    order; their share is ``saturated``). Empty for a single hidden layer; checkpoints after a
+    divergence (NaN) are left out."""
+    wide = layer_ranks(run.ranks, run.main_eps)
+    if wide.shape[1] < 2:
+        return pd.DataFrame(columns=["seed", "pair", "strict", "ties", "reversals", "saturated", "checkpoints"])
+    widths = np.array([run.spectra[f"layer{layer}"].shape[-1] for layer in wide.columns])
+    rows = []
+    for seed in wide.index.get_level_values("seed").unique():
+        w = wide.loc[seed].to_numpy(float)
+        w = w[np.isfinite(w).all(axis=1)]
+        for pair in range(w.shape[1] - 1):
+            earlier, later = w[:, pair], w[:, pair + 1]
+            full = (earlier == widths[pair]) & (later == widths[pair + 1])
+            ok = ~full
+            n = int(ok.sum())
+            shares = {
+                name: float((mask & ok).sum() / n) if n else np.nan
+                for name, mask in (
+                    ("strict", later > earlier),
+                    ("ties", later == earlier),
+                    ("reversals", later < earlier),
+                )
+            }
+            saturated = float(full.mean()) if len(full) else np.nan
+            rows.append(dict(seed=int(seed), pair=f"{pair}->{pair + 1}", **shares, saturated=saturated, checkpoints=n))
+    return pd.DataFrame(rows)
+
+
+def layer_order(run: Run) -> pd.DataFrame:
+    """Per seed: the A5 shares over all adjacent pairs together (checkpoint-weighted), NaN for a
+    single hidden layer."""
+    shares = layer_order_shares(run)
+    if shares.empty:
+        return pd.DataFrame(columns=["strict", "ties", "reversals", "saturated"], index=pd.Index([], name="seed"))
+    weighted = shares[["strict", "ties", "reversals"]].mul(shares["checkpoints"], axis=0)
+    out = weighted.groupby(shares["seed"]).sum().div(shares.groupby("seed")["checkpoints"].sum(), axis=0)
+    out["saturated"] = shares.groupby("seed")["saturated"].mean()
+    return out
+
+
+def seed_summary(run: Run, min_points: int = 2, min_span: float = 0.0, window: int = 1) -> pd.DataFrame:
+    """One row per seed: status, the last finite loss / rel_l2 / lower bound, final epsilon-rank
+    of every layer at the main eps (``final_rank_l<l>``), the stair analysis of the last layer
+    (:func:`staircase.core.stairs.seed_table`), the layer order (A5) and the bound violations."""
+    m = run.metrics.sort_values(["seed", "step"])
+    finite = m[np.isfinite(m["loss"])]
+    last = finite.groupby("seed").tail(1).set_index("seed")
+    table = pd.DataFrame(index=pd.Index(run.seeds, name="seed"))
+    table["status"] = [run.status.get(s, "missing") for s in run.seeds]
+    table["last_step"] = last["step"]
+    table["final_loss"] = last["loss"]
+    table["final_rel_l2"] = last["rel_l2"]
+    table["final_lower_bound"] = last["lower_bound"]
+    wide = layer_ranks(run.ranks, run.main_eps)
+    final_ranks = wide.dropna(how="all").groupby(level="seed").tail(1).droplevel("step")
+    for layer in final_ranks.columns:
+        table[f"final_rank_l{layer}"] = final_ranks[layer]
+    st = stairs.seed_table(m, min_points=min_points, min_span=min_span, window=window).set_index("seed")
+    table = table.join(st)
+    order = layer_order(run)
+    table["layer_order_strict"] = order["strict"]
+    table["layer_order_ties"] = order["ties"]
+    table["bound_checks"] = finite.groupby("seed")["bound_violation"].size()
+    table["bound_violations"] = finite.groupby("seed")["bound_violation"].sum()
+    table.insert(0, "variant", run.variant)
+    table.insert(0, "experiment", run.experiment)
+    return table.reset_index()
+
+
+def run_summary(run: Run, **options) -> dict:
+    """One row per variant: medians over the seeds that did not diverge (all seeds when every
+    one diverged, flagged in ``status``), sums of the bound checks over all seeds."""
+    seeds = seed_summary(run, **options)
+    ok = seeds[seeds["status"] == "ok"]
+    use = ok if len(ok) else seeds
+    row = {
+        "experiment": run.experiment,
+        "variant": run.variant,
+        "seeds": len(seeds),
+        "seeds_ok": len(ok),
+        "status": run.status_note() or "ok",
+    }
+    numeric = [c for c in seeds.columns if c not in ("experiment", "variant", "seed", "status", "truncated")]
+    for col in numeric:
+        row[col] = float(use[col].median()) if use[col].notna().any() else np.nan
+    row["bound_checks"] = int(seeds["bound_checks"].sum())
+    row["bound_violations"] = int(seeds["bound_violations"].sum())
+    return row
+
+
+__all__ = [
+    "Run",
+    "layer_order",
+    "layer_order_shares",
+    "layer_ranks",
+    "load_run",
+    "load_runs",
+    "run_summary",
+    "seed_summary",
+    "spread",
+]

@@ -1,0 +1,391 @@
+"""Paper B (Neural Rank Collapse, arXiv 2402.03991): weight decay and within-class variability.
+
+One study = one job: a grid of weight-decay values lambda (x noise levels of a Gaussian mixture) x
+seeds, every cell a bias-free ReLU MLP, all stacked along the model axis and trained together
+(the total loss is the sum of the cells' objectives, so each cell's trajectory is that of training
+it alone). Objective of a cell, with the mean cross-entropy over the N training points:
+
+    J(W) = (1/N) sum_i CE(f(x_i), y_i) + (lambda/2) sum_l ||W_l||_F^2
+
+trained by full-batch SGD with momentum (torch.optim.SGD) on the gradient of J itself: *coupled*
+L2, the objective whose stationary points the paper's bound describes (not AdamW's decoupled decay).
+
+The bound (claim B3). With Delta_l the back-propagated error at layer l's pre-activations (n_l x N,
+per sample, not divided by N) and X_{l-1} the layer's input, grad_{W_l} J = (1/N) Delta_l X_{l-1}^T +
+lambda W_l, so W_l = (grad - (1/N) Delta_l X^T) / lambda. Replacing X by M (each column the mean of
+its class, rank <= K) leaves a matrix of rank <= K, hence
+
+    dist_K(W_l) <= (1/(lambda N)) ||Delta_l||_2 ||X_{l-1} - M_{l-1}||_F + ||grad_{W_l} J||_F / lambda.
+
+It holds at every point (not only stationary ones) and is checked at every checkpoint in float64;
+near a stationary point the second term vanishes and the first, the within-class variability of the
+layer's input, controls the distance to rank K.
+
+Metrics are measured in float64 (weights cast, forward and backward recomputed) whatever the training
+dtype. Outputs, written atomically in ``out_dir``:
+
+* ``metrics.parquet`` - one row per (cell, step): ``cell, weight_decay, noise, seed, step, loss``
+  (mean cross-entropy), ``objective`` (J), ``train_accuracy``, ``weight_norm`` (sqrt sum_l ||W_l||^2),
+  ``stationarity_max`` (max over layers of ``stationarity``), ``elapsed_s``
+* ``layers.parquet`` - one row per (cell, step, layer), layer = 1..L (L = depth + 1; the last is the
+  output layer, ``is_output``, whose rank is <= K trivially): ``fan_in, fan_out, fro`` (||W||_F),
+  ``sigma1``; ``dist_k`` = sqrt(sum_{j>K} s_j^2), ``dist_k_rel`` = dist_k / ||W||_F; ``numerical_rank``
+  (s_j > metrics.numerical_rank_rtol * s_1), ``stable_rank``, ``effective_rank``; of the layer's input
+  X_{l-1}: ``within_class`` (||X - M||_F), ``within_class_rel`` (/ ||X||_F), ``nc1``
+  (tr(Sigma_W Sigma_B^+)/K); ``delta_norm2`` (||Delta_l||_2), ``grad_norm`` (||grad_{W_l} J||_F),
+  ``stationarity`` = grad_norm / (lambda ||W_l||_F); ``bound_within`` (first term), ``bound_grad``
+  (second), ``bound_rhs`` (their sum), ``bound_violation`` (dist_k > bound_rhs beyond rounding),
+  ``bound_rhs_tight`` (the same with ||Delta_l (X - M)^T||_F / (lambda N), the step of the proof
+  before ||AB||_F <= ||A||_2 ||B||_F, as first term: also an upper bound, never looser); and at
+  the final step only ``stationarity_avg``: the same ratio for the gradient of J averaged over the last
+  ``train.stationarity_window`` steps. (With lambda = 0 the ratios and the bound are NaN.)
+* ``claims_inputs.parquet`` - the final step of ``layers`` joined with the cell's ``train_accuracy``,
+  ``loss``, ``stationarity_avg_max`` (max over layers), ``stationarity_max`` and
+  ``bound_violations_all_steps`` (violations of that cell and layer over every checkpoint): what the
+  B1-B3 verdicts need (``staircase.claims.lowrank``), without retraining.
+* ``spectra.npz`` - ``steps``, ``weight_decay``, ``noise``, ``seed`` (per cell) and ``layer<l>``
+  (cell, step, min(n_l, n_{l-1})): the singular values of every layer at every checkpoint.
+* ``run.json`` - resolved config, classes K, cells, per-cell status (ok / diverged), provenance, wall time.
+
+Why the averaged stationarity: at a minimum of a ReLU network some pre-activations sit on the kink,
+where J is not differentiable; full-batch iterates then hover around the (Clarke-)stationary point and
+the gradient at the iterate keeps a part that flips sign from step to step. Its average over a window
+is what measures whether the weights have stopped moving; the pointwise gradient is what the bound
+uses. Both are recorded.
+"""
+
+from __future__ import annotations
+
+import itertools
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from staircase.core import linalg
+from staircase.networks.bias_free import BiasFreeNet
+from staircase.problems import datasets as datamod
+from staircase.records.provenance import atomic_write, job_record, write_json
+from staircase.training.trainer import choose_device
+
+VIOLATION_RTOL = 1e-9
+
+
+def checkpoints(steps: int, count: int) -> np.ndarray:
+    """Step 0 and ``count`` geometrically spaced steps up to ``steps`` (rounded, unique)."""
+    geo = np.round(np.geomspace(1, steps, max(count, 1))).astype(int)
+    return np.unique(np.concatenate([[0], geo, [steps]]))
+
+
+def load_data(cfg: dict) -> tuple[np.ndarray, np.ndarray, list]:
+    """x (N, d) or (levels, N, d), labels y (N,), and the noise levels ([None] for digits)."""
+    d = cfg["data"]
+    params = datamod.data_params(cfg)
+    if d["name"] == "digits":
+        x, y = datamod.digits(**params)
+        if d.get("rms_norm") is not None:
+            x = datamod.centre_and_scale(x, d["rms_norm"])
+        return x, y, [None]
+    levels = [float(v) for v in np.atleast_1d(params.pop("noise"))]
+    x, y = datamod.gaussian_mixture(noise=levels, **params)
+    return x, y, levels
+
+
+def _inverse(lam: np.ndarray) -> np.ndarray:
+    lam = np.asarray(lam, dtype=np.float64)
+    return np.divide(1.0, lam, out=np.full_like(lam, np.nan), where=lam > 0)
+
+
+def layer_terms(mat, grad_data, delta, x_in, y, classes: int, lam, rtol: float) -> dict[str, np.ndarray]:
+    """Every per-layer quantity of paper B for a stack of S models (numpy, float64).
+
+    mat: W_l (S, n_l, n_{l-1}); grad_data: the gradient of the mean cross-entropy with respect to
+    W_l, (1/N) Delta_l X_{l-1}^T, same shape; delta: Delta_l^T (S, N, n_l), per sample; x_in: X_{l-1}^T
+    (S, N, n_{l-1}); y: labels (N,); lam: (S,) weight decay. The bound and the stationarity ratio
+    are NaN where lambda = 0. Returns the columns of ``layers.parquet`` and ``singular_values``.
+    """
+    lam = np.asarray(lam, dtype=np.float64)
+    inv_lam = _inverse(lam)
+    n = x_in.shape[-2]
+    s_vals = linalg.singular_values(mat)
+    fro = np.sqrt((s_vals**2).sum(axis=-1))
+    grad_j = grad_data + lam[:, None, None] * mat  # coupled L2
+    grad_norm = np.sqrt((grad_j**2).sum(axis=(1, 2)))
+    delta_norm2 = np.linalg.norm(delta, ord=2, axis=(1, 2))
+    wc = linalg.within_class(x_in, y, classes)
+    dist = linalg.distance_to_rank(s_vals, classes)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        stationarity = grad_norm * inv_lam / fro
+    bound_within = inv_lam / n * delta_norm2 * wc["within_class"]
+    # the step before the operator-norm inequality: ||Delta_l (X - M)^T||_F / (lambda N)
+    centred = x_in - linalg.class_means(x_in, y, classes)[:, y, :]
+    product = np.einsum("snk,snj->skj", delta, centred)
+    bound_within_tight = inv_lam / n * np.sqrt((product**2).sum(axis=(1, 2)))
+    bound_grad = grad_norm * inv_lam
+    rhs = bound_within + bound_grad
+    violation = dist > rhs * (1 + VIOLATION_RTOL) + 1e-12
+    return {
+        "fro": fro,
+        "sigma1": s_vals[:, 0],
+        "dist_k": dist,
+        "dist_k_rel": linalg.distance_to_rank(s_vals, classes, relative=True),
+        **linalg.rank_metrics(s_vals, rtol),
+        **wc,
+        "delta_norm2": delta_norm2,
+        "grad_norm": grad_norm,
+        "stationarity": stationarity,
+        "bound_within": bound_within,
+        "bound_grad": bound_grad,
+        "bound_rhs": rhs,
+        "bound_violation": np.where(lam > 0, violation, False),
+        "bound_rhs_tight": bound_within_tight + bound_grad,
+        "singular_values": s_vals,
+    }
+
+
+class CollapseRun:
+    def __init__(self, cfg: dict, out_dir, progress: bool = True):
+        self.cfg = cfg
+        self.out_dir = Path(out_dir)
+        self.progress = progress
+        self.name = f"rank_collapse/{cfg['study']}"
+        self.device = choose_device(cfg.get("device", "auto"))
+        torch.set_num_threads(int(cfg["train"].get("threads", 1)))
+        self.dtype = torch.float64 if cfg["train"].get("dtype", "float32") == "float64" else torch.float32
+        x, y, levels = load_data(cfg)
+        self.classes = datamod.class_count(y)
+        grid = list(itertools.product(cfg["weight_decay"], range(len(levels)), cfg["seeds"]))
+        self.cells = pd.DataFrame(
+            {
+                "cell": np.arange(len(grid)),
+                "weight_decay": [float(g[0]) for g in grid],
+                "noise": [np.nan if levels[g[1]] is None else float(levels[g[1]]) for g in grid],
+                "seed": [int(g[2]) for g in grid],
+            }
+        )
+        level_of = np.array([g[1] for g in grid])
+        x = np.asarray(x)
+        x_cells = x[level_of] if x.ndim == 3 else x  # (S, N, d) or shared (N, d)
+        self.x64 = torch.as_tensor(x_cells, dtype=torch.float64, device=self.device)
+        self.x = self.x64.to(self.dtype)
+        self.y_np = y
+        self.y = torch.as_tensor(y, device=self.device)
+        self.n = len(y)
+        m = cfg["model"]
+        sizes = [x.shape[-1]] + [m["width"]] * m["depth"] + [self.classes]
+        relu = [True] * m["depth"] + [False]
+        self.net = BiasFreeNet(
+            self.cells["seed"], sizes, relu, init_scale=m.get("init_scale", 1.0), dtype=self.dtype
+        ).to(self.device)
+        self.lam = torch.tensor(self.cells["weight_decay"].to_numpy(), dtype=self.dtype, device=self.device)
+        tr = cfg["train"]
+        self.opt = torch.optim.SGD(self.net.parameters(), lr=tr["lr"], momentum=tr.get("momentum", 0.0))
+        self.steps = int(tr["steps"])
+        self.window = min(int(tr.get("stationarity_window", 100)), self.steps)
+        self.log_steps = checkpoints(self.steps, cfg["log"]["checkpoints"])
+        self.rtol = float(cfg.get("metrics", {}).get("numerical_rank_rtol", 1e-3))
+        self.diverged_at = np.full(len(self.cells), -1)
+        self.step = 0
+        self.elapsed = 0.0
+        self.rows_cells: list[dict] = []
+        self.rows_layers: list[pd.DataFrame] = []
+        self.spectra: list[list[np.ndarray]] = []
+        self.grad_sum = None
+
+    # ---- the objective -------------------------------------------------------------------------
+    def cross_entropy(self, out: torch.Tensor) -> torch.Tensor:
+        """Mean cross-entropy per model, (S,)."""
+        s, n, k = out.shape
+        ce = torch.nn.functional.cross_entropy(out.reshape(s * n, k), self.y.repeat(s), reduction="none")
+        return ce.view(s, n).mean(dim=1)
+
+    def train_step(self) -> None:
+        self.opt.zero_grad(set_to_none=False)
+        self.cross_entropy(self.net(self.x)).sum().backward()
+        with torch.no_grad():
+            for w in self.net.weights:
+                w.grad.add_(self.lam[:, None, None] * w)  # coupled L2: the gradient of (lambda/2)||W||^2
+            if self.steps - self.step <= self.window:
+                if self.grad_sum is None:
+                    self.grad_sum = [torch.zeros_like(w, dtype=torch.float64) for w in self.net.weights]
+                for acc, w in zip(self.grad_sum, self.net.weights):
+                    acc += w.grad.to(torch.float64)
+        self.opt.step()
+
+    # ---- measurement ---------------------------------------------------------------------------
+    def measure(self) -> None:
+        n_models = len(self.cells)
+        w64 = [w.detach().to(torch.float64).requires_grad_(True) for w in self.net.weights]
+        finite = torch.stack([torch.isfinite(w.detach()).flatten(1).all(dim=1) for w in w64]).all(dim=0).cpu().numpy()
+        out, inputs, pre = self._forward64(w64)
+        ce = self.cross_entropy(out)
+        grads = torch.autograd.grad(ce.sum(), w64 + pre)
+        ce_np = ce.detach().cpu().numpy()
+        newly = (self.diverged_at < 0) & ~(finite & np.isfinite(ce_np))
+        for s in np.flatnonzero(newly):
+            self.diverged_at[s] = self.step
+            print(
+                f"staircase: {self.name} cell {s} diverged at step {self.step}; recorded as diverged", file=sys.stderr
+            )
+        ok = self.diverged_at < 0
+        lam = self.cells["weight_decay"].to_numpy().copy()
+        inv_lam = _inverse(lam)
+        acc = (out.detach().argmax(dim=-1) == self.y).to(torch.float64).mean(dim=1).cpu().numpy()
+        n_layers = self.net.n_layers
+        final = self.step == self.steps
+        layer_frames, spectra, stat_all, sq_norm = [], [], [], np.zeros(n_models)
+        for l in range(n_layers):
+            w = w64[l].detach()  # (S, fan_in, fan_out) = W_l^T
+            mask = ok[:, None, None]
+            mat = np.where(mask, w.transpose(1, 2).cpu().numpy(), 0.0)
+            terms = layer_terms(
+                mat,
+                np.where(mask, grads[l].transpose(1, 2).cpu().numpy(), 0.0),
+                np.where(mask, (grads[n_layers + l] * self.n).cpu().numpy(), 0.0),  # Delta_l^T (S, N, n_l)
+                np.where(mask, inputs[l].detach().cpu().numpy(), 0.0),
+                self.y_np,
+                self.classes,
+                lam,
+                self.rtol,
+            )
+            s_vals = terms.pop("singular_values")
+            fro, stationarity = terms["fro"], terms["stationarity"]
+            sq_norm += fro**2
+            frame = {
+                "cell": self.cells["cell"].to_numpy(),
+                "step": self.step,
+                "layer": l + 1,
+                "is_output": l == n_layers - 1,
+                "fan_in": mat.shape[2],
+                "fan_out": mat.shape[1],
+                **terms,
+                "stationarity_avg": np.nan,
+            }
+            if final and self.grad_sum is not None:
+                mean_grad = (self.grad_sum[l] / self.window).cpu().numpy()
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    frame["stationarity_avg"] = np.sqrt((mean_grad**2).sum(axis=(1, 2))) * inv_lam / fro
+            df = pd.DataFrame(frame)
+            keep = ("cell", "step", "layer", "is_output", "fan_in", "fan_out", "bound_violation")
+            df.loc[~ok, [c for c in df.columns if c not in keep]] = np.nan
+            df.loc[~ok, "bound_violation"] = False
+            layer_frames.append(df)
+            spectra.append(np.where(ok[:, None], s_vals, np.nan))
+            stat_all.append(stationarity)
+        objective = ce_np + 0.5 * lam * sq_norm
+        self.rows_cells.append(
+            {
+                "step": self.step,
+                "loss": np.where(ok, ce_np, np.nan),
+                "objective": np.where(ok, objective, np.nan),
+                "train_accuracy": np.where(ok, acc, np.nan),
+                "weight_norm": np.where(ok, np.sqrt(sq_norm), np.nan),
+                "stationarity_max": np.where(ok, np.max(stat_all, axis=0), np.nan),
+                "elapsed_s": self.elapsed,
+            }
+        )
+        self.rows_layers.append(pd.concat(layer_frames, ignore_index=True))
+        self.spectra.append(spectra)
+
+    def _forward64(self, w64):
+        """The network's forward pass with float64 copies of the weights, keeping inputs and pre-activations."""
+        h = self.x64.expand(len(self.cells), *self.x64.shape) if self.x64.dim() == 2 else self.x64
+        inputs, pre = [], []
+        for w, r in zip(w64, self.net.relu):
+            inputs.append(h)
+            z = torch.bmm(h, w)
+            pre.append(z)
+            h = torch.relu(z) if r else z
+        return h, inputs, pre
+
+    # ---- the loop ------------------------------------------------------------------------------
+    def train(self) -> None:
+        log_set = set(int(s) for s in self.log_steps)
+        bar = tqdm(total=self.steps, desc=self.name, disable=not self.progress, mininterval=5.0, file=sys.stderr)
+        t0 = time.perf_counter()
+        self.measure()
+        while self.step < self.steps:
+            self.train_step()
+            self.step += 1
+            bar.update(1)
+            self.elapsed = time.perf_counter() - t0
+            if self.step in log_set:
+                self.measure()
+        bar.close()
+        self.elapsed = time.perf_counter() - t0
+
+    # ---- outputs -------------------------------------------------------------------------------
+    def tables(self) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+        cells = self.cells
+        metrics = pd.concat(
+            [cells.assign(**{k: v for k, v in row.items()}) for row in self.rows_cells], ignore_index=True
+        )
+        layers = pd.concat(self.rows_layers, ignore_index=True).merge(cells, on="cell")
+        front = ["cell", "weight_decay", "noise", "seed", "step", "layer"]
+        layers = layers[front + [c for c in layers.columns if c not in front]]
+        final = layers[layers["step"] == self.steps].copy()
+        violations = layers.groupby(["cell", "layer"])["bound_violation"].sum().rename("bound_violations_all_steps")
+        last = metrics[metrics["step"] == self.steps].set_index("cell")
+        claims = final.merge(violations.reset_index(), on=["cell", "layer"])
+        claims = claims.merge(last[["loss", "train_accuracy", "stationarity_max"]].reset_index(), on="cell", how="left")
+        claims["stationarity_avg_max"] = claims.groupby("cell")["stationarity_avg"].transform("max")
+        claims["classes"] = self.classes
+        claims["steps"] = self.steps
+        claims["diverged"] = claims["cell"].map(lambda c: bool(self.diverged_at[c] >= 0))
+        sort = ["cell", "step"]
+        return (
+            metrics.sort_values(sort, kind="stable").reset_index(drop=True),
+            layers.sort_values(sort + ["layer"], kind="stable").reset_index(drop=True),
+            claims.sort_values(["cell", "layer"], kind="stable").reset_index(drop=True),
+        )
+
+    def write_outputs(self) -> None:
+        metrics, layers, claims = self.tables()
+        out = self.out_dir
+        out.mkdir(parents=True, exist_ok=True)
+        for name, frame in (("metrics", metrics), ("layers", layers), ("claims_inputs", claims)):
+            atomic_write(out / f"{name}.parquet", lambda t, f=frame: f.to_parquet(t, index=False))
+        spec = {f"layer{l + 1}": np.stack([step[l] for step in self.spectra], axis=1) for l in range(self.net.n_layers)}
+
+        def _npz(tmp):
+            with open(tmp, "wb") as fh:
+                np.savez_compressed(
+                    fh,
+                    steps=np.asarray(self.log_steps),
+                    weight_decay=self.cells["weight_decay"].to_numpy(),
+                    noise=self.cells["noise"].to_numpy(),
+                    seed=self.cells["seed"].to_numpy(),
+                    **spec,
+                )
+
+        atomic_write(out / "spectra.npz", _npz)
+        write_json(
+            out / "run.json",
+            {
+                "config": self.cfg,
+                "family": "rank_collapse",
+                "study": self.cfg["study"],
+                "classes": self.classes,
+                "train_points": self.n,
+                "cells": self.cells.to_dict(orient="list"),
+                "seeds": [int(s) for s in self.cfg["seeds"]],
+                **job_record(self.cells["cell"], self.diverged_at, self.step, self.elapsed, self.device),
+            },
+        )
+
+
+def run(cfg: dict, out_dir, progress: bool = True) -> Path:
+    job = CollapseRun(cfg, out_dir, progress)
+    job.train()
+    job.write_outputs()
+    bad = int((job.diverged_at >= 0).sum())
+    print(
+        f"staircase: {job.name}: {len(job.cells)} cells (lambda x noise x seed), {job.step} steps in "
+        f"{job.elapsed:.1f}s; results in {out_dir}" + (f" ({bad} cell(s) diverged)" if bad else ""),
+        file=sys.stderr,
+    )
+    return Path(out_dir)

@@ -1,0 +1,107 @@
+"""The config's JSON schema (workflow/schemas/config.schema.yaml) and the checks no schema keyword
+can make: finite numbers, integers written without a decimal point, safe names said in words.
+Every check raises ``ConfigError`` with one line naming the dotted key."""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from staircase.errors import ConfigError
+
+# Experiment and variant names become folder and file names (results/runs/<experiment>/<variant>/,
+# logs, checkpoints): letters, digits, '_', '-' (and '.' inside a variant name), never '.' or '..'
+# or a hidden name, and short enough for every file name derived from them (the schema's patterns
+# are these; a test keeps them equal).
+VARIANT_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+VARIANT_NAME_TEXT = "letters, digits, '_', '-' and '.', not starting with '.' or '-', at most 128 characters"
+NAME_RULES = {  # the schema's name patterns, said in words
+    VARIANT_NAME.pattern: VARIANT_NAME_TEXT,
+    "^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$": "letters, digits, '_' and '-', not starting with '-', at most 64 characters",
+    # the results root's tag (results/<scale>-<tag>)
+    "^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$": (
+        "letters, digits, '_', '.' and '-', not starting with '.' or '-', at most 64 characters"
+    ),
+}
+
+# The schema lives with the workflow; it is found when the package runs from its checkout.
+SCHEMA_PATH = Path(__file__).resolve().parents[3] / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def load_schema() -> dict | None:
+    """workflow/schemas/config.schema.yaml, or None where the package runs without the workflow."""
+    return yaml.safe_load(SCHEMA_PATH.read_text()) if SCHEMA_PATH.exists() else None
+
+
+def check_values(config: Any) -> None:
+    """What no schema keyword catches, over the whole loaded config: it must be a mapping, and
+    every number in it finite (NaN and infinity pass every minimum and maximum; a NaN learning rate,
+    eps or audit threshold would only show up as a crash, an empty column or a wrong verdict)."""
+    if not isinstance(config, dict):
+        raise ConfigError(f"config: expected a mapping of settings (key: value lines), got {kind_of(config)}")
+
+    def walk(node, path):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                walk(value, [*path, str(key)])
+        elif isinstance(node, list):
+            for i, value in enumerate(node):
+                walk(value, [*path, str(i)])
+        elif isinstance(node, float) and not math.isfinite(node):
+            raise ConfigError(f"{'.'.join(path) or 'config'}: {node} is not a finite number")
+
+    walk(config, [])
+
+
+def kind_of(value: Any) -> str:
+    """What a loaded YAML document is, in words (for a config that is not a mapping)."""
+    if value is None:
+        return "nothing (it is empty)"
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return {list: "a list", str: "a string"}.get(type(value), f"a {type(value).__name__}")
+
+
+def validator(schema: dict):
+    """A JSON-schema validator for ``schema`` whose ``integer`` is an int, not a float of integral
+    value: YAML reads ``width: 40.0`` as a float, and torch refuses a float size."""
+    base = jsonschema.Draft202012Validator
+    checker = base.TYPE_CHECKER.redefine(
+        "integer", lambda _, value: isinstance(value, int) and not isinstance(value, bool)
+    )
+    return jsonschema.validators.extend(base, type_checker=checker)(schema)
+
+
+def schema_check(instance: Any, schema, where: str = "") -> None:
+    """Raise ConfigError with the most relevant violation of a schema (dict or jsonschema
+    validator), one line naming the dotted key."""
+    checker = schema if hasattr(schema, "iter_errors") else validator(schema)
+    error = jsonschema.exceptions.best_match(checker.iter_errors(instance))
+    if error is not None:
+        key, problem = schema_problem(error)
+        raise ConfigError(f"{'.'.join(filter(None, [where, key])) or 'config'}: {problem}")
+
+
+def schema_problem(error) -> tuple[str, str]:
+    """(dotted key, one-line problem) of a jsonschema ValidationError; a name that breaks its
+    pattern and an integer written as a float are said in words."""
+    key = ".".join(str(p) for p in error.absolute_path)
+    problem = " ".join(error.message.split())
+    if error.validator == "pattern" and error.validator_value in NAME_RULES:
+        name = error.instance if len(error.instance) <= 64 else error.instance[:60]
+        problem = f"{name!r}{'' if name == error.instance else ' (and more)'} is not a safe name"
+        problem += f" ({NAME_RULES[error.validator_value]})"
+    elif error.validator == "type" and isinstance(error.instance, float) and error.instance.is_integer():
+        if "integer" in str(error.validator_value):
+            problem = f"{error.instance} is not an integer (write {int(error.instance)}, without a decimal point)"
+    elif error.validator in ("anyOf", "oneOf") and error.context:  # say what each alternative wanted
+        alternatives = list(dict.fromkeys(" ".join(sub.message.split()) for sub in error.context))
+        problem = f"{error.instance!r} is not valid: " + "; or ".join(alternatives)
+    return key, problem
