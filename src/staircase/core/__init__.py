@@ -1,4 +1,4 @@
-"""The metric core (numpy): the quantities the papers define, on arrays.
+"""The metric core (numpy and scipy, no torch): the quantities the papers define, on arrays.
 
 ``rank`` (Gram matrices on a quadrature, eps-rank, spectra), ``bounds`` (loss lower bounds),
 ``quadrature`` (points and weights on a domain), ``stairs`` (stair segmentation, a description),

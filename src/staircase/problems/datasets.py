@@ -32,6 +32,9 @@ def centre_and_scale(x: np.ndarray, rms_norm: float) -> np.ndarray:
 
 def digits(train_points: int | None = None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """The digits (10 classes); with ``train_points`` a class-balanced random subset of that size."""
+    # scikit-learn on demand: its import costs about 1.3 s of CPU, and every job (and every
+    # `staircase` command) imports this module through the config checks, while only papers B and
+    # C's digits studies need it
     from sklearn.datasets import load_digits
 
     x, y = load_digits(return_X_y=True)
@@ -61,7 +64,7 @@ def gaussian_mixture(
 
 def digits01() -> tuple[np.ndarray, np.ndarray]:
     """Digits 0 (label -1) and 1 (label +1)."""
-    from sklearn.datasets import load_digits
+    from sklearn.datasets import load_digits  # on demand, as in `digits`
 
     x, y = load_digits(n_class=2, return_X_y=True)
     return x.astype(np.float64), np.where(y == 1, 1, -1).astype(np.int64)

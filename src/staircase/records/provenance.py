@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import platform
 import socket
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
+import torch
 
 import staircase
 from staircase.errors import ConfigError
@@ -38,8 +41,6 @@ def git_state(cwd: str | os.PathLike | None = None) -> dict:
 
 
 def provenance(device: str) -> dict:
-    import torch
-
     return {
         "package_version": staircase.__version__,
         **git_state(),
@@ -103,8 +104,6 @@ def exclusive(path: str | os.PathLike, what: str, remove: bool = False):
     killed) keeps it, and a re-run of the same job stops instead of writing the same files. With
     ``remove``, the lock file is deleted (still locked) when the block succeeds: a finished job
     leaves nothing behind."""
-    import fcntl
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+") as fh:
@@ -139,8 +138,6 @@ def output_to(path: str | os.PathLike | None):
     if path is None:
         yield
         return
-    import sys
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     sys.stdout.flush()

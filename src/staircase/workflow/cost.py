@@ -43,6 +43,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy.optimize import nnls
 
 from staircase.core.schedule import log_schedule
 from staircase.problems import make_task
@@ -205,7 +206,6 @@ def record(run_dir: Path | str) -> dict:
 
 def _nnls_relative(features: np.ndarray, target: np.ndarray) -> np.ndarray:
     """Non-negative least squares of target ~ features @ coef on relative errors."""
-    from scipy.optimize import nnls
 
     scale = 1.0 / np.maximum(target, 1e-12)
     norms = np.maximum(np.abs(features).max(axis=0), 1e-300)
