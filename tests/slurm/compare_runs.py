@@ -5,8 +5,9 @@
 Each directory is a working directory the workflow ran in (it holds results/, whatever roots the
 runs wrote there). Passes when both produced the same set of result files (with --runs-only: of
 training results, the roots' runs/) and
-every training job's numbers are identical: the metrics table without its clock columns, the rank
-table, every spectrum, and the run record without its timings and host. Training on the CPU is
+every training job's numbers are identical (papers B and C's jobs too): every table without its clock
+columns, every array (spectra), and the run record without its timings and host. The same check
+compares a results root before and after a change meant to preserve behaviour. Training on the CPU is
 deterministic, so the tolerance is zero.
 """
 
@@ -53,39 +54,42 @@ def compare(local: Path, other: Path, under: str = "results") -> list[str]:
         if (other / name).stat().st_size == 0 < (local / name).stat().st_size:
             problems.append(f"empty file: {other / name}")
 
-    runs = sorted(p.parent for p in (local / "results").glob("*/runs/**/metrics.parquet"))
+    # every training job of every paper: a folder with a run.json (papers B and C write more tables)
+    runs = sorted(p.parent for p in (local / "results").glob("*/runs/**/run.json"))
     if not runs:
         problems.append(f"no training results under {local / 'results'}/<root>/runs")
     for run in runs:
         rel = run.relative_to(local)
-        a, b = local / rel, other / rel
-        if not (b / "metrics.parquet").exists():
-            continue  # reported above as missing
+        if (other / rel / "run.json").exists():  # a missing job is reported above
+            problems += compare_run(local / rel, other / rel, rel)
+    return problems
+
+
+def compare_run(a: Path, b: Path, rel: Path) -> list[str]:
+    """One training job's numbers: every table without its clock columns, every array, and the
+    run record's RUN_KEYS."""
+    problems = []
+    for table in sorted(p.name for p in a.glob("*.parquet")):
         try:
             pd.testing.assert_frame_equal(
-                pd.read_parquet(a / "metrics.parquet").drop(columns=list(TIMING_COLUMNS), errors="ignore"),
-                pd.read_parquet(b / "metrics.parquet").drop(columns=list(TIMING_COLUMNS), errors="ignore"),
+                pd.read_parquet(a / table).drop(columns=list(TIMING_COLUMNS), errors="ignore"),
+                pd.read_parquet(b / table).drop(columns=list(TIMING_COLUMNS), errors="ignore"),
                 check_exact=True,
             )
-        except AssertionError as err:
-            problems.append(f"{rel}/metrics.parquet differs: {err}")
-        try:
-            pd.testing.assert_frame_equal(
-                pd.read_parquet(a / "ranks.parquet"), pd.read_parquet(b / "ranks.parquet"), check_exact=True
-            )
-        except AssertionError as err:
-            problems.append(f"{rel}/ranks.parquet differs: {err}")
-        with np.load(a / "spectra.npz") as sa, np.load(b / "spectra.npz") as sb:
+        except (AssertionError, FileNotFoundError) as err:
+            problems.append(f"{rel}/{table} differs: {err}")
+    for arrays in sorted(p.name for p in a.glob("*.npz")):
+        with np.load(a / arrays) as sa, np.load(b / arrays) as sb:
             if sorted(sa.files) != sorted(sb.files):
-                problems.append(f"{rel}/spectra.npz: arrays {sorted(sa.files)} != {sorted(sb.files)}")
-            else:
-                for key in sa.files:
-                    if not np.array_equal(sa[key], sb[key]):
-                        problems.append(f"{rel}/spectra.npz: array {key} differs")
-        ja, jb = (json.loads((d / "run.json").read_text()) for d in (a, b))
-        for key in RUN_KEYS:
-            if ja.get(key) != jb.get(key):
-                problems.append(f"{rel}/run.json: {key}: {ja.get(key)!r} != {jb.get(key)!r}")
+                problems.append(f"{rel}/{arrays}: arrays {sorted(sa.files)} != {sorted(sb.files)}")
+                continue
+            problems += [
+                f"{rel}/{arrays}: array {key} differs" for key in sa.files if not np.array_equal(sa[key], sb[key])
+            ]
+    ja, jb = (json.loads((d / "run.json").read_text()) for d in (a, b))
+    for key in RUN_KEYS:
+        if ja.get(key) != jb.get(key):
+            problems.append(f"{rel}/run.json: {key}: {ja.get(key)!r} != {jb.get(key)!r}")
     return problems
 
 
@@ -102,7 +106,7 @@ def main(argv: list[str]) -> int:
         print(f"compare_runs: {problem}", file=sys.stderr)
     if problems:
         return 1
-    n = len(list((local / "results").glob("*/runs/**/metrics.parquet")))
+    n = len(list((local / "results").glob("*/runs/**/run.json")))
     files = len(result_files(local, under))
     print(f"compare_runs: {other}: {files} files under {under}/ and {n} training job(s), all identical")
     return 0
