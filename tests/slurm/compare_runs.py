@@ -65,6 +65,11 @@ def compare(local: Path, other: Path, under: str = "results") -> list[str]:
     return problems
 
 
+def same(x: np.ndarray, y: np.ndarray) -> bool:
+    """Equal to the bit, NaN where NaN (a grid cell without a value)."""
+    return np.array_equal(x, y, equal_nan=x.dtype.kind in "fc" and y.dtype.kind in "fc")
+
+
 def compare_run(a: Path, b: Path, rel: Path) -> list[str]:
     """One training job's numbers: every table without its clock columns, every array, and the
     run record's RUN_KEYS."""
@@ -83,9 +88,7 @@ def compare_run(a: Path, b: Path, rel: Path) -> list[str]:
             if sorted(sa.files) != sorted(sb.files):
                 problems.append(f"{rel}/{arrays}: arrays {sorted(sa.files)} != {sorted(sb.files)}")
                 continue
-            problems += [
-                f"{rel}/{arrays}: array {key} differs" for key in sa.files if not np.array_equal(sa[key], sb[key])
-            ]
+            problems += [f"{rel}/{arrays}: array {key} differs" for key in sa.files if not same(sa[key], sb[key])]
     ja, jb = (json.loads((d / "run.json").read_text()) for d in (a, b))
     for key in RUN_KEYS:
         if ja.get(key) != jb.get(key):
