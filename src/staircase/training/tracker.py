@@ -43,7 +43,8 @@ from staircase.core import rank as rk
 from staircase.core.bounds import eps_bounds_from_features, loss_lower_bounds
 from staircase.core.schedule import log_schedule
 from staircase.records import writer as results
-from staircase.training.trainer import TIMING_COLUMNS, MeasureClock, Recorder
+from staircase.training.clocks import MeasureClock
+from staircase.training.recorder import TIMING_COLUMNS, Recorder
 
 DEFAULT_EPS = (1.0e-1, 1.0e-2, 1.0e-3, 1.0e-4, 1.0e-6)
 DEFAULT_SCHEDULE = {"dense_every": 10, "dense_until": 1000, "sparse_every": 50}  # the pipeline's fit1d log:
