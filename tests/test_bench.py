@@ -14,6 +14,7 @@ import yaml
 from staircase.benchmarks import bench
 from staircase.core import stairs
 from staircase.networks.mlp import StackedMLP
+from staircase.training import speed
 from staircase.training import trainer as train
 from staircase.workflow import config as cfgmod
 
@@ -130,7 +131,7 @@ def test_shared_forward_computes_once_per_tensor():
     model = StackedMLP([0, 1], 1, 8, 2, "tanh")
     calls = []
     model.register_forward_hook(lambda *a: calls.append(1))
-    shared = train._SharedForward(model)
+    shared = speed.SharedForward(model)
     x, x2 = torch.linspace(-1, 1, 11)[:, None], torch.linspace(-1, 1, 11)[:, None]
     out = shared(x)
     out2, hidden = shared(x, return_hidden=True)
@@ -165,7 +166,7 @@ def test_cuda_graph_matches_eager_steps(tmp_path):
     a, b = train.Trainer(cfg, tmp_path / "a", progress=False), train.Trainer(graphed, tmp_path / "b", progress=False)
     a.train()
     b.train()
-    assert b._graph is not None  # the graph was captured and replayed
+    assert b.run_step.graph is not None  # the graph was captured and replayed
     np.testing.assert_allclose(np.array(a.rec.scalars["loss"]), np.array(b.rec.scalars["loss"]), rtol=1e-5)
 
 

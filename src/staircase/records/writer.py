@@ -56,20 +56,18 @@ def write_results(
 ) -> None:
     """Write metrics.parquet, ranks.parquet, spectra.npz and run.json (each atomically) in ``out_dir``.
 
-    rec: the measurements (:class:`staircase.training.trainer.Recorder`: ``steps``; ``scalars`` {column: one (S,)
+    rec: the measurements (:class:`staircase.training.recorder.Recorder`: ``steps``; ``scalars`` {column: one (S,)
     array per measurement}; ``spectra``, per measurement one (S, n_l) array of sorted Gram
     eigenvalues per hidden layer, ``depth`` of them); clock: their CPU time by part
-    (:class:`staircase.training.trainer.MeasureClock`); eps: the eps of the ranks table; bound_eps: the loss
+    (:class:`staircase.training.clocks.MeasureClock`); eps: the eps of the ranks table; bound_eps: the loss
     bound's eps (a column); normalisation: the Gram's weights (``integral`` or ``mean``); config:
     run.json's ``config``; train_clock: (wall, CPU) seconds of training outside the measurements;
     diverged_at: per seed, the step it diverged at (< 0: it did not); steps_done, elapsed, device:
     for the provenance (:func:`staircase.records.provenance.job_record`); pretrain: what pre-training did.
     """
-    steps, scalars, spectra = rec.steps, rec.scalars, rec.spectra
-    members = [int(s) for s in seeds]
     run = {
         "config": config,
-        "seeds": members,
+        "seeds": [int(s) for s in seeds],
         "gram_normalisation": normalisation,
         "train_s": round(float(train_clock[0]), 3),
         "train_cpu_s": round(float(train_clock[1]), 3),
@@ -77,55 +75,14 @@ def write_results(
         "measurements": clock.count,
         "measure_cpu_s": {k: round(v, 3) for k, v in clock.seconds.items()},
         "pretrain": pretrain,
-        **job_record(members, diverged_at, steps_done, elapsed, device),
+        **job_record([int(s) for s in seeds], diverged_at, steps_done, elapsed, device),
     }
+    seeds, steps = np.asarray(seeds), np.asarray(rec.steps)
+    spec = {f"layer{l}": np.stack([st[l] for st in rec.spectra], axis=1) for l in range(depth)}
+    metrics = metrics_table(seeds, steps, rec.scalars, rec.spectra, main_eps, bound_eps)
+    ranks = ranks_table(seeds, steps, [spec[f"layer{l}"] for l in range(depth)], eps)
+
     out_dir = Path(out_dir)
-    seeds = np.asarray(seeds)
-    steps = np.asarray(steps)
-    n_t, n_s = len(steps), len(seeds)
-    cols = {"seed": np.tile(seeds, n_t), "step": np.repeat(steps, n_s)}
-    for key, vals in scalars.items():
-        cols[key] = np.concatenate(vals)
-    metrics = pd.DataFrame(cols)
-    spec = {f"layer{l}": np.stack([st[l] for st in spectra], axis=1) for l in range(depth)}
-    metrics.insert(3, "eps_rank", main_ranks(spectra, main_eps).T.reshape(-1))
-    metrics["bound_eps"] = bound_eps
-    # compared in float64 with the loss recomputed from the same linear system (bounds.BoundResult)
-    metrics["bound_violation"] = metrics["bound_violation"] == 1
-    metrics["eps_bound_violation"] = metrics["eps_bound_violation"] == 1
-    metrics = metrics.sort_values(["seed", "step"], kind="stable").reset_index(drop=True)
-
-    frames = []
-    for l in range(depth):
-        s = spec[f"layer{l}"]  # (S, T, n)
-        valid = ~np.isnan(s[..., 0])
-        clean = np.nan_to_num(s, nan=0.0)
-        ranks = rk.eps_rank_from_spectrum(clean, eps)  # (S, T, E)
-        base = {"seed": np.repeat(seeds, n_t), "step": np.tile(steps, n_s), "layer": l}
-        for e_i, e in enumerate(eps):
-            frames.append(
-                pd.DataFrame(
-                    {
-                        **base,
-                        "metric": "eps_rank",
-                        "eps": e,
-                        "value": np.where(valid, ranks[..., e_i], np.nan).reshape(-1),
-                    }
-                )
-            )
-        for metric, fn in rk.PEER_METRICS.items():
-            frames.append(
-                pd.DataFrame(
-                    {
-                        **base,
-                        "metric": metric,
-                        "eps": np.nan,
-                        "value": np.where(valid, fn(clean), np.nan).reshape(-1).astype(float),
-                    }
-                )
-            )
-    ranks = pd.concat(frames, ignore_index=True)
-
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write(out_dir / "metrics.parquet", lambda t: metrics.to_parquet(t, index=False))
     atomic_write(out_dir / "ranks.parquet", lambda t: ranks.to_parquet(t, index=False))
@@ -138,4 +95,39 @@ def write_results(
     write_json(out_dir / "run.json", run)
 
 
-__all__ = ["main_ranks", "write_results"]
+def metrics_table(seeds: np.ndarray, steps: np.ndarray, scalars: dict, spectra, main_eps: float, bound_eps: float):
+    """metrics.parquet: one row per (seed, step), sorted so; the scalars in their order, ``eps_rank``
+    fourth, ``bound_eps`` last, the violations as booleans."""
+    n_t, n_s = len(steps), len(seeds)
+    cols = {"seed": np.tile(seeds, n_t), "step": np.repeat(steps, n_s)}
+    for key, vals in scalars.items():
+        cols[key] = np.concatenate(vals)
+    metrics = pd.DataFrame(cols)
+    metrics.insert(3, "eps_rank", main_ranks(spectra, main_eps).T.reshape(-1))
+    metrics["bound_eps"] = bound_eps
+    # compared in float64 with the loss recomputed from the same linear system (bounds.BoundResult)
+    metrics["bound_violation"] = metrics["bound_violation"] == 1
+    metrics["eps_bound_violation"] = metrics["eps_bound_violation"] == 1
+    return metrics.sort_values(["seed", "step"], kind="stable").reset_index(drop=True)
+
+
+def ranks_table(seeds: np.ndarray, steps: np.ndarray, layers: list[np.ndarray], eps: list[float]) -> pd.DataFrame:
+    """ranks.parquet: per hidden layer (its (S, T, n) spectra), the eps-rank at every eps, then the
+    peer metrics; NaN where a seed had diverged (NaN spectra)."""
+    n_t, n_s = len(steps), len(seeds)
+    frames = []
+    for l, s in enumerate(layers):
+        valid = ~np.isnan(s[..., 0])
+        clean = np.nan_to_num(s, nan=0.0)
+        ranks = rk.eps_rank_from_spectrum(clean, eps)  # (S, T, E)
+        base = {"seed": np.repeat(seeds, n_t), "step": np.tile(steps, n_s), "layer": l}
+        for e_i, e in enumerate(eps):
+            value = np.where(valid, ranks[..., e_i], np.nan).reshape(-1)
+            frames.append(pd.DataFrame({**base, "metric": "eps_rank", "eps": e, "value": value}))
+        for metric, fn in rk.PEER_METRICS.items():
+            value = np.where(valid, fn(clean), np.nan).reshape(-1).astype(float)
+            frames.append(pd.DataFrame({**base, "metric": metric, "eps": np.nan, "value": value}))
+    return pd.concat(frames, ignore_index=True)
+
+
+__all__ = ["main_ranks", "metrics_table", "ranks_table", "write_results"]

@@ -286,7 +286,7 @@ class Method:
     return value is that (detached). ``state_dict``/``load_state_dict`` cover everything needed
     to resume."""
 
-    def __init__(self, model, train_cfg: dict):
+    def __init__(self, model, train_cfg: dict, fast_step: bool = True):
         name = train_cfg["optimizer"]
         if name not in OPTIMIZERS:
             raise ValueError(f"train.optimizer: unknown optimizer {name!r}; choose one of {list(OPTIMIZERS)}")
@@ -318,15 +318,17 @@ class Method:
                 self.scheduler = torch.optim.lr_scheduler.LambdaLR(
                     self.first, lambda t: lr_factor(t, schedule, horizon)
                 )
-        # the first-order step without torch.optim's per-call bookkeeping (the same update)
-        self.fast = None if isinstance(self.first, BatchedLBFGS) else FastStep(self.first)
+        # fast_step: the first-order step without torch.optim's per-call bookkeeping (the same update;
+        # staircase.training.speed)
+        self.first_order = not isinstance(self.first, BatchedLBFGS)
+        self.fast = FastStep(self.first) if fast_step and self.first_order else None
         self.t = 0
 
     @property
     def graph_safe(self) -> bool:
         """Whether a CUDA graph of one step replays every later step exactly: a first-order
         optimiser at a constant learning rate (a schedule changes it from Python)."""
-        return self.fast is not None and self.second is None and self.scheduler is None
+        return self.first_order and self.second is None and self.scheduler is None
 
     @property
     def current(self):
@@ -339,15 +341,20 @@ class Method:
         if isinstance(opt, BatchedLBFGS):
             loss = opt.step(loss_fn)
         else:
-            self.fast.zero_grad()
+            stepper = self.fast or opt  # the same update either way
+            stepper.zero_grad()  # set to None, both
             loss = loss_fn()
             loss.sum().backward()
-            self.fast.step()
+            stepper.step()
             if self.scheduler is not None:
                 self.scheduler.step()
             loss = loss.detach()
         self.t += 1
         return loss
+
+    def count_replayed_step(self) -> None:
+        """A step replayed from a CUDA graph (staircase.training.speed.CudaGraphStep) ran no Python: count it."""
+        self.t += 1
 
     def lr(self) -> float:
         opt = self.current
@@ -372,8 +379,8 @@ class Method:
             self.scheduler.load_state_dict(state["scheduler"])
 
 
-def make_method(model, train_cfg: dict) -> Method:
-    return Method(model, train_cfg)
+def make_method(model, train_cfg: dict, fast_step: bool = True) -> Method:
+    return Method(model, train_cfg, fast_step)
 
 
 # ---- first-layer pre-training --------------------------------------------------------------------

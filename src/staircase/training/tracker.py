@@ -37,13 +37,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from threadpoolctl import ThreadpoolController
 from torch import nn
 
 from staircase.core import rank as rk
 from staircase.core.bounds import eps_bounds_from_features, loss_lower_bounds
 from staircase.core.schedule import log_schedule
 from staircase.records import writer as results
-from staircase.training.trainer import TIMING_COLUMNS, MeasureClock, Recorder
+from staircase.training.clocks import MeasureClock
+from staircase.training.recorder import Recorder
 
 DEFAULT_EPS = (1.0e-1, 1.0e-2, 1.0e-3, 1.0e-4, 1.0e-6)
 DEFAULT_SCHEDULE = {"dense_every": 10, "dense_until": 1000, "sparse_every": 50}  # the pipeline's fit1d log:
@@ -166,6 +168,28 @@ class Tracker:
         config: dict | None = None,
         blas_threads: int | None = 1,
     ):
+        self._set_models(model, seeds, layers)
+        self._set_quadrature(points, weights, eps, main_eps)
+        self.schedule = Schedule(schedule)
+        self.out = Path(out)
+        self.experiment = experiment or self.out.parent.name or "my_model"
+        self.variant = variant or self.out.name or "base"
+        self._set_bound_inputs(target, output_layer, train_data)
+        self.user_config = dict(config or {})
+        self._blas = (ThreadpoolController(), int(blas_threads)) if blas_threads else None
+        self._tensors: dict[tuple, torch.Tensor] = {}
+        self.rec = Recorder()
+        self.clock = MeasureClock()
+        self.measure_wall = 0.0
+        self.diverged_at = np.full(len(self.models), -1)
+        self.bound_eps = float("nan")
+        self.widths: list[int] | None = None
+        self.device = str(self._device(self.models[0])[0])
+        self.closed = False
+        self._t0, self._c0 = time.perf_counter(), time.thread_time()
+
+    # ---- set-up helpers -------------------------------------------------------------------------
+    def _set_models(self, model, seeds, layers) -> None:
         self.models = list(model) if isinstance(model, list | tuple | nn.ModuleList) else [model]
         if not self.models:
             raise ValueError("Tracker: no model given")
@@ -178,6 +202,8 @@ class Tracker:
         if len(depths) != 1:
             raise ValueError(f"Tracker: the models have different numbers of tracked layers {sorted(depths)}")
         self.depth = depths.pop()
+
+    def _set_quadrature(self, points, weights, eps, main_eps) -> None:
         self.x = _points(points)
         n = len(self.x)
         self.normalisation = "mean" if weights is None else "integral"
@@ -188,12 +214,11 @@ class Tracker:
         self.main_eps = float(main_eps)
         if min(self.eps + [self.main_eps]) <= 0:
             raise ValueError(f"Tracker: eps must be positive, got {self.eps} and main_eps {self.main_eps}")
-        self.schedule = Schedule(schedule)
-        self.out = Path(out)
-        self.experiment = experiment or self.out.parent.name or "my_model"
-        self.variant = variant or self.out.name or "base"
-        self.target = None if target is None else _scalar_target(target, n, "target")
-        self.heads: list[nn.Module | None] = [None] * n_models
+
+    def _set_bound_inputs(self, target, output_layer, train_data) -> None:
+        """What the bounds need: u* at the points (A3's bound), the output layer, the training data."""
+        self.target = None if target is None else _scalar_target(target, len(self.x), "target")
+        self.heads: list[nn.Module | None] = [None] * len(self.models)
         if self.target is not None or train_data is not None:
             heads = self._per_model(output_layer, sequential_head, "output_layer", single=True)
             if any(h is None for h in heads):
@@ -207,24 +232,7 @@ class Tracker:
             tx, ty = train_data
             self.train_x = _points(tx)
             self.train_y = _scalar_target(ty, len(self.train_x), "train_data's targets")
-        self.user_config = dict(config or {})
-        self._blas = None
-        if blas_threads:
-            from threadpoolctl import ThreadpoolController
 
-            self._blas = (ThreadpoolController(), int(blas_threads))
-        self._tensors: dict[tuple, torch.Tensor] = {}
-        self.rec = Recorder()
-        self.clock = MeasureClock()
-        self.measure_wall = 0.0
-        self.diverged_at = np.full(n_models, -1)
-        self.bound_eps = float("nan")
-        self.widths: list[int] | None = None
-        self.device = str(self._device(self.models[0])[0])
-        self.closed = False
-        self._t0, self._c0 = time.perf_counter(), time.thread_time()
-
-    # ---- set-up helpers -------------------------------------------------------------------------
     def _per_model(self, given, default, what: str, single: bool = False) -> list:
         """One entry per model: ``given`` as a module (``single``) or a list of modules, one per model
         when several models are tracked, else ``default(model)``."""
@@ -424,82 +432,91 @@ class Tracker:
     def _measure(self, step: int, loss) -> None:
         clock = self.clock
         clock.start()
-        n_models, n = len(self.models), len(self.x)
+        n_models = len(self.models)
         losses = self._losses(loss)
         clock.lap("loss")
         passes = [self._forward(i, self.x) for i in range(n_models)]
-        outputs = np.full((n_models, n), np.nan)
-        for i, (_, out, _) in enumerate(passes):
-            if self.target is not None:
-                if out.numel() != n:
-                    raise ValueError(f"Tracker: target given, but the model's output has shape {tuple(out.shape)}")
-                outputs[i] = out.detach().reshape(-1).to("cpu", torch.float64).numpy()
-        widths = [h.shape[1] for h in passes[0][0]]
-        if self.widths is None:
-            self.widths = widths
-        if any([h.shape[1] for h in p[0]] != self.widths for p in passes):
-            raise ValueError("Tracker: the tracked layers' widths differ between models or changed during training")
+        rel = self._relative_errors(passes)
+        self._check_widths(passes)
         finite = np.array([all(bool(torch.isfinite(h).all()) for h in p[0]) for p in passes])
         bad_loss = ~np.isfinite(losses) if loss is not None else np.zeros(n_models, dtype=bool)
         self.diverged_at[(self.diverged_at < 0) & (bad_loss | ~finite)] = step  # NaN from here on, as the trainer
         ok = self.diverged_at < 0
         live = np.flatnonzero(ok)
-        rel = np.full(n_models, np.nan)
-        if self.target is not None:
-            w, y = self.w, self.target
-            rel = np.sqrt((w * (outputs - y) ** 2).sum(axis=1) / (w * y * y).sum())
         clock.lap("forward")
-
         bounded = self.target is not None and len(live)
-        spectra, values, vectors = [], None, None
-        for layer in range(self.depth):
-            spec = np.full((n_models, self.widths[layer]), np.nan)
-            if len(live):
-                gram = np.stack([rk.gram(passes[i][0][layer], self.w) for i in live])
-                if bounded and layer == self.depth - 1:  # its eigenvectors serve A3's bound too
-                    values, vectors = np.linalg.eigh(gram)
-                    spec[live] = values[..., ::-1]
-                else:
-                    spec[live] = rk.spectrum_of_gram(gram)
-            spectra.append(spec)
+        spectra, last_eigh = self._spectra(passes, live, bounded)
         clock.lap("spectra")
-
         eps_bound = np.full((4, n_models), np.nan)
         if bounded:
             phi, coef = self._head_features(passes, live)
+            values, vectors = last_eigh
             for s, r in zip(
                 live, eps_bounds_from_features(values, vectors, phi, coef, self.target, self.w, self.main_eps)
             ):
                 eps_bound[:, s] = (r.loss, r.lower_bound, r.best_loss_top_r, r.violated)
-        bound = np.full((5, n_models), np.nan)
-        if self.train_x is not None and len(live):
-            train_passes = {i: self._forward(i, self.train_x) for i in live}
-            phi, coef = self._head_features(train_passes, live)
-            m = len(self.train_x)
-            features = np.concatenate([np.ones(phi.shape[:-1] + (1,)), phi], axis=-1)
-            # the bound's eps in the loss's quadrature (weights 1/M): Gram eigenvalues scale with the total weight
-            self.bound_eps = self.main_eps / float(np.sum(self.w))
-            for s, r in zip(live, loss_lower_bounds(features, self.train_y, coef, np.full(m, 1.0 / m), self.bound_eps)):
-                bound[:, s] = (r.lower_bound, r.best_loss, r.best_loss_top_r, r.rank, r.violated)
+        bound = self._loss_bound(live)
         clock.lap("bound")
-
-        elapsed = time.perf_counter() - self._t0
-        wall0, cpu0, measured_cpu = self._started  # training time: up to this measurement, outside the earlier ones
-        train_s = wall0 - self._t0 - self.measure_wall
-        train_cpu = cpu0 - self._c0 - measured_cpu
-        rec = self.rec
-        rec.steps.append(step)
-        values_by_key = (
-            losses,
-            rel,
-            *bound,
-            *eps_bound,
-            *(np.full(n_models, t) for t in (elapsed, train_s, train_cpu)),
-        )
-        for key, val in zip(Recorder.SCALARS, values_by_key):
-            rec.scalars[key].append(val if key in TIMING_COLUMNS else np.where(ok, val, np.nan))
-        rec.spectra.append(spectra)
+        clocks = (np.full(n_models, t) for t in self._clock_readings())
+        self.rec.add(step, (losses, rel, *bound, *eps_bound, *clocks), spectra, ok)
         clock.stop()
+
+    def _relative_errors(self, passes) -> np.ndarray:
+        """Per model, the relative L2 error on the quadrature (NaN without a target)."""
+        n_models, n = len(self.models), len(self.x)
+        if self.target is None:
+            return np.full(n_models, np.nan)
+        outputs = np.full((n_models, n), np.nan)
+        for i, (_, out, _) in enumerate(passes):
+            if out.numel() != n:
+                raise ValueError(f"Tracker: target given, but the model's output has shape {tuple(out.shape)}")
+            outputs[i] = out.detach().reshape(-1).to("cpu", torch.float64).numpy()
+        w, y = self.w, self.target
+        return np.sqrt((w * (outputs - y) ** 2).sum(axis=1) / (w * y * y).sum())
+
+    def _check_widths(self, passes) -> None:
+        """The tracked layers' widths: the first measurement's, the same for every model ever after."""
+        if self.widths is None:
+            self.widths = [h.shape[1] for h in passes[0][0]]
+        if any([h.shape[1] for h in p[0]] != self.widths for p in passes):
+            raise ValueError("Tracker: the tracked layers' widths differ between models or changed during training")
+
+    def _spectra(self, passes, live: np.ndarray, bounded) -> tuple[list[np.ndarray], tuple | None]:
+        """Per tracked layer, the (S, n) sorted Gram eigenvalues (NaN for the models not ``live``);
+        and, with ``bounded``, the last layer's eigendecomposition (A3's bound uses it)."""
+        spectra, last_eigh = [], None
+        for layer in range(self.depth):
+            spec = np.full((len(self.models), self.widths[layer]), np.nan)
+            if len(live):
+                gram = np.stack([rk.gram(passes[i][0][layer], self.w) for i in live])
+                if bounded and layer == self.depth - 1:
+                    last_eigh = np.linalg.eigh(gram)
+                    spec[live] = last_eigh[0][..., ::-1]
+                else:
+                    spec[live] = rk.spectrum_of_gram(gram)
+            spectra.append(spec)
+        return spectra, last_eigh
+
+    def _loss_bound(self, live: np.ndarray) -> np.ndarray:
+        """(5, S): the mean-squared training loss's own lower bound (NaN without ``train_data``)."""
+        bound = np.full((5, len(self.models)), np.nan)
+        if self.train_x is None or not len(live):
+            return bound
+        train_passes = {i: self._forward(i, self.train_x) for i in live}
+        phi, coef = self._head_features(train_passes, live)
+        m = len(self.train_x)
+        features = np.concatenate([np.ones(phi.shape[:-1] + (1,)), phi], axis=-1)
+        # the bound's eps in the loss's quadrature (weights 1/M): Gram eigenvalues scale with the total weight
+        self.bound_eps = self.main_eps / float(np.sum(self.w))
+        for s, r in zip(live, loss_lower_bounds(features, self.train_y, coef, np.full(m, 1.0 / m), self.bound_eps)):
+            bound[:, s] = (r.lower_bound, r.best_loss, r.best_loss_top_r, r.rank, r.violated)
+        return bound
+
+    def _clock_readings(self) -> tuple[float, float, float]:
+        """elapsed_s, train_s, train_cpu_s now: training time up to this measurement, outside the earlier ones."""
+        elapsed = time.perf_counter() - self._t0
+        wall0, cpu0, measured_cpu = self._started
+        return elapsed, wall0 - self._t0 - self.measure_wall, cpu0 - self._c0 - measured_cpu
 
     def _head_features(self, passes, live) -> tuple[np.ndarray, np.ndarray]:
         """(S_live, N, n) float64 features that the output layer reads, and its coefficients

@@ -18,6 +18,13 @@ Outputs (all written atomically, in ``out_dir``):
 * ``run.json``        - resolved config, provenance, wall time, per-seed status (ok / diverged), and
   the CPU seconds of training and of the measurements by part (``MeasureClock``)
 
+How to read it: :class:`Trainer` builds the job (task, model, method, the points it measures on),
+``Trainer.train`` is the loop (for each step: measure when scheduled, step, checkpoint) and
+``Trainer.write_outputs`` writes the results (:mod:`staircase.records.writer`). The speed features
+(fused optimiser steps, CUDA graphs, allocator tuning, the measurement's shared forward pass, the
+measurement clocks) live in :mod:`staircase.training.speed`, enabled by one call from the config;
+each leaves every recorded series as the plain loop's.
+
 A checkpoint is written every ``train.checkpoint_every`` steps to ``checkpoint_dir`` (outside the
 workflow's declared outputs, which Snakemake deletes before re-running a job); a restarted job
 resumes from it, and on the CPU finishes with the same numbers as an uninterrupted run.
@@ -46,9 +53,10 @@ from staircase.networks.architectures import build_model
 from staircase.problems import make_task
 from staircase.records import writer as results
 from staircase.records.provenance import atomic_write, exclusive, output_to
-from staircase.training import methods
-from staircase.training.hostmem import keep_freed_memory
+from staircase.training import methods, speed
+from staircase.training.clocks import MeasureClock, timed
 from staircase.training.methods import make_optimizer  # noqa: F401  (moved to staircase.training.methods)
+from staircase.training.recorder import TIMING_COLUMNS, Recorder
 
 DEVICES = ("auto", "cpu", "cuda")  # the schema's device values
 
@@ -71,107 +79,18 @@ def config_hash(cfg: dict) -> str:
     return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:16]
 
 
-# Clock readings: the only columns of metrics.parquet that differ between identical runs.
-TIMING_COLUMNS = ("elapsed_s", "train_s", "train_cpu_s")
-
-
-class Recorder:
-    """Collects measurements at log steps; everything is plain arrays so it checkpoints cheaply."""
-
-    SCALARS = (
-        "loss",
-        "rel_l2",
-        "lower_bound",
-        "best_loss",
-        "best_loss_top_r",
-        "bound_rank",
-        "bound_violation",
-        "error_sq",
-        "eps_bound",
-        "eps_bound_top_r",
-        "eps_bound_violation",
-        "elapsed_s",
-        "train_s",
-        "train_cpu_s",
-    )
-
-    def __init__(self):
-        self.steps: list[int] = []
-        self.scalars: dict[str, list[np.ndarray]] = {k: [] for k in self.SCALARS}
-        self.spectra: list[list[np.ndarray]] = []  # per step: one (S, n) array per layer
-
-    def state(self) -> dict:
-        return {"steps": self.steps, "scalars": self.scalars, "spectra": self.spectra}
-
-    def load(self, state: dict) -> None:
-        self.steps, self.scalars, self.spectra = state["steps"], state["scalars"], state["spectra"]
-
-
-class _SharedForward:
-    """The model as seen by a task during one measurement: a forward pass (or a forward
-    Laplacian) on a tensor it has already seen is served from the first one (the loss and then
-    the bound system both evaluate the training points), with the hidden layers kept. Everything
-    else is the model's."""
-
-    def __init__(self, model):
-        self._model = model
-        self._seen: dict[tuple[str, int], tuple] = {}  # (what, id(x)) -> (x, result)
-
-    def _memo(self, what: str, x: torch.Tensor, compute):
-        hit = self._seen.get((what, id(x)))
-        if hit is None or hit[0] is not x:
-            hit = self._seen[(what, id(x))] = (x, compute())
-        return hit[1]
-
-    def __getattr__(self, name):
-        attr = getattr(self._model, name)
-        if name == "forward_laplacian":
-            return lambda x: self._memo("laplacian", x, lambda: attr(x))
-        return attr
-
-    def __call__(self, x: torch.Tensor, return_hidden: bool = False):
-        out, hidden = self._memo("forward", x, lambda: self._model(x, return_hidden=True))
-        return (out, hidden) if return_hidden else out
-
-
-class MeasureClock:
-    """CPU seconds (of the training thread) spent in each part of the measurements: the loss
-    ("loss": its forward pass on the training points, shared with the bound), the forward pass on
-    the rank and error points with the error ("forward"), the Gram matrices and their eigenvalues
-    ("spectra"), the bound's linear algebra ("bound"), and the rest ("other": recording, divergence
-    checks). Together they are the tracking overhead of a run; run.json reports them."""
-
-    PARTS = ("loss", "forward", "spectra", "bound", "other")
-
-    def __init__(self):
-        self.seconds = dict.fromkeys(self.PARTS, 0.0)
-        self.count = 0
-        self._last = 0.0
-
-    def start(self) -> None:
-        self._last = time.thread_time()
-
-    def lap(self, part: str) -> None:
-        now = time.thread_time()
-        self.seconds[part] += now - self._last
-        self._last = now
-
-    def stop(self) -> None:
-        self.lap("other")
-        self.count += 1
-
-    def total(self) -> float:
-        return sum(self.seconds.values())
-
-    def state(self) -> dict:
-        return {"seconds": dict(self.seconds), "count": self.count}
-
-    def load(self, state: dict) -> None:
-        self.seconds, self.count = dict(state["seconds"]), int(state["count"])
-
-
 class Trainer:
-    def __init__(self, cfg: dict, out_dir: Path, checkpoint_dir: Path | None = None, progress: bool = True):
+    """One job: every seed of one variant, stacked in one model. ``speed``: the speed features
+    (:class:`staircase.training.speed.Speed`; default: the config's)."""
+
+    def __init__(
+        self,
+        cfg: dict,
+        out_dir: Path,
+        checkpoint_dir: Path | None = None,
+        progress: bool = True,
+        speed_features: speed.Speed | None = None,
+    ):
         self.cfg = cfg
         self.out_dir = Path(out_dir)
         self.checkpoint_path = Path(checkpoint_dir) / "checkpoint.pt" if checkpoint_dir else None
@@ -180,68 +99,206 @@ class Trainer:
         self.device = choose_device(cfg.get("device", "auto"))
         self.threads = int(cfg["train"].get("threads", cfg.get("threads", 1)))  # the schema's train.threads
         torch.set_num_threads(self.threads)
-        keep_freed_memory()  # no page faults for the step's temporaries (staircase.training.hostmem)
-        if self.device == "cuda":  # full float32 matmuls: TF32 would swamp PDE residuals and small eigenvalues
-            torch.backends.cuda.matmul.allow_tf32 = False
-            torch.backends.cudnn.allow_tf32 = False
+        self.speed = speed.enable(cfg, self.device, speed_features)
         dtype = torch.float64 if cfg["train"].get("dtype", "float32") == "float64" else torch.float32
         task_params = dict(cfg["task"])
         self.task = make_task(task_params.pop("name"), **task_params)
         self.model = build_model(cfg["model"], cfg["seeds"], self.task.d, self.task.bounds, dtype).to(self.device)
-        self.opt = methods.make_method(self.model, cfg["train"])  # optimiser(s) and lr schedule
-        # train.cuda_graph: on a GPU, capture the whole training step once and replay it (small stacked
-        # MLPs are bound by kernel launches); ignored on the CPU, where launches cost nothing
+        self.opt = methods.make_method(self.model, cfg["train"], self.speed.fast_optimizer_step)
         self.data = self.task.train_data(self.device, dtype)
-        # train.batch_size: each seed draws its own mini-batch per step (staircase.training.methods, "Mini-batches")
-        self.batch_size = cfg["train"].get("batch_size")
+        self._set_up_batches(cfg["train"].get("batch_size"), cfg["seeds"])
+        self._set_up_measurement_points(cfg["rank"]["normalisation"], dtype)
+        self.eps = [float(e) for e in cfg["rank"]["eps"]]
+        self.main_eps = float(cfg["rank"]["main_eps"])
+        lg = cfg["log"]
+        self.log_steps = log_schedule(cfg["train"]["steps"], lg["dense_every"], lg["dense_until"], lg["sparse_every"])
+        # the state of the run: everything a checkpoint keeps
+        self.rec = Recorder()
+        self.step = 0
+        self.elapsed = 0.0
+        self.train_clock = np.zeros(2)  # wall and CPU seconds spent optimising (not measuring)
+        self.measure_clock = self.speed.new_measure_clock()  # CPU seconds spent measuring, by part
+        self.pretrain_info: dict | None = None
+        self.diverged_at = np.full(len(cfg["seeds"]), -1)  # first log step with a non-finite loss
+        self.bound_eps = float("nan")
+        self.run_step = self.train_step  # what the loop calls once per step (train() may wrap it)
+
+    def _set_up_batches(self, batch_size: int | None, seeds) -> None:
+        """train.batch_size: each seed draws its own mini-batch per step (staircase.training.methods,
+        "Mini-batches"); None: every step sees every point."""
+        self.batch_size = batch_size
         self.batch_gens = []
-        if self.batch_size is not None:
-            self.batch_points = self.task.batch_points(self.data)
-            if not 1 <= self.batch_size <= self.batch_points:
-                raise ValueError(
-                    f"train.batch_size: {self.batch_size} is not between 1 and the {self.batch_points} points "
-                    "a batch is drawn from"
-                )
-            self.batch_gens = [methods.batch_generator(s) for s in cfg["seeds"]]
-        self.cuda_graph = self.device == "cuda" and bool(cfg["train"].get("cuda_graph", False))
-        self._graph, self._warmup_left = None, 3
+        if batch_size is None:
+            return
+        self.batch_points = self.task.batch_points(self.data)
+        if not 1 <= batch_size <= self.batch_points:
+            raise ValueError(
+                f"train.batch_size: {batch_size} is not between 1 and the {self.batch_points} points "
+                "a batch is drawn from"
+            )
+        self.batch_gens = [methods.batch_generator(s) for s in seeds]
+
+    def _set_up_measurement_points(self, normalisation: str, dtype: torch.dtype) -> None:
+        """The rank quadrature (points, weights, the exact solution there: claim A3) and the error
+        points. They go through the network in one forward pass, each distinct point once (a
+        task's error grid often contains its rank grid): ``eval_x``, indexed by ``rank_index``
+        and ``err_index``."""
         xr, self.rank_w = self.task.rank_points()
-        self.rank_f = self.task.exact(xr)  # the exact solution where the eps-rank's Gram is formed (A3)
-        if cfg["rank"]["normalisation"] == "mean":
+        self.rank_f = self.task.exact(xr)
+        if normalisation == "mean":
             self.rank_w = np.full(len(xr), 1.0 / len(xr))
         self.rank_x = torch.as_tensor(xr, device=self.device, dtype=dtype)
         xe = self.task.error_points()
         self.err_x = torch.as_tensor(xe, device=self.device, dtype=dtype)
         self.err_f = torch.as_tensor(self.task.exact(xe), device=self.device, dtype=torch.float64)
-        # the Gram and the error points go through the network in one forward pass, each distinct
-        # point once (a task's error grid often contains its rank grid)
         points, index = np.unique(np.concatenate([xr, xe]), axis=0, return_inverse=True)
         self.eval_x = torch.as_tensor(points, device=self.device, dtype=dtype)
         index = torch.as_tensor(index.reshape(-1), device=self.device)
         self.rank_index, self.err_index = index[: len(xr)], index[len(xr) :]
-        self.eps = [float(e) for e in cfg["rank"]["eps"]]
-        self.main_eps = float(cfg["rank"]["main_eps"])
-        lg = cfg["log"]
-        self.log_steps = log_schedule(cfg["train"]["steps"], lg["dense_every"], lg["dense_until"], lg["sparse_every"])
-        self.rec = Recorder()
-        self.step = 0
-        self.elapsed = 0.0
-        self.train_clock = np.zeros(2)  # wall and CPU seconds spent optimising (not measuring)
-        self.measure_clock = MeasureClock()  # CPU seconds spent measuring, by part
-        self.pretrain_info: dict | None = None
-        self.diverged_at = np.full(len(cfg["seeds"]), -1)  # first log step with a non-finite loss
-        self.bound_eps = float("nan")
+
+    # ---- the loop -----------------------------------------------------------------------------
+    def train(self) -> None:
+        """Pre-train (once, if configured), then step every model to ``train.steps``, measuring at
+        the log steps and checkpointing every ``train.checkpoint_every`` steps; stop early once
+        every seed diverged. A checkpoint of this job resumes where it was written."""
+        self.run_step = self._step_runner()
+        resumed = self.try_resume()
+        steps = self.cfg["train"]["steps"]
+        every = int(self.cfg["train"].get("checkpoint_every", 0))
+        log_set = set(int(s) for s in self.log_steps)
+        bar = self._progress_bar(steps)
+        # numpy's BLAS/LAPACK on the job's threads too: with its default pool of one thread per core,
+        # the small eigen/least-squares problems of a measurement ran up to 30x slower on a shared
+        # 2-core machine (threads spin while the other job holds the other core)
+        limits = threadpool_limits(limits=self.threads, user_api="blas")
+        t0 = time.perf_counter() - self.elapsed
+        if not resumed and (self.cfg["train"].get("pretrain") or {}).get("steps", 0) > 0:
+            self.pretrain()
+            self.elapsed = time.perf_counter() - t0
+        if (not resumed or self.step not in self.rec.steps) and self.step in log_set:
+            self.measure()
+        while self.step < steps and (self.diverged_at < 0).any():
+            # the steps up to the next measurement or checkpoint as one timed block: reading the
+            # clocks and keeping the books after every step cost 2-3 % of a small model's training
+            stop = self._next_stop(steps, every)
+            with timed(self.train_clock):
+                for _ in range(stop - self.step):
+                    self.run_step()
+            bar.update(stop - self.step)
+            self.step = stop
+            self.elapsed = time.perf_counter() - t0
+            if self.step in log_set:
+                self.measure()
+            if every and self.step % every == 0 and self.step < steps:
+                self.save_checkpoint()
+        bar.close()
+        self.elapsed = time.perf_counter() - t0
+        limits.restore_original_limits()
+
+    def train_step(self) -> None:
+        """One training step of every model (``Method.step``)."""
+        self.opt.step(self._loss)
+
+    def _loss(self) -> torch.Tensor:
+        """The per-model training loss of one step: on every point, or on each seed's own
+        mini-batch (one draw per call: first-order methods call it once per step)."""
+        if not self.batch_gens:
+            return self.task.loss(self.model, self.data)
+        index = methods.draw_batches(self.batch_gens, self.batch_points, self.batch_size).to(self.device)
+        return self.task.loss(self.model, self.task.minibatch(self.data, index))
+
+    def _step_runner(self):
+        """``train_step``, or (``cuda_graph``) its CUDA graph where one replays every step exactly."""
+        if not self.speed.cuda_graph:
+            return self.train_step
+        if not self.opt.graph_safe or self.batch_gens:
+            print(
+                f"staircase: {self.name}: train.cuda_graph needs adam, adamw or sgd without a schedule "
+                "and without mini-batches; training eagerly",
+                file=sys.stderr,
+            )
+            return self.train_step
+        return speed.CudaGraphStep(self.train_step, on_replay=self.opt.count_replayed_step)
+
+    def _next_stop(self, steps: int, every: int) -> int:
+        """The first step after the current one that is measured or checkpointed (or the last)."""
+        later = self.log_steps[self.log_steps > self.step]
+        stop = int(later[0]) if len(later) else steps
+        if every:
+            stop = min(stop, (self.step // every + 1) * every)
+        return min(stop, steps)
+
+    def _progress_bar(self, steps: int) -> tqdm:
+        return tqdm(
+            total=steps,
+            initial=self.step,
+            desc=self.name,
+            disable=not self.progress,
+            mininterval=5.0,
+            file=sys.stderr,
+            unit="step",
+        )
+
+    def check_start(self) -> None:
+        """Stop before any training (ConfigError) when a model's loss is not finite at its
+        initialisation: no step has been taken, so it is no divergence but values that overflow
+        the training dtype (huge amplitudes or boundary weight), not a result to report."""
+        with torch.no_grad():
+            loss = self.task.loss(self.model, self.data).to(torch.float64).cpu().numpy()
+        bad = np.flatnonzero(~np.isfinite(loss))
+        if len(bad):
+            where = f"experiments.{self.cfg['experiment']}" + (
+                "" if self.cfg["variant"] == "base" else f" (variant {self.cfg['variant']})"
+            )
+            seeds = ", ".join(str(self.cfg["seeds"][s]) for s in bad)
+            raise ConfigError(
+                f"{where}.task: the loss is {loss[bad[0]]} before any training step (seed {seeds}): the task's values "
+                f"overflow {self.cfg['train'].get('dtype', 'float32')}; make the amplitudes, frequencies or "
+                "boundary_weight smaller, or train in float64"
+            )
+
+    def pretrain(self) -> None:
+        """First-layer pre-training (staircase.training.methods.pretrain_first_layer), before step 0."""
+        before = self._layer_ranks()
+        info = methods.pretrain_first_layer(self.model, self.rank_x, self.rank_w, self.cfg["train"]["pretrain"])
+        self.train_clock += (info["wall_s"], info["cpu_s"])
+        info.update(eps=self.main_eps, eps_rank_before=before, eps_rank_after=self._layer_ranks())
+        self.pretrain_info = info
+
+    @torch.no_grad()
+    def _layer_ranks(self) -> list[list[int]]:
+        """eps-rank at the main eps of every hidden layer (outer list) and model (inner)."""
+        _, hidden = self.model(self.rank_x, return_hidden=True)
+        return [rk.eps_rank_from_spectrum(rk.spectrum(h, self.rank_w), self.main_eps).tolist() for h in hidden]
 
     # ---- measurement -------------------------------------------------------------------------
     @torch.no_grad()
     def measure(self) -> None:
+        """Record the models as they are now: the loss, the error, every hidden layer's Gram
+        spectrum, both bounds and the clocks (module docstring, ``metrics.parquet``)."""
         clock = self.measure_clock
         clock.start()
-        ok = self.diverged_at < 0
-        model = _SharedForward(self.model)  # the loss and the bound system share one forward pass
+        model = self.speed.measured_model(self.model)  # the loss and the bound system may share a forward pass
         loss = self.task.loss(model, self.data).to(torch.float64).cpu().numpy()
         clock.lap("loss")
-        newly = ok & ~np.isfinite(loss)
+        self._note_divergence(loss)
+        ok = self.diverged_at < 0
+        out, hidden = self.model(self.eval_x, return_hidden=True)
+        u_err = out[:, self.err_index, 0].to(torch.float64)
+        rel = torch.linalg.vector_norm(u_err - self.err_f, dim=-1) / torch.linalg.vector_norm(self.err_f)
+        clock.lap("forward")
+        spectra, last_eigh = self._spectra(hidden, ok)
+        clock.lap("spectra")
+        bound = self._loss_bound(model, ok)
+        eps_bound = self._eps_bound(hidden[-1], ok, last_eigh)
+        clock.lap("bound")
+        clocks = (np.full(len(ok), t) for t in (self.elapsed, *self.train_clock))
+        self.rec.add(self.step, (loss, rel.cpu().numpy(), *bound, *eps_bound, *clocks), spectra, ok)
+        clock.stop()
+
+    def _note_divergence(self, loss: np.ndarray) -> None:
+        """Mark the seeds whose loss just became non-finite as diverged at this step."""
+        newly = (self.diverged_at < 0) & ~np.isfinite(loss)
         for s in np.flatnonzero(newly):
             # the step is that of the first measurement with a non-finite loss; the previous one was finite
             since = f" (finite at step {self.rec.steps[-1]})" if self.rec.steps else ""
@@ -251,66 +308,56 @@ class Trainer:
                 file=sys.stderr,
             )
             self.diverged_at[s] = self.step
-        ok = self.diverged_at < 0
-        n_models = len(ok)
-        out, hidden = self.model(self.eval_x, return_hidden=True)
-        u_err = out[:, self.err_index, 0].to(torch.float64)
-        rel = torch.linalg.vector_norm(u_err - self.err_f, dim=-1) / torch.linalg.vector_norm(self.err_f)
-        clock.lap("forward")
-        spectra = []
+
+    def _spectra(self, hidden, ok: np.ndarray) -> tuple[list[np.ndarray], tuple | None]:
+        """Per hidden layer, the (S, n) sorted Gram eigenvalues on the rank quadrature (NaN for the
+        seeds not ``ok``); and the last layer's eigendecomposition (claim A3's bound uses it)."""
+        spectra, last_eigh = [], None
         live = np.flatnonzero(ok)
         for layer, h in enumerate(hidden):
-            spec = np.full((n_models, h.shape[-1]), np.nan)
+            spec = np.full((len(ok), h.shape[-1]), np.nan)
             if len(live):
                 rows = h if ok.all() else h[torch.as_tensor(ok, device=h.device)]
                 gram = rk.gram(rows[:, self.rank_index], self.rank_w)
-                if layer == len(hidden) - 1:  # its eigenvectors serve claim A3's bound too
-                    values, vectors = np.linalg.eigh(gram)
-                    spec[live] = values[..., ::-1]
+                if layer == len(hidden) - 1:
+                    last_eigh = np.linalg.eigh(gram)
+                    spec[live] = last_eigh[0][..., ::-1]
                 else:
                     spec[live] = rk.spectrum_of_gram(gram)
             spectra.append(spec)
-        clock.lap("spectra")
+        return spectra, last_eigh
+
+    def _loss_bound(self, model, ok: np.ndarray) -> np.ndarray:
+        """(5, S): the training loss's lower bound, best loss, best top-r loss, rank, violation."""
         bs = self.task.bound_system(model, self.data)
         # the bound's eps in the loss's quadrature: Gram eigenvalues scale with the total weight
         self.bound_eps = self.main_eps * float(np.sum(bs.weights)) / float(np.sum(self.rank_w))
-        bound = np.full((5, n_models), np.nan)
+        bound = np.full((5, len(ok)), np.nan)
+        live = np.flatnonzero(ok)
         if len(live):
-            results = loss_lower_bounds(bs.features[live], bs.target, bs.coef[live], bs.weights, self.bound_eps)
-            for s, r in zip(live, results):
+            found = loss_lower_bounds(bs.features[live], bs.target, bs.coef[live], bs.weights, self.bound_eps)
+            for s, r in zip(live, found):
                 bound[:, s] = (r.lower_bound, r.best_loss, r.best_loss_top_r, r.rank, r.violated)
-        eps_bound = np.full((4, n_models), np.nan)
-        if len(live):
-            results = self._eps_bound(hidden[-1], live, values, vectors)
-            for s, r in zip(live, results):
-                eps_bound[:, s] = (r.loss, r.lower_bound, r.best_loss_top_r, r.violated)
-        clock.lap("bound")
-        rec = self.rec
-        rec.steps.append(self.step)
-        for key, val in zip(
-            Recorder.SCALARS,
-            (
-                loss,
-                rel.cpu().numpy(),
-                *bound,
-                *eps_bound,
-                *(np.full(n_models, t) for t in (self.elapsed, *self.train_clock)),
-            ),
-        ):
-            rec.scalars[key].append(val if key in TIMING_COLUMNS else np.where(ok, val, np.nan))
-        rec.spectra.append(spectra)
-        clock.stop()
+        return bound
 
-    def _eps_bound(self, last_hidden, live, values, vectors):
-        """Claim A3's bound, built on the eps-rank's own Gram matrix: the last hidden layer on the
-        rank quadrature at the main eps (its eigendecomposition, from the spectra). With the output
-        u = b + sum_j a_j phi_j it bounds the squared L2 error sum_k w_k (u - u*)^2 from below by
-        (dist(u* - b, V_r) - sqrt(eps) ||a||)_+^2, V_r spanned by the Gram eigen-directions above eps,
-        so r is the eps-rank itself. The error is recomputed in float64 from the same features."""
+    def _eps_bound(self, last_hidden, ok: np.ndarray, last_eigh) -> np.ndarray:
+        """(4, S): claim A3's bound, built on the eps-rank's own Gram matrix: the last hidden layer on
+        the rank quadrature at the main eps (its eigendecomposition, from the spectra). With the
+        output u = b + sum_j a_j phi_j it bounds the squared L2 error sum_k w_k (u - u*)^2 from below
+        by (dist(u* - b, V_r) - sqrt(eps) ||a||)_+^2, V_r spanned by the Gram eigen-directions above
+        eps, so r is the eps-rank itself. The error is recomputed in float64 from the same features."""
+        eps_bound = np.full((4, len(ok)), np.nan)
+        live = np.flatnonzero(ok)
+        if not len(live):
+            return eps_bound
         pick = torch.as_tensor(live, device=last_hidden.device)
         coef = self.model.output_coefficients().detach().to(torch.float64).cpu().numpy()[live]
         phi = last_hidden[pick][:, self.rank_index].to(torch.float64).cpu().numpy()
-        return eps_bounds_from_features(values, vectors, phi, coef, self.rank_f, self.rank_w, self.main_eps)
+        values, vectors = last_eigh
+        found = eps_bounds_from_features(values, vectors, phi, coef, self.rank_f, self.rank_w, self.main_eps)
+        for s, r in zip(live, found):
+            eps_bound[:, s] = (r.loss, r.lower_bound, r.best_loss_top_r, r.violated)
+        return eps_bound
 
     # ---- checkpointing ------------------------------------------------------------------------
     def save_checkpoint(self) -> None:
@@ -349,129 +396,6 @@ class Trainer:
             gen.set_state(rng)
         print(f"staircase: {self.name}: resumed from checkpoint at step {self.step}", file=sys.stderr)
         return True
-
-    # ---- the loop -----------------------------------------------------------------------------
-    def check_start(self) -> None:
-        """Stop before any training (ConfigError) when a model's loss is not finite at its
-        initialisation: no step has been taken, so it is no divergence but values that overflow
-        the training dtype (huge amplitudes or boundary weight), not a result to report."""
-        with torch.no_grad():
-            loss = self.task.loss(self.model, self.data).to(torch.float64).cpu().numpy()
-        bad = np.flatnonzero(~np.isfinite(loss))
-        if len(bad):
-            where = f"experiments.{self.cfg['experiment']}" + (
-                "" if self.cfg["variant"] == "base" else f" (variant {self.cfg['variant']})"
-            )
-            seeds = ", ".join(str(self.cfg["seeds"][s]) for s in bad)
-            raise ConfigError(
-                f"{where}.task: the loss is {loss[bad[0]]} before any training step (seed {seeds}): the task's values "
-                f"overflow {self.cfg['train'].get('dtype', 'float32')}; make the amplitudes, frequencies or "
-                "boundary_weight smaller, or train in float64"
-            )
-
-    def train(self) -> None:
-        if self.cuda_graph and (not self.opt.graph_safe or self.batch_gens):
-            print(
-                f"staircase: {self.name}: train.cuda_graph needs adam, adamw or sgd without a schedule "
-                "and without mini-batches; training eagerly",
-                file=sys.stderr,
-            )
-            self.cuda_graph = False
-        resumed = self.try_resume()
-        steps = self.cfg["train"]["steps"]
-        every = int(self.cfg["train"].get("checkpoint_every", 0))
-        log_set = set(int(s) for s in self.log_steps)
-        bar = tqdm(
-            total=steps,
-            initial=self.step,
-            desc=self.name,
-            disable=not self.progress,
-            mininterval=5.0,
-            file=sys.stderr,
-            unit="step",
-        )
-        # numpy's BLAS/LAPACK on the job's threads too: with its default pool of one thread per core,
-        # the small eigen/least-squares problems of a measurement ran up to 30x slower on a shared
-        # 2-core machine (threads spin while the other job holds the other core)
-        limits = threadpool_limits(limits=self.threads, user_api="blas")
-        t0 = time.perf_counter() - self.elapsed
-        if not resumed and (self.cfg["train"].get("pretrain") or {}).get("steps", 0) > 0:
-            self.pretrain()
-            self.elapsed = time.perf_counter() - t0
-        if not resumed or self.step not in self.rec.steps:
-            if self.step in log_set:
-                self.measure()
-        while self.step < steps and (self.diverged_at < 0).any():
-            # the steps up to the next measurement or checkpoint as one timed block: reading the
-            # clocks and keeping the books after every step cost 2-3 % of a small model's training
-            stop = self._next_stop(steps, every)
-            clock = time.perf_counter(), time.thread_time()
-            for _ in range(stop - self.step):
-                self.train_step()
-            self.train_clock += (time.perf_counter() - clock[0], time.thread_time() - clock[1])
-            bar.update(stop - self.step)
-            self.step = stop
-            self.elapsed = time.perf_counter() - t0
-            if self.step in log_set:
-                self.measure()
-            if every and self.step % every == 0 and self.step < steps:
-                self.save_checkpoint()
-        bar.close()
-        self.elapsed = time.perf_counter() - t0
-        limits.restore_original_limits()
-
-    def _next_stop(self, steps: int, every: int) -> int:
-        """The first step after the current one that is measured or checkpointed (or the last)."""
-        later = self.log_steps[self.log_steps > self.step]
-        stop = int(later[0]) if len(later) else steps
-        if every:
-            stop = min(stop, (self.step // every + 1) * every)
-        return min(stop, steps)
-
-    def _loss(self) -> torch.Tensor:
-        """The per-model training loss of one step: on every point, or on each seed's own
-        mini-batch (one draw per call: first-order methods call it once per step)."""
-        if not self.batch_gens:
-            return self.task.loss(self.model, self.data)
-        index = methods.draw_batches(self.batch_gens, self.batch_points, self.batch_size).to(self.device)
-        return self.task.loss(self.model, self.task.minibatch(self.data, index))
-
-    def train_step(self) -> None:
-        """One training step of every model (``Method.step``). With ``cuda_graph`` the first steps
-        run eagerly on a side stream (as CUDA graph capture requires), then one step is captured,
-        and every step from there on replays it: the same kernels on the same (static) tensors."""
-        if not self.cuda_graph:
-            self.opt.step(self._loss)
-        elif self._graph is not None:
-            self._graph.replay()
-            self.opt.t += 1  # what Method.step counts in Python
-        elif self._warmup_left > 0:
-            self._warmup_left -= 1
-            side = torch.cuda.Stream()
-            side.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(side):
-                self.opt.step(self._loss)
-            torch.cuda.current_stream().wait_stream(side)
-        else:
-            graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph):
-                self.opt.step(self._loss)  # gradients are set to None first: allocated in the graph's pool
-            graph.replay()  # capturing ran nothing: this is the step itself
-            self._graph = graph
-
-    def pretrain(self) -> None:
-        """First-layer pre-training (staircase.training.methods.pretrain_first_layer), before step 0."""
-        before = self._layer_ranks()
-        info = methods.pretrain_first_layer(self.model, self.rank_x, self.rank_w, self.cfg["train"]["pretrain"])
-        self.train_clock += (info["wall_s"], info["cpu_s"])
-        info.update(eps=self.main_eps, eps_rank_before=before, eps_rank_after=self._layer_ranks())
-        self.pretrain_info = info
-
-    @torch.no_grad()
-    def _layer_ranks(self) -> list[list[int]]:
-        """eps-rank at the main eps of every hidden layer (outer list) and model (inner)."""
-        _, hidden = self.model(self.rank_x, return_hidden=True)
-        return [rk.eps_rank_from_spectrum(rk.spectrum(h, self.rank_w), self.main_eps).tolist() for h in hidden]
 
     # ---- outputs ------------------------------------------------------------------------------
     def main_ranks(self) -> np.ndarray:
@@ -528,4 +452,6 @@ def run(cfg: dict, out_dir, checkpoint_dir=None, progress: bool = True, log=None
     return Path(out_dir)
 
 
-__all__ = ["Trainer", "run"]
+# MeasureClock, Recorder, TIMING_COLUMNS and log_schedule are read from here by callers that predate
+# their own modules (staircase.training.clocks, .recorder; staircase.core.schedule)
+__all__ = ["TIMING_COLUMNS", "MeasureClock", "Recorder", "Trainer", "log_schedule", "run"]
