@@ -5,7 +5,7 @@ notebooks only call it and read what it writes. ``staircase.Tracker`` (:mod:`sta
 records the eps-ranks of any PyTorch model from its own training loop.
 """
 
-__version__ = "0.1.0"
+from staircase.version import __version__
 
 
 def __getattr__(name):  # Tracker on first use: `import staircase` stays light (no torch)

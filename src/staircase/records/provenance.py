@@ -16,13 +16,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import staircase
 from staircase.errors import ConfigError
+from staircase.version import __version__
 
 
 def git_state(cwd: str | os.PathLike | None = None) -> dict:
     """Commit and dirty flag of the checkout the code runs from (None outside git)."""
-    cwd = cwd or Path(staircase.__file__).resolve().parent
+    cwd = cwd or Path(__file__).resolve().parents[1]  # the package's folder, inside its checkout
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True, timeout=10
@@ -42,7 +42,7 @@ def git_state(cwd: str | os.PathLike | None = None) -> dict:
 
 def provenance(device: str) -> dict:
     return {
-        "package_version": staircase.__version__,
+        "package_version": __version__,
         **git_state(),
         "python": platform.python_version(),
         "torch_version": torch.__version__,
