@@ -14,6 +14,7 @@ import pytest
 import yaml
 from helpers import mark_diverged
 
+from staircase.claims import audit
 from staircase.training import trainer as train
 from staircase.workflow import config as cfgmod
 
@@ -83,3 +84,15 @@ def test_notebooks_flag_a_diverged_seed(tmp_path):
     seed0 = healthy[(healthy["seed"] == 0) & (healthy["step"] == 60)]
     assert table.loc["activation-relu", "final_loss"] == pytest.approx(float(seed0["loss"].iloc[0]))
     assert (table["bound_violations"] == 0).all()
+    # the bound figure shows A3's numbers as the audit computes them (its rows, its filter)
+    executed = papermill("bound", tmp_path, runs=runs, output_stem=str(tmp_path / "bound"), **stairs)
+    assert (tmp_path / "bound.png").stat().st_size > 0 and (tmp_path / "bound.pdf").stat().st_size > 0
+    claims = audit.evaluate_runs(runs)
+    checks = claims[(claims["claim"] == "A3") & (claims["role"] == "self-check")].iloc[0]
+    shown = next(
+        "".join(out["data"]["text/plain"])
+        for cell in json.loads(executed)["cells"]
+        for out in cell.get("outputs", [])
+        if "self-check" in "".join(out.get("data", {}).get("text/plain", ""))
+    )
+    assert f"{checks['value']:g}" in shown and f"{checks['n']}" in shown
