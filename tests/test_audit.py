@@ -225,7 +225,7 @@ def test_the_regime_map_names_its_cells_and_tests_their_number(tmp_path):
     seeds = pd.DataFrame(records)
     assert set(seeds.loc[seeds["claim"] == "A1-regime", "seed"]) == {-1, *SEEDS}  # per seed and per cell
     # the notebooks' table is the same computation
-    table = audit.regime_table(audit.load_runs(config, tmp_path, "regime"), config["analysis"], config["audit"])
+    table = audit.regime_table(audit.config_runs(config, tmp_path, "regime"), config["analysis"], config["audit"])
     assert dict(zip(table["variant"], table["a1_pass"])) == cells
     assert set(table["method"]) == {"gd", "adam"} and set(table["init_gain"]) == {1.0, 0.1}
 

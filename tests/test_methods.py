@@ -30,6 +30,7 @@ from staircase.networks.architectures import (
 from staircase.networks.mlp import StackedMLP
 from staircase.problems import make_task
 from staircase.problems.operators import autograd_laplacian, laplacian
+from staircase.records.runs import Run
 from staircase.training import methods
 from staircase.training import trainer as train
 from staircase.workflow import config as cfgmod
@@ -436,7 +437,7 @@ def fake_run(times_to_loss, rank_curve, final_err, pretrain=None, n_layers=2, in
     info = {"config": cfg, "status": {str(s): "ok" for s in range(len(times_to_loss))}, "device": "cpu"}
     if pretrain:
         info["pretrain"] = {"eps_rank_before": [[3] * len(times_to_loss), [4] * len(times_to_loss)], "cpu_s": 0.5}
-    return {"metrics": pd.DataFrame(rows), "ranks": pd.DataFrame(ranks), "info": info}
+    return Run(Path("fake"), info, pd.DataFrame(rows), pd.DataFrame(ranks))
 
 
 COMPARISON = {"baseline": "base", "loss_thresholds": [0.01], "rank_thresholds": [5, 9], "min_speedup": 1.5}
@@ -556,10 +557,10 @@ def test_audit_reports_a6_and_a7_from_the_comparison(tmp_path):
     for variant, run in runs.items():
         out = tmp_path / "runs" / "exp" / variant
         out.mkdir(parents=True)
-        run["info"]["config"] = dict(run["info"]["config"], experiment="exp", variant=variant)  # as train writes it
-        run["metrics"].to_parquet(out / "metrics.parquet")
-        run["ranks"].to_parquet(out / "ranks.parquet")
-        (out / "run.json").write_text(json.dumps(run["info"]))
+        run.info["config"] = dict(run.config, experiment="exp", variant=variant)  # as train writes it
+        run.metrics.to_parquet(out / "metrics.parquet")
+        run.ranks.to_parquet(out / "ranks.parquet")
+        (out / "run.json").write_text(json.dumps(run.info))
     experiment = yaml.safe_load((REPO / "tests/config/methods.yaml").read_text())["experiments"]["methods_tiny"]
     experiment["variants"] = {"base": {}, "fast": {}, "pre": {"train": {"pretrain": {"steps": 10}}}}
     experiment["comparison"] = COMPARISON

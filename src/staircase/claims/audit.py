@@ -44,20 +44,16 @@ from staircase.claims import registry
 from staircase.claims import verdicts as vd
 from staircase.core import stairs, steptest
 from staircase.records.provenance import atomic_write
-from staircase.records.runs import Run, layer_order_shares, load_run, read_json, run_summary
+from staircase.records.runs import Run, experiment_runs, layer_order_shares, load_run, read_json, run_summary
 from staircase.workflow import config as cfgmod
 
 PASS, FAIL, INCONCLUSIVE, ERROR = vd.PASS, vd.FAIL, vd.INCONCLUSIVE, vd.ERROR
 ANALYSIS_DEFAULTS = {"min_points": 2, "min_span": 0.0, "loss_window": 20, "null_samples": 400}
 
 
-def load_runs(config: dict, results: Path, experiment: str) -> list[Run]:
-    runs = []
-    for variant in cfgmod.variants(config, experiment):
-        path = results / "runs" / experiment / variant
-        if (path / "metrics.parquet").exists():
-            runs.append(load_run(path))  # the loader the notebooks use (staircase.records.runs)
-    return runs
+def config_runs(config: dict, results: Path, experiment: str) -> list[Run]:
+    """The finished runs of the config's variants of ``experiment`` under ``results``/runs."""
+    return experiment_runs(Path(results) / "runs" / experiment, cfgmod.variants(config, experiment))
 
 
 def analysis_settings(config: dict) -> dict:
@@ -168,10 +164,8 @@ class ExperimentAudit:
             for s, st in r.status.items()
             if st != "ok"
         ]
-        if n < self.t["min_seeds"]:
-            notes.append(f"only {n} healthy seed(s), need {self.t['min_seeds']}")
-            return INCONCLUSIVE, notes
-        return None, notes
+        few = vd.too_few_seeds(n, self.t["min_seeds"])
+        return (INCONCLUSIVE, [*notes, few]) if few else (None, notes)
 
     def record(self, claim, variant, seed, statistic, value, p_value, null, detail="") -> None:
         self.seed_records.append(
@@ -202,15 +196,19 @@ class ExperimentAudit:
                 f"{where} as the motion around it; eps-rank rose {res.rank_rise}; "
                 f"null noise sigma {res.noise[0]:g}, rho {res.noise[1]:g}",
             )
+        return self._a1_tests(tests) + self._a1_descriptions()
+
+    def _a1_tests(self, tests: list[tuple[Run, int, steptest.StaircaseTest]]) -> list[vd.Row]:
+        """A1's two tests over the healthy seeds' staircase tests (run, seed, test): the Fisher p of
+        the stall prominence, and its effect size (the stall ratio)."""
         value, spread, n = vd.summarise([res.statistic for *_, res in tests])
         p = steptest.fisher([res.p_value for *_, res in tests])
         alpha = self.t["alpha"]
-        beat = sum(res.p_value <= alpha for *_, res in tests)
+        beat = sum(vd.compare_p(res.p_value, alpha) == PASS for *_, res in tests)
         null_med = np.median([res.null_median for *_, res in tests]) if tests else np.nan
         per_seed = ", ".join(f"{r.variant}/seed{s} p={res.p_value:.3g}" for r, s, res in tests)
-        ratios = [res.hold_ratio for *_, res in tests]
-        r_value, r_spread, _ = vd.summarise(ratios)
-        rows = [
+        r_value, r_spread, _ = vd.summarise([res.hold_ratio for *_, res in tests])
+        return [
             vd.pvalue_row(
                 "A1",
                 self.name,
@@ -236,13 +234,16 @@ class ExperimentAudit:
                 **self.common(n),
             ),
         ]
+
+    def _a1_descriptions(self) -> list[vd.Row]:
+        """What A1 reports beside its tests: the same test on the eps-rank alone, and the stairs."""
         rank_only = [self.tests[r.variant].rank_only[s] for r, s in self.healthy()]
         counts = []
         for r, s in self.healthy():
             m = self.tests[r.variant].series(s)
             counts.append(stairs.segment(m["step"], m["eps_rank"], **self.tests[r.variant].denoise).n_stairs)
         value, spread, n = vd.summarise(counts)
-        return rows + [
+        return [
             vd.description_row(
                 "A1",
                 self.name,
@@ -331,11 +332,6 @@ class ExperimentAudit:
                     runs=self.paths,
                 )
             ]
-        finite = [r.metrics[np.isfinite(r.metrics["loss"])] for r in self.runs]
-        loss_checks = sum(int(m["lower_bound"].notna().sum()) for m in finite)
-        loss_viol = sum(int(m["bound_violation"].sum()) for m in finite)
-        eps_checks = sum(int(m["eps_bound"].notna().sum()) for m in finite)
-        eps_viol = sum(int(m["eps_bound_violation"].sum()) for m in finite)
         shares, tight, rank_gap = [], [], []
         for r, s in self.healthy():
             m = self.tests[r.variant].series(s)
@@ -348,19 +344,8 @@ class ExperimentAudit:
             self.record("A3", r.variant, s, "non-vacuous share", shares[-1], np.nan, "0 (vacuous)")
         value, spread, n = vd.summarise(shares)
         coupling = [(r, s, self.tests[r.variant].bound_coupling[s]) for r, s in self.healthy()]
-        t_value, t_spread, t_n = vd.summarise(tight)
-        g_value, g_spread, g_n = vd.summarise(rank_gap)
         return [
-            vd.self_check_row(
-                "A3",
-                self.name,
-                "violations of loss >= bound (the loss's own system and the eps-rank's Gram)",
-                loss_viol + eps_viol,
-                loss_checks + eps_checks,
-                detail=f"{loss_viol} of {loss_checks} (training loss), {eps_viol} of {eps_checks} (L2 error); "
-                "a violation is a bug, not a result",
-                runs=self.paths,
-            ),
+            self._bound_self_check(),
             vd.threshold_row(
                 "A3",
                 self.name,
@@ -378,6 +363,33 @@ class ExperimentAudit:
                 coupling,
                 "the bound's drops unrelated to the rank's rises: each rise moved at random within its window",
             ),
+            *self._bound_descriptions(tight, rank_gap),
+        ]
+
+    def _bound_self_check(self) -> vd.Row:
+        """A3's self-check: both bounds (the loss's own and the eps-rank's) hold at every finite
+        checkpoint of every seed."""
+        finite = [r.metrics[np.isfinite(r.metrics["loss"])] for r in self.runs]
+        loss_checks = sum(int(m["lower_bound"].notna().sum()) for m in finite)
+        loss_viol = sum(int(m["bound_violation"].sum()) for m in finite)
+        eps_checks = sum(int(m["eps_bound"].notna().sum()) for m in finite)
+        eps_viol = sum(int(m["eps_bound_violation"].sum()) for m in finite)
+        return vd.self_check_row(
+            "A3",
+            self.name,
+            "violations of loss >= bound (the loss's own system and the eps-rank's Gram)",
+            loss_viol + eps_viol,
+            loss_checks + eps_checks,
+            detail=f"{loss_viol} of {loss_checks} (training loss), {eps_viol} of {eps_checks} (L2 error); "
+            "a violation is a bug, not a result",
+            runs=self.paths,
+        )
+
+    def _bound_descriptions(self, tight: list[float], rank_gap: list[float]) -> list[vd.Row]:
+        """What A3 reports beside its tests: the bound's tightness per seed and the rank gap."""
+        t_value, t_spread, t_n = vd.summarise(tight)
+        g_value, g_spread, g_n = vd.summarise(rank_gap)
+        return [
             vd.description_row(
                 "A3",
                 self.name,
@@ -531,22 +543,14 @@ class ExperimentAudit:
     def methods(self, claim: str) -> list[vd.Row]:
         if not self.comparison:
             return [vd.guard_row(claim, self.name, "comparison", 0.0, ">=", 1.0, detail="no comparison: block")]
-        data = {r.variant: {"metrics": r.metrics, "ranks": r.ranks, "info": r.info} for r in self.runs}
-        summary = cmp.summary_table(cmp.seed_table(data, self.comparison, cmp.choose_clock(data)), self.comparison)
+        runs = {r.variant: r for r in self.runs}
+        summary = cmp.summary_table(cmp.seed_table(runs, self.comparison, cmp.choose_clock(runs)), self.comparison)
         few = [f"{r.variant} ({len(r.healthy_seeds)})" for r in self.runs if len(r.healthy_seeds) < self.t["min_seeds"]]
         rows = []
         for v in cmp.verdicts(summary, self.comparison).query("claim == @claim").itertuples():
             detail = v.detail + (f"; too few healthy seeds: {', '.join(few)}" if few else "")
-            fields = dict(null=v.null, n=v.n, detail=detail, runs=self.paths)
-            if v.role == "description":
-                rows.append(vd.description_row(claim, self.name, v.metric, v.value, **fields))
-            elif v.role == "guard":
-                rows.append(vd.guard_row(claim, self.name, v.metric, v.value, v.op, v.threshold, **fields))
-            else:
-                verdict = INCONCLUSIVE if few else None
-                rows.append(
-                    vd.threshold_row(claim, self.name, v.metric, v.value, v.op, v.threshold, verdict=verdict, **fields)
-                )
+            fields = dict(null=v.null, n=v.n, detail=detail, runs=self.paths, verdict=INCONCLUSIVE if few else None)
+            rows.append(vd.role_row(v.role, claim, self.name, v.metric, v.value, v.op, v.threshold, **fields))
         return rows or [vd.guard_row(claim, self.name, "methods", 0.0, ">=", 1.0, detail="no method of this claim")]
 
     def rows(self, claim: str) -> list[vd.Row]:
@@ -737,7 +741,7 @@ def evaluate(config: dict, results: str | os.PathLike | None = None, seed_record
     judges: dict[str, ExperimentAudit] = {}
     for experiment in cfgmod.enabled_experiments(config):
         claims = [c for c in config["experiments"][experiment].get("claims", []) if c in registry.claims()]
-        runs = load_runs(config, results, experiment)
+        runs = config_runs(config, results, experiment)
         if not runs:
             rows.extend(no_results(c, experiment) for c in claims)
             continue

@@ -131,6 +131,26 @@ def map_false_positive_rate(cell_rate: float, cells: int, alpha: float) -> float
     return float(stats.binom.sf(significant[0] - 1, cells, cell_rate)) if significant.size else 0.0
 
 
+def a1_decision_p(frame: pd.DataFrame, min_ratio: float, p: str = "p_value", ratio: str = "hold_ratio"):
+    """A1's decision per seed as a p-value: ``p`` where the stall ratio reaches ``min_ratio``, else 1
+    (never significant), so that p <= alpha is the audit's decision."""
+    return np.where(frame[ratio] >= min_ratio, frame[p], 1.0)
+
+
+def map_row(null_cells: dict, map_cells: int, alpha: float) -> dict:
+    """The false-positive rate of the map's binomial test over ``map_cells`` cells, from one cell's
+    (``null_cells``: its rate and interval)."""
+    return {
+        "test": f"binomial test over the {map_cells} cells of sweeps and maps (A4; A1-regime per map)",
+        "ensemble": "no staircase in any cell (null)",
+        "measures": "false-positive rate",
+        "draws": null_cells["draws"],
+        "rate": map_false_positive_rate(null_cells["rate"], map_cells, alpha),
+        "ci_low": map_false_positive_rate(null_cells["ci_low"], map_cells, alpha),
+        "ci_high": map_false_positive_rate(null_cells["ci_high"], map_cells, alpha),
+    }
+
+
 def summary(
     a1: pd.DataFrame,
     a2: pd.DataFrame,
@@ -145,15 +165,12 @@ def summary(
     does; with ``map_cells`` > 0, the false-positive rate of the map's binomial test over that many
     cells follows from the cell's (its interval from the cell rate's)."""
 
-    def a1_pass(frame, p="p_value", ratio="hold_ratio"):
-        return np.where(frame[ratio] >= min_ratio, frame[p], 1.0)
-
     smooth, stairs = a1[a1["kind"] == "smooth"], a1[a1["kind"] == "staircase"]
     rows = [
         {"test": "A1", "ensemble": "spectra moving in one growth phase (null)", "measures": "false-positive rate"}
-        | rate(a1_pass(smooth), alpha),
+        | rate(a1_decision_p(smooth, min_ratio), alpha),
         {"test": "A1", "ensemble": "spectra moving in 2-5 bursts (staircases)", "measures": "power"}
-        | rate(a1_pass(stairs), alpha),
+        | rate(a1_decision_p(stairs, min_ratio), alpha),
         {
             "test": "A1, p only",
             "ensemble": "spectra moving in one growth phase (null)",
@@ -167,7 +184,7 @@ def summary(
         rows.append(
             {"test": "A1 on the eps-rank alone (not used)", "ensemble": "one growth phase (null)"}
             | {"measures": "false-positive rate"}
-            | rate(a1_pass(smooth, "p_rank_only", "hold_ratio_rank_only"), alpha)
+            | rate(a1_decision_p(smooth, min_ratio, "p_rank_only", "hold_ratio_rank_only"), alpha)
         )
     cell = f"A1 per cell of {cell_seeds} seeds (regime map, A4)"
     null_cells = rate(cell_p_values(smooth, cell_seeds, alpha, min_ratio), alpha)
@@ -178,17 +195,7 @@ def summary(
         | rate(cell_p_values(stairs, cell_seeds, alpha, min_ratio), alpha),
     ]
     if map_cells > 0:
-        rows.append(
-            {
-                "test": f"binomial test over the {map_cells} cells of sweeps and maps (A4; A1-regime per map)",
-                "ensemble": "no staircase in any cell (null)",
-                "measures": "false-positive rate",
-                "draws": null_cells["draws"],
-                "rate": map_false_positive_rate(null_cells["rate"], map_cells, alpha),
-                "ci_low": map_false_positive_rate(null_cells["ci_low"], map_cells, alpha),
-                "ci_high": map_false_positive_rate(null_cells["ci_high"], map_cells, alpha),
-            }
-        )
+        rows.append(map_row(null_cells, map_cells, alpha))
     rows += [
         {"test": "A2", "ensemble": "uncoupled loss (null)", "measures": "false-positive rate"}
         | rate(a2.loc[~a2["coupled"], "p_value"], alpha),

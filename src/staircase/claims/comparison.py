@@ -48,14 +48,13 @@ Every verdict row carries a ``role`` (test, guard, description; see staircase.cl
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 from scipy import stats
 
+from staircase.claims import verdicts as vd
 from staircase.core import stairs
-from staircase.records.runs import read_json, read_table
+from staircase.records.runs import Run, experiment_runs
 from staircase.workflow import config as cfgmod
 
 
@@ -68,26 +67,18 @@ def options(comparison: dict) -> dict:
 
 
 # ---- loading -------------------------------------------------------------------------------------
-def load_runs(runs_dir, variants=None) -> dict[str, dict]:
-    """{variant: {"metrics", "ranks", "info"}} for every finished run under ``runs_dir``
-    (results/runs/<experiment>), or only the named ``variants``."""
-    out = {}
-    for path in sorted(Path(runs_dir).glob("*/metrics.parquet")):
-        variant = path.parent.name
-        if variants is not None and variant not in variants:
-            continue
-        out[variant] = {
-            "metrics": read_table(path),
-            "ranks": read_table(path.parent / "ranks.parquet"),
-            "info": read_json(path.parent / "run.json"),
-        }
-    return out
+def method_runs(runs_dir, variants=None) -> dict[str, Run]:
+    """{variant: run} for every finished run under ``runs_dir`` (results/runs/<experiment>), or
+    only the named ``variants``; in the order of the variants' names (read by
+    :func:`staircase.records.runs.experiment_runs`)."""
+    names = sorted(variants) if variants is not None else None
+    return {run.path.name: run for run in experiment_runs(runs_dir, names)}
 
 
-def choose_clock(runs: dict[str, dict], clock_override: str | None = None) -> str:
+def choose_clock(runs: dict[str, Run], clock_override: str | None = None) -> str:
     if clock_override:
         return clock_override
-    on_cpu = all(str(r["info"].get("device", "cpu")).startswith("cpu") for r in runs.values())
+    on_cpu = all(str(r.info.get("device", "cpu")).startswith("cpu") for r in runs.values())
     return "train_cpu_s" if on_cpu else "train_s"
 
 
@@ -118,12 +109,12 @@ def rank_key(threshold: int) -> str:
     return f"rank>={int(threshold)}"
 
 
-def seed_table(runs: dict[str, dict], comparison: dict, clock: str) -> pd.DataFrame:
+def seed_table(runs: dict[str, Run], comparison: dict, clock: str) -> pd.DataFrame:
     """One row per variant and seed (see the module docstring for every column)."""
     opt = options(comparison)
     rows = []
     for variant, run in runs.items():
-        info, metrics, ranks = run["info"], run["metrics"], run["ranks"]
+        info, metrics, ranks = run.info, run.metrics, run.ranks
         cfg = info["config"]
         eps = cfg["rank"]["main_eps"]
         layer_ranks = ranks[(ranks["metric"] == "eps_rank") & np.isclose(ranks["eps"], eps)]
@@ -173,7 +164,8 @@ def median_inf(values) -> float:
     return float(np.median(np.where(np.isnan(v), np.inf, v))) if v.size else float("nan")
 
 
-def spread(values) -> str:
+def spread_text(values) -> str:
+    """'[min, max]' of the values, NaN (never reached) counted as +inf."""
     v = np.asarray(values, dtype=float)
     v = np.where(np.isnan(v), np.inf, v)
     return f"[{v.min():.3g}, {v.max():.3g}]" if v.size else ""
@@ -208,13 +200,13 @@ def summary_table(seeds: pd.DataFrame, comparison: dict) -> pd.DataFrame:
             for what in ("time", "steps"):
                 col = f"{what}_to_{key}"
                 row[col] = median_inf(grp[col])
-                row[f"{col}_range"] = spread(grp[col])
+                row[f"{col}_range"] = spread_text(grp[col])
         for col in [c for c in grp.columns if c.startswith("init_rank")]:
             row[col] = float(np.nanmedian(grp[col]))
         for col in ("final_loss", "final_rel_l2", "final_rank", "n_stairs", "total_time", "pretrain_time"):
             row[col] = float(np.nanmedian(grp[col]))
             if col in ("final_loss", "final_rel_l2", "n_stairs"):
-                row[f"{col}_range"] = spread(grp[col])
+                row[f"{col}_range"] = spread_text(grp[col])
         rows[variant] = row
     for row in rows.values():
         base = rows.get(row["baseline"])
@@ -249,62 +241,96 @@ def _fmt(x: float) -> str:
     return "inf" if np.isinf(x) else "n/a" if np.isnan(x) else f"{x:.2g}"
 
 
-def verdicts(summary: pd.DataFrame, comparison: dict) -> pd.DataFrame:
-    """Rows (claim, metric, value, op, threshold, verdict, n, detail); see the module docstring."""
+VERDICT_COLUMNS = ["claim", "metric", "role", "value", "op", "threshold", "null", "n", "detail"]
+
+
+def _verdict(claim, metric, role, value, op, threshold, null, n, detail) -> dict:
+    return dict(
+        claim=claim,
+        metric=metric,
+        role=role,
+        value=float(value),
+        op=op,
+        threshold=float(threshold),
+        null=null,
+        n=int(n),
+        detail=detail,
+    )
+
+
+def _a6_fraction(a6: pd.DataFrame, metric: str, col: str, op: str, threshold: float, opt: dict) -> dict:
+    """A6's share of methods whose ``col`` is ``op threshold`` (a value never reached counts as not)."""
+    hits = a6[col].map(lambda v: vd.passes(v, op, threshold))
+    detail = ", ".join(f"{v}: {_fmt(x)}" for v, x in zip(a6["variant"], a6[col]))
+    return _verdict(
+        "A6",
+        metric,
+        "test",
+        hits.mean(),
+        ">=",
+        opt["a6_min_fraction"],
+        "methods no faster than their baseline (speed-up 1) and no fewer stairs: fraction 0",
+        len(a6),
+        f"{col} per method: {detail}",
+    )
+
+
+def a6_verdicts(summary: pd.DataFrame, comparison: dict) -> list[dict]:
+    """A6's rows over the acceleration methods (none without any); see the module docstring."""
     opt = options(comparison)
     s_min = float(comparison["min_speedup"])
-    rows = []
     a6 = summary[summary["group"] == "A6"]
-    if len(a6):
-        for metric, col, ok in (
-            (
-                f"fraction of methods reaching the key eps-rank >= {s_min:g}x sooner (time)",
-                "time_speedup_rank",
-                lambda v: v >= s_min,
-            ),
-            (
-                f"fraction of methods reaching the key loss >= {s_min:g}x sooner (time)",
-                "time_speedup_loss",
-                lambda v: v >= s_min,
-            ),
-            ("fraction of methods with fewer stairs than the baseline", "stairs_minus_baseline", lambda v: v < 0),
-        ):
-            hits = a6[col].map(lambda v, ok=ok: bool(ok(v)) if np.isfinite(v) or np.isinf(v) else False)
-            value = float(hits.mean())
-            detail = ", ".join(f"{v}: {_fmt(x)}" for v, x in zip(a6["variant"], a6[col]))
-            rows.append(
-                dict(
-                    claim="A6",
-                    metric=metric,
-                    role="test",
-                    value=value,
-                    op=">=",
-                    threshold=opt["a6_min_fraction"],
-                    null="methods no faster than their baseline (speed-up 1) and no fewer stairs: fraction 0",
-                    n=len(a6),
-                    detail=f"{col} per method: {detail}",
-                )
-            )
-        same = a6[a6["baseline"] == comparison["baseline"]]
-        x, y = same["time_speedup_rank"].to_numpy(float), same["time_speedup_loss"].to_numpy(float)
-        keep = ~(np.isnan(x) | np.isnan(y))
-        rho = float("nan")
-        if keep.sum() >= 3 and len(set(x[keep])) > 1 and len(set(y[keep])) > 1:
-            rho = float(stats.spearmanr(x[keep], y[keep]).statistic)
-        rows.append(
-            dict(
-                claim="A6",
-                metric="Spearman over methods of the key-rank and key-loss speed-ups",
-                role="test",
-                value=rho,
-                op=">=",
-                threshold=opt["a6_min_spearman"],
-                null="speed-ups in rank and loss unrelated (Spearman 0)",
-                n=int(keep.sum()),
-                detail=f"methods compared with {comparison['baseline']} (not-reached counts as speed-up 0)",
-            )
+    if not len(a6):
+        return []
+    rows = [
+        _a6_fraction(
+            a6, f"fraction of methods reaching the key {what} >= {s_min:g}x sooner (time)", col, ">=", s_min, opt
         )
+        for what, col in (("eps-rank", "time_speedup_rank"), ("loss", "time_speedup_loss"))
+    ]
+    rows.append(
+        _a6_fraction(
+            a6, "fraction of methods with fewer stairs than the baseline", "stairs_minus_baseline", "<", 0.0, opt
+        )
+    )
+    same = a6[a6["baseline"] == comparison["baseline"]]
+    x, y = same["time_speedup_rank"].to_numpy(float), same["time_speedup_loss"].to_numpy(float)
+    keep = ~(np.isnan(x) | np.isnan(y))
+    rho = float("nan")
+    if keep.sum() >= 3 and len(set(x[keep])) > 1 and len(set(y[keep])) > 1:
+        rho = float(stats.spearmanr(x[keep], y[keep]).statistic)
+    rows.append(
+        _verdict(
+            "A6",
+            "Spearman over methods of the key-rank and key-loss speed-ups",
+            "test",
+            rho,
+            ">=",
+            opt["a6_min_spearman"],
+            "speed-ups in rank and loss unrelated (Spearman 0)",
+            int(keep.sum()),
+            f"methods compared with {comparison['baseline']} (not-reached counts as speed-up 0)",
+        )
+    )
+    return rows
+
+
+def _init_gain(r: pd.Series, base: pd.Series, layer: int) -> tuple[float, str]:
+    """A pre-training variant's median initial eps-rank of ``layer`` minus its baseline's, and the
+    numbers behind it."""
+    col = f"init_rank_l{layer}"
+    detail = (
+        f"{r[f'init_rank_before_pretrain_l{layer}']:g} before pre-training, {r[col]:g} after; baseline {base[col]:g}"
+    )
+    return r[col] - base[col], detail
+
+
+def a7_verdicts(summary: pd.DataFrame, comparison: dict) -> list[dict]:
+    """A7's rows, four per pre-training variant with a baseline; see the module docstring."""
+    opt = options(comparison)
+    s_min = float(comparison["min_speedup"])
     chosen = set(opt.get("chosen_here") or [])
+    rows = []
     for _, r in summary[summary["group"] == "A7"].iterrows():
         base = summary[summary["variant"] == r["baseline"]]
         if base.empty:
@@ -314,26 +340,26 @@ def verdicts(summary: pd.DataFrame, comparison: dict) -> pd.DataFrame:
         # speed and error are evidence only where the pre-training's settings were not chosen
         evidence = "description" if r["variant"] in chosen else "test"
         tuned = " (settings chosen on this experiment: not evidence)" if r["variant"] in chosen else ""
+        first_gain, first_detail = _init_gain(r, base, 0)
+        last_gain, last_detail = _init_gain(r, base, last)
         for role, metric, value, op, th, null, detail in (
             (
                 "guard",
                 "initial first-layer eps-rank minus the baseline's (mechanism: pre-training maximises its log-det)",
-                r["init_rank_l0"] - base["init_rank_l0"],
+                first_gain,
                 ">=",
                 1.0,
                 "no gain (0)",
-                f"{r['init_rank_before_pretrain_l0']:g} before pre-training, {r['init_rank_l0']:g} after; "
-                f"baseline {base['init_rank_l0']:g}",
+                first_detail,
             ),
             (
                 "test",
                 "initial last-layer eps-rank minus the baseline's",
-                r[f"init_rank_l{last}"] - base[f"init_rank_l{last}"],
+                last_gain,
                 ">=",
                 1.0,
                 "no gain (0)",
-                f"{r[f'init_rank_before_pretrain_l{last}']:g} before pre-training, {r[f'init_rank_l{last}']:g} after; "
-                f"baseline {base[f'init_rank_l{last}']:g}",
+                last_detail,
             ),
             (
                 evidence,
@@ -355,39 +381,21 @@ def verdicts(summary: pd.DataFrame, comparison: dict) -> pd.DataFrame:
                 f"{r['final_rel_l2']:.3g} vs {base['final_rel_l2']:.3g}",
             ),
         ):
-            rows.append(
-                dict(
-                    claim="A7",
-                    metric=f"{r['variant']}: {metric}",
-                    role=role,
-                    value=float(value),
-                    op=op,
-                    threshold=float(th),
-                    null=null,
-                    n=int(r["seeds"]),
-                    detail=detail,
-                )
-            )
-    columns = ["claim", "metric", "role", "value", "op", "threshold", "null", "n", "detail"]
-    frame = pd.DataFrame(rows, columns=columns)
+            rows.append(_verdict("A7", f"{r['variant']}: {metric}", role, value, op, th, null, r["seeds"], detail))
+    return rows
 
-    def judge(r):
-        if r["role"] == "description":
-            return "INFO"
-        if not (np.isfinite(r["value"]) or (np.isinf(r["value"]) and r["op"] == ">=")):
-            return "INCONCLUSIVE"
-        ok = r["value"] >= r["threshold"] if r["op"] == ">=" else r["value"] <= r["threshold"]
-        if r["role"] == "guard":
-            return "PASS" if ok else "INCONCLUSIVE"
-        return "PASS" if ok else "FAIL"
 
-    frame["verdict"] = frame.apply(judge, axis=1) if len(frame) else []
+def verdicts(summary: pd.DataFrame, comparison: dict) -> pd.DataFrame:
+    """Rows (claim, metric, role, value, op, threshold, null, n, detail, verdict), A6's then A7's;
+    each judged by its role (:func:`staircase.claims.verdicts.decide`). See the module docstring."""
+    frame = pd.DataFrame(a6_verdicts(summary, comparison) + a7_verdicts(summary, comparison), columns=VERDICT_COLUMNS)
+    frame["verdict"] = [vd.decide(*r) for r in zip(frame["role"], frame["value"], frame["op"], frame["threshold"])]
     return frame
 
 
 def analyse(runs_dir, comparison: dict, clock_override: str | None = None):
     """(seed table, summary table, verdicts, clock) of one experiment's results."""
-    runs = load_runs(runs_dir)
+    runs = method_runs(runs_dir)
     if not runs:
         raise FileNotFoundError(f"no results under {runs_dir}: run the training jobs first")
     clock = choose_clock(runs, clock_override)

@@ -68,17 +68,19 @@ from scipy.stats import rankdata
 
 from staircase.claims import registry
 from staircase.claims.verdicts import (
-    FAIL,
     INCONCLUSIVE,
     PASS,
     Row,
+    all_of,
     compare,
+    compare_p,
     description_row,
     guard_row,
     self_check_row,
     summarise,
     threshold_row,
     to_frame,
+    too_few_seeds,
 )
 from staircase.records.runs import read_json, read_table
 from staircase.workflow import lowrank_settings as settings
@@ -184,9 +186,7 @@ def _permutations(n: int, resamples: int, seed: int) -> np.ndarray:
 
 def spearman_verdict(rho: float, p: float, op: str, threshold: float, alpha: float) -> str:
     """B1/B2's rule: PASS when the Spearman is beyond its threshold and its permutation p <= alpha."""
-    if not (np.isfinite(rho) and np.isfinite(p)):
-        return INCONCLUSIVE
-    return PASS if compare(rho, op, threshold) == PASS and p <= alpha else FAIL
+    return all_of(compare(rho, op, threshold), compare_p(p, alpha))
 
 
 def nonvacuous_share(bound, fro) -> float:
@@ -426,75 +426,45 @@ def eval_b2(study: Study, t: dict) -> list[Row]:
             runs=study.runs,
         )
     )
+    return rows + [_b2_deeper_layers(study, valid, enough, t)]
+
+
+def _b2_deeper_layers(study: Study, valid: pd.DataFrame, enough: bool, t: dict) -> Row:
+    """B2's test of the hidden layers after the first: collapsed at every valid cell."""
     deeper = valid[(valid["layer"] > 1) & ~valid["is_output"]]
     worst = deeper["dist_k_rel"].max() if len(deeper) else float("nan")
     _, spread, n = summarise(deeper["dist_k_rel"])
     init = [_init_null(study, layer, "dist_k_rel")[0] for layer in sorted(deeper["layer"].unique())]
-    rows.append(
-        threshold_row(
-            "B2",
-            study.experiment,
-            "deeper hidden layers: max dist_K/||W||_F over valid cells",
-            worst,
-            "<=",
-            t["b_rank_tol"],
-            verdict=None if enough and n else INCONCLUSIVE,
-            null="a random matrix of the layer's shape: dist_K/||W||_F at initialisation, median per layer "
-            + ", ".join(f"{v:.3g}" for v in init),
-            spread=spread,
-            n=n,
-            detail="deeper layers' inputs are hidden representations with small within-class variability: "
-            + ", ".join(f"layer {l} median {g['within_class_rel'].median():.3g}" for l, g in deeper.groupby("layer")),
-            runs=study.runs,
-        )
+    return threshold_row(
+        "B2",
+        study.experiment,
+        "deeper hidden layers: max dist_K/||W||_F over valid cells",
+        worst,
+        "<=",
+        t["b_rank_tol"],
+        verdict=None if enough and n else INCONCLUSIVE,
+        null="a random matrix of the layer's shape: dist_K/||W||_F at initialisation, median per layer "
+        + ", ".join(f"{v:.3g}" for v in init),
+        spread=spread,
+        n=n,
+        detail="deeper layers' inputs are hidden representations with small within-class variability: "
+        + ", ".join(f"layer {l} median {g['within_class_rel'].median():.3g}" for l, g in deeper.groupby("layer")),
+        runs=study.runs,
     )
-    return rows
 
 
 def eval_b3(study: Study, t: dict) -> list[Row]:
-    ci, lay = study.claims_inputs, study.layers
+    ci = study.claims_inputs
     cells = collapse_cell_status(ci, t)
     rows, enough = collapse_guards("B3", study, cells, None, t)
     rows[-1].detail += "; " + _excluded(cells, "weight_decay")
-    # self-checks: every checkpoint of every cell with lambda > 0, every layer (layers.parquet)
-    checked = lay[(lay["weight_decay"] > 0) & lay["bound_rhs"].notna()] if not lay.empty else lay
-    violations = int(checked["bound_violation"].sum()) if len(checked) else 0
-    rows.append(
-        self_check_row(
-            "B3",
-            study.experiment,
-            "bound violations, every checkpoint of every cell with lambda > 0, every layer",
-            violations,
-            len(checked),
-            null="an identity: grad_W J = (1/N) Delta X^T + lambda W at any point, so the bound cannot fail",
-            detail=f"of them at the valid cells' final checkpoint: "
-            f"{int(ci[ci['cell'].isin(cells.loc[cells['status'] == 'ok', 'cell'])]['bound_violation'].sum())}",
-            runs=study.runs,
-        )
-    )
-    tight_bad = (
-        int((checked["dist_k"] > checked["bound_rhs_tight"] * (1 + VIOLATION_RTOL) + 1e-12).sum())
-        + int((checked["bound_rhs_tight"] > checked["bound_rhs"] * (1 + VIOLATION_RTOL) + 1e-12).sum())
-        if len(checked)
-        else 0
-    )
-    rows.append(
-        self_check_row(
-            "B3",
-            study.experiment,
-            "tighter variant (||Delta (X-M)^T||_F / (lambda N) as first term): violations, or looser than the bound",
-            tight_bad,
-            len(checked),
-            null="an identity: the step of the proof before ||AB||_F <= ||A||_2 ||B||_F",
-            runs=study.runs,
-        )
-    )
     valid = ci[ci["cell"].isin(cells.loc[cells["status"] == "ok", "cell"])]
     hidden = valid[~valid["is_output"]]
     share = nonvacuous_share(hidden["bound_rhs"], hidden["fro"])
     per_layer = ", ".join(
         f"layer {l} {nonvacuous_share(g['bound_rhs'], g['fro']):.0%}" for l, g in hidden.groupby("layer")
     )
+    rows += _b3_self_checks(study, valid)
     rows.append(
         threshold_row(
             "B3",
@@ -511,8 +481,50 @@ def eval_b3(study: Study, t: dict) -> list[Row]:
             runs=study.runs,
         )
     )
+    return rows + _b3_descriptions(study, hidden)
+
+
+def _b3_self_checks(study: Study, valid: pd.DataFrame) -> list[Row]:
+    """B3's identities, at every checkpoint of every cell with lambda > 0 and every layer
+    (layers.parquet): the bound, and its tighter variant (below the bound, above dist_K)."""
+    lay = study.layers
+    checked = lay[(lay["weight_decay"] > 0) & lay["bound_rhs"].notna()] if not lay.empty else lay
+    violations = int(checked["bound_violation"].sum()) if len(checked) else 0
+    tight_bad = (
+        int((checked["dist_k"] > checked["bound_rhs_tight"] * (1 + VIOLATION_RTOL) + 1e-12).sum())
+        + int((checked["bound_rhs_tight"] > checked["bound_rhs"] * (1 + VIOLATION_RTOL) + 1e-12).sum())
+        if len(checked)
+        else 0
+    )
+    return [
+        self_check_row(
+            "B3",
+            study.experiment,
+            "bound violations, every checkpoint of every cell with lambda > 0, every layer",
+            violations,
+            len(checked),
+            null="an identity: grad_W J = (1/N) Delta X^T + lambda W at any point, so the bound cannot fail",
+            detail=f"of them at the valid cells' final checkpoint: {int(valid['bound_violation'].sum())}",
+            runs=study.runs,
+        ),
+        self_check_row(
+            "B3",
+            study.experiment,
+            "tighter variant (||Delta (X-M)^T||_F / (lambda N) as first term): violations, or looser than the bound",
+            tight_bad,
+            len(checked),
+            null="an identity: the step of the proof before ||AB||_F <= ||A||_2 ||B||_F",
+            runs=study.runs,
+        ),
+    ]
+
+
+def _b3_descriptions(study: Study, hidden: pd.DataFrame) -> list[Row]:
+    """What B3 reports beside its test, over the valid cells' hidden layers: the bound's tightness,
+    its tighter variant's share, the gradient term's share."""
     tight, spread, n = summarise(hidden["dist_k"] / hidden["bound_rhs"])
-    rows.append(
+    grad, g_spread, g_n = summarise(hidden["bound_grad"] / hidden["bound_rhs"])
+    return [
         description_row(
             "B3",
             study.experiment,
@@ -521,9 +533,7 @@ def eval_b3(study: Study, t: dict) -> list[Row]:
             spread=spread,
             n=n,
             runs=study.runs,
-        )
-    )
-    rows.append(
+        ),
         description_row(
             "B3",
             study.experiment,
@@ -531,21 +541,17 @@ def eval_b3(study: Study, t: dict) -> list[Row]:
             nonvacuous_share(hidden["bound_rhs_tight"], hidden["fro"]),
             n=len(hidden),
             runs=study.runs,
-        )
-    )
-    grad, spread, n = summarise(hidden["bound_grad"] / hidden["bound_rhs"])
-    rows.append(
+        ),
         description_row(
             "B3",
             study.experiment,
             "share of the gradient term ||grad_W J||_F / lambda in the bound (median)",
             grad,
-            spread=spread,
-            n=n,
+            spread=g_spread,
+            n=g_n,
             runs=study.runs,
-        )
-    )
-    return rows
+        ),
+    ]
 
 
 # ---- paper C ----------------------------------------------------------------------------------
@@ -557,10 +563,9 @@ def _seed_row(claim, study, metric, values, op, threshold, t, null="", detail=""
     notes = [detail] if detail else []
     if study.diverged:
         notes.append("excluded (diverged): " + ", ".join(study.diverged))
-    verdict = None
-    if n < t["min_seeds"]:
-        verdict = INCONCLUSIVE
-        notes.append(f"only {n} healthy seed(s), need {t['min_seeds']}")
+    few = too_few_seeds(n, t["min_seeds"])
+    if few:
+        notes.append(few)
     return threshold_row(
         claim,
         study.experiment,
@@ -568,13 +573,29 @@ def _seed_row(claim, study, metric, values, op, threshold, t, null="", detail=""
         value,
         op,
         threshold,
-        verdict=verdict,
+        verdict=INCONCLUSIVE if few else None,
         null=null,
         spread=spread,
         n=n,
         detail="; ".join(notes),
         runs=study.runs,
     )
+
+
+def _item_rows(claim, study, values: pd.DataFrame, metric: str, op, threshold, t, null) -> list[Row]:
+    """One :func:`_seed_row` per item of ``values`` (its ``value`` per seed), in their order;
+    ``metric`` a format of the ``{item}``, ``null(item)`` its null model."""
+    return [
+        _seed_row(claim, study, metric.format(item=item), g["value"], op, threshold, t, null=null(item))
+        for item, g in values.groupby("item", sort=False)
+    ]
+
+
+def _described_items(claim, study, values: pd.DataFrame, metric: str) -> list[Row]:
+    """One description per item of ``values``; ``metric`` a format of the ``{item}``."""
+    return [
+        _describe(claim, study, metric.format(item=item), g["value"]) for item, g in values.groupby("item", sort=False)
+    ]
 
 
 def _nothing(claim, experiment, what, detail="none in this study", runs=()) -> Row:
@@ -599,52 +620,41 @@ def _at_init(frame: pd.DataFrame, key: str, item, column: str) -> tuple[float, s
 def eval_c1(study: Study, t: dict) -> list[Row]:
     c = study.claims_inputs[study.claims_inputs["claim"] == "C1"]
     linear = c[(c["kind"] == "linear") & ~c["trivially_rank1"]]
-    rows = []
-    for item, g in linear.groupby("item", sort=False):
-        _, init_text = _at_init(study.layers, "layer", int(item.split()[-1]), "sigma1_ratio")
-        rows.append(
-            _seed_row(
-                "C1",
-                study,
-                f"{item} (linear): sigma_1/||W||_F at the end",
-                g["value"],
-                ">=",
-                t["c1_min_sigma1_ratio"],
-                t,
-                null=f"a random matrix of the layer's shape: sigma_1/||W||_F at initialisation {init_text}",
-            )
-        )
-    if not rows:
-        rows.append(_nothing("C1", study.experiment, "linear layers of rank > 1 after the last ReLU", runs=study.runs))
-    for item, g in c[c["kind"] == "relu"].groupby("item", sort=False):
-        rows.append(
-            _describe("C1", study, f"{item} (ReLU, need not be rank 1): sigma_1/||W||_F at the end", g["value"])
-        )
-    return rows
+    rows = _item_rows(
+        "C1",
+        study,
+        linear,
+        "{item} (linear): sigma_1/||W||_F at the end",
+        ">=",
+        t["c1_min_sigma1_ratio"],
+        t,
+        lambda item: (
+            "a random matrix of the layer's shape: sigma_1/||W||_F at initialisation "
+            + _at_init(study.layers, "layer", int(item.split()[-1]), "sigma1_ratio")[1]
+        ),
+    ) or [_nothing("C1", study.experiment, "linear layers of rank > 1 after the last ReLU", runs=study.runs)]
+    relu = c[c["kind"] == "relu"]
+    return rows + _described_items("C1", study, relu, "{item} (ReLU, need not be rank 1): sigma_1/||W||_F at the end")
 
 
 def eval_c2(study: Study, t: dict) -> list[Row]:
     c = study.claims_inputs[study.claims_inputs["claim"] == "C2"]
-    rows = []
-    for item, g in c[c["kind"] == "linear"].groupby("item", sort=False):
-        _, init_text = _at_init(study.pairs, "layers", item.split()[-1], "alignment")
-        rows.append(
-            _seed_row(
-                "C2",
-                study,
-                f"{item} (linear): alignment |<u_1(W_k), v_1(W_k+1)>| at the end",
-                g["value"],
-                ">=",
-                t["c2_min_alignment"],
-                t,
-                null=f"independent random singular vectors: the alignment at initialisation {init_text}",
-            )
-        )
-    if not rows:
-        rows.append(_nothing("C2", study.experiment, "adjacent linear pairs", runs=study.runs))
-    for item, g in c[c["kind"] != "linear"].groupby("item", sort=False):
-        rows.append(_describe("C2", study, f"{item} (with a ReLU between): alignment at the end", g["value"]))
-    return rows
+    rows = _item_rows(
+        "C2",
+        study,
+        c[c["kind"] == "linear"],
+        "{item} (linear): alignment |<u_1(W_k), v_1(W_k+1)>| at the end",
+        ">=",
+        t["c2_min_alignment"],
+        t,
+        lambda item: (
+            "independent random singular vectors: the alignment at initialisation "
+            + _at_init(study.pairs, "layers", item.split()[-1], "alignment")[1]
+        ),
+    ) or [_nothing("C2", study.experiment, "adjacent linear pairs", runs=study.runs)]
+    return rows + _described_items(
+        "C2", study, c[c["kind"] != "linear"], "{item} (with a ReLU between): alignment at the end"
+    )
 
 
 def eval_c3(study: Study, t: dict) -> list[Row]:
@@ -653,102 +663,22 @@ def eval_c3(study: Study, t: dict) -> list[Row]:
     full = c[c["metric"] == "drift_full"]
     diag = c[c["metric"] == "drift_diag"]
     tested = c[c["expected"].isin(("full", "diagonal"))]
-    rows = []
-    # guard 1: the weights moved (a net that did not train has drift 0)
-    layers_tested = sorted({int(x) for item in tested["item"].unique() for x in item.split()[-1].split("-")})
-    if study.layers.empty:
-        moved, spread, n = float("nan"), "", 0
-    else:
-        change = relative_norm_change(study.layers)
-        change = change[change["layer"].isin(layers_tested)]
-        moved, spread, n = summarise(change.groupby("seed")["change"].min())
-    rows.append(
-        guard_row(
-            "C3",
-            study.experiment,
-            "the weights moved: smallest relative change of ||W||_F since initialisation over the tested pairs' "
-            "layers (max over checkpoints, median over seeds)",
-            moved,
-            ">=",
-            tol,
-            spread=spread,
-            n=n,
-            detail="a lower bound on ||W_t - W_0||_F / ||W_0||_F; layers " + ", ".join(map(str, layers_tested)),
-            runs=study.runs,
-        )
-    )
-    # guard 2: the pairs without the full invariance drifted beyond the tolerance
-    control = full[full["expected"].isin(("diagonal", "none"))]
-    if control.empty:
-        rows.append(
-            guard_row(
-                "C3",
-                study.experiment,
-                "pairs without the full invariance (across a ReLU or around a skip) drift beyond the tolerance",
-                float("nan"),
-                ">=",
-                tol,
-                detail="no such pair in this network: nothing shows the tolerance tells conserved from not",
-                runs=study.runs,
-            )
-        )
-    else:
-        worst = control.groupby("seed")["value"].min()
-        value, spread, n = summarise(worst)
-        rows.append(
-            guard_row(
-                "C3",
-                study.experiment,
-                "pairs without the full invariance (across a ReLU or around a skip): smallest max full drift "
-                "(median over seeds)",
-                value,
-                ">=",
-                tol,
-                spread=spread,
-                n=n,
-                detail="pairs " + ", ".join(control["item"].str.replace("pair ", "").unique()),
-                runs=study.runs,
-            )
-        )
+    control = full[full["expected"].isin(("diagonal", "none"))]  # the pairs without the full invariance
+    rows = [_c3_weights_moved(study, tested, tol), _c3_control(study, control, tol)]
     null_run = (
-        f"in this run the pairs without it drift {summarise(control.groupby('seed')['value'].min())[0]:.3g} "
-        "(smallest, median over seeds)"
+        f"; in this run the pairs without it drift {_smallest_drift(control)[0]:.3g} (smallest, median over seeds)"
         if not control.empty
-        else "no pair without it in this run"
+        else "; no pair without it in this run"
     )
-    for item, g in full[full["expected"] == "full"].groupby("item", sort=False):
-        rows.append(
-            _seed_row(
-                "C3",
-                study,
-                f"{item} (linear): max full drift / ||W||_F^2",
-                g["value"],
-                "<=",
-                tol,
-                t,
-                null="no invariance (random-walk weights: drift beyond the tolerance, see "
-                f"staircase.claims.lowrank_calibration); {null_run}",
-            )
-        )
     skip_diag = diag[diag["expected"] == "none"]
     skip_text = (
-        f"; around a skip the diagonal drifts {summarise(skip_diag.groupby('seed')['value'].min())[0]:.3g}"
-        if not skip_diag.empty
-        else ""
+        f"; around a skip the diagonal drifts {_smallest_drift(skip_diag)[0]:.3g}" if not skip_diag.empty else ""
     )
-    for item, g in diag[diag["expected"] == "diagonal"].groupby("item", sort=False):
-        rows.append(
-            _seed_row(
-                "C3",
-                study,
-                f"{item} (ReLU): max diagonal drift / ||W||_F^2",
-                g["value"],
-                "<=",
-                tol,
-                t,
-                null="no invariance (random-walk weights: drift beyond the tolerance, see "
-                f"staircase.claims.lowrank_calibration){skip_text}",
-            )
+    null = "no invariance (random-walk weights: drift beyond the tolerance, see staircase.claims.lowrank_calibration)"
+    for drifts, expected, kind, beside in ((full, "full", "linear", null_run), (diag, "diagonal", "ReLU", skip_text)):
+        metric = f"{{item}} ({kind}): max {expected} drift / ||W||_F^2"
+        rows += _item_rows(
+            "C3", study, drifts[drifts["expected"] == expected], metric, "<=", tol, t, lambda item, b=beside: null + b
         )
     for (item, metric), g in c[c["expected"] == "none"].groupby(["item", "metric"], sort=False):
         rows.append(
@@ -756,12 +686,72 @@ def eval_c3(study: Study, t: dict) -> list[Row]:
                 "C3", study, f"{item} (around a skip, no invariance expected): max {metric} / ||W||_F^2", g["value"]
             )
         )
-    for item, g in full[full["expected"] == "diagonal"].groupby("item", sort=False):
-        rows.append(_describe("C3", study, f"{item} (ReLU): max full drift / ||W||_F^2 (not conserved)", g["value"]))
+    rows += _described_items(
+        "C3", study, full[full["expected"] == "diagonal"], "{item} (ReLU): max full drift / ||W||_F^2 (not conserved)"
+    )
     if not len(tested):
         what = "pairs with an expected invariance (linear, or ReLU without a skip)"
         rows.append(_nothing("C3", study.experiment, what, runs=study.runs))
     return rows
+
+
+def _smallest_drift(drifts: pd.DataFrame) -> tuple[float, str, int]:
+    """Per seed the smallest of the pairs' (max over checkpoints) drifts: median, spread, seeds."""
+    return summarise(drifts.groupby("seed")["value"].min())
+
+
+def _c3_weights_moved(study: Study, tested: pd.DataFrame, tol: float) -> Row:
+    """C3's first guard: the weights moved (a net that did not train has drift 0)."""
+    layers_tested = sorted({int(x) for item in tested["item"].unique() for x in item.split()[-1].split("-")})
+    if study.layers.empty:
+        moved, spread, n = float("nan"), "", 0
+    else:
+        change = relative_norm_change(study.layers)
+        change = change[change["layer"].isin(layers_tested)]
+        moved, spread, n = summarise(change.groupby("seed")["change"].min())
+    return guard_row(
+        "C3",
+        study.experiment,
+        "the weights moved: smallest relative change of ||W||_F since initialisation over the tested pairs' "
+        "layers (max over checkpoints, median over seeds)",
+        moved,
+        ">=",
+        tol,
+        spread=spread,
+        n=n,
+        detail="a lower bound on ||W_t - W_0||_F / ||W_0||_F; layers " + ", ".join(map(str, layers_tested)),
+        runs=study.runs,
+    )
+
+
+def _c3_control(study: Study, control: pd.DataFrame, tol: float) -> Row:
+    """C3's second guard: the pairs without the full invariance (``control``) drifted beyond the
+    tolerance (it tells a conserved quantity from one that is not)."""
+    if control.empty:
+        return guard_row(
+            "C3",
+            study.experiment,
+            "pairs without the full invariance (across a ReLU or around a skip) drift beyond the tolerance",
+            float("nan"),
+            ">=",
+            tol,
+            detail="no such pair in this network: nothing shows the tolerance tells conserved from not",
+            runs=study.runs,
+        )
+    value, spread, n = _smallest_drift(control)
+    return guard_row(
+        "C3",
+        study.experiment,
+        "pairs without the full invariance (across a ReLU or around a skip): smallest max full drift "
+        "(median over seeds)",
+        value,
+        ">=",
+        tol,
+        spread=spread,
+        n=n,
+        detail="pairs " + ", ".join(control["item"].str.replace("pair ", "").unique()),
+        runs=study.runs,
+    )
 
 
 EVALUATORS = {"B1": eval_b1, "B2": eval_b2, "B3": eval_b3, "C1": eval_c1, "C2": eval_c2, "C3": eval_c3}

@@ -39,7 +39,7 @@ from scipy.stats import rankdata
 
 from staircase.claims import lowrank as claims
 from staircase.claims import registry
-from staircase.claims.verdicts import PASS
+from staircase.claims.verdicts import OPS, PASS
 from staircase.core import linalg
 from staircase.training import collapse
 
@@ -137,7 +137,7 @@ def b_spearman_orders(claim="B1", levels=6, seeds=2, orders=0, seed=0, t=None) -
         else:
             hits = len(null) - np.searchsorted(null, rho - tol, side="left")
         p = hits / len(null) if exact_p else (1 + hits) / (1 + len(null))
-        ok = (p <= t["alpha"]) & (rho <= threshold if op == "<=" else rho >= threshold)
+        ok = OPS["<="](p, t["alpha"]) & OPS[op](rho, threshold)  # spearman_verdict's rule, over many orders
         passes += int(ok.sum())
         if alternative == "less":  # the least extreme Spearman that passes: the rule's critical value
             closest = max(closest, float(rho[ok].max(initial=-np.inf)))

@@ -207,35 +207,17 @@ def write_run(
     path.mkdir(parents=True, exist_ok=True)
     steps = np.asarray(steps)
     seeds = sorted(ranks)
-    rows, tidy, arrays = [], [], {}
     layers = {s: np.atleast_2d(np.asarray(layer_ranks[s] if layer_ranks else ranks[s], dtype=float)) for s in seeds}
     depth = next(iter(layers.values())).shape[0]
     width = width or int(max(np.nanmax(v) for v in layers.values())) + 2
     if spectra:
         width = max(width, next(iter(spectra.values())).shape[1])
-    for seed in seeds:
-        r = np.asarray(ranks[seed], dtype=float)
-        lo = np.asarray(loss[seed], dtype=float) if loss else np.exp(-3 * steps / steps[-1])
-        cols = {"seed": seed, "step": steps, "loss": lo, "rel_l2": np.sqrt(lo), "eps_rank": r}
-        cols.update(lower_bound=0.5 * lo, bound_rank=r + 1, bound_violation=False)  # + 1: the output's bias
-        for column, values in (extra_metrics or {}).items():
-            cols[column] = np.asarray(values[seed])
-        rows.append(pd.DataFrame(cols))
-        for layer in range(depth):
-            tidy.append(
-                pd.DataFrame(
-                    {"seed": seed, "step": steps, "layer": layer, "metric": "eps_rank", "eps": eps}
-                    | {"value": layers[seed][layer]}
-                )
-            )
-    for layer in range(depth):
-        counts = np.stack([layers[s][layer] for s in seeds])  # (S, T)
-        k = np.arange(width)
-        arrays[f"layer{layer}"] = np.where(k[None, None, :] < counts[..., None], 10 * eps, eps / 10)
+    metrics, tidy = _tables(steps, seeds, ranks, loss, layers, eps, extra_metrics)
+    arrays = _spectra_arrays(seeds, layers, width, eps)
     if spectra:
         arrays[f"layer{depth - 1}"] = np.stack([np.asarray(spectra[s], dtype=float) for s in seeds])
-    pd.concat(rows, ignore_index=True).to_parquet(path / "metrics.parquet", index=False)
-    pd.concat(tidy, ignore_index=True).to_parquet(path / "ranks.parquet", index=False)
+    metrics.to_parquet(path / "metrics.parquet", index=False)
+    tidy.to_parquet(path / "ranks.parquet", index=False)
     np.savez_compressed(path / "spectra.npz", steps=steps, seeds=np.asarray(seeds), normalisation="integral", **arrays)
     cfg = {
         "experiment": experiment,
@@ -246,18 +228,54 @@ def write_run(
         "seeds": seeds,
         **(config or {}),
     }
-    info = {
+    (path / "run.json").write_text(json.dumps(_run_info(cfg, seeds, status or {}), indent=1))
+    return path
+
+
+def _run_info(cfg: dict, seeds: list, status: dict) -> dict:
+    """run.json of a synthetic run: every seed ok unless ``status`` says otherwise."""
+    return {
         "config": cfg,
         "seeds": seeds,
-        "status": {str(s): (status or {}).get(s, "ok") for s in seeds},
-        "diverged": any(v != "ok" for v in (status or {}).values()),
+        "status": {str(s): status.get(s, "ok") for s in seeds},
+        "diverged": any(v != "ok" for v in status.values()),
         "git_commit": "synthetic",
         "git_dirty": False,
         "package_version": "synthetic",
         "device": "cpu",
     }
-    (path / "run.json").write_text(json.dumps(info, indent=1))
-    return path
+
+
+def _tables(steps, seeds, ranks, loss, layers, eps, extra_metrics) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """metrics.parquet and ranks.parquet of :func:`write_run` (its arguments; ``layers``: {seed:
+    (L, T)} eps-ranks of every hidden layer)."""
+    rows, tidy = [], []
+    for seed in seeds:
+        r = np.asarray(ranks[seed], dtype=float)
+        lo = np.asarray(loss[seed], dtype=float) if loss else np.exp(-3 * steps / steps[-1])
+        cols = {"seed": seed, "step": steps, "loss": lo, "rel_l2": np.sqrt(lo), "eps_rank": r}
+        cols.update(lower_bound=0.5 * lo, bound_rank=r + 1, bound_violation=False)  # + 1: the output's bias
+        for column, values in (extra_metrics or {}).items():
+            cols[column] = np.asarray(values[seed])
+        rows.append(pd.DataFrame(cols))
+        for layer, values in enumerate(layers[seed]):
+            tidy.append(
+                pd.DataFrame(
+                    {"seed": seed, "step": steps, "layer": layer, "metric": "eps_rank", "eps": eps} | {"value": values}
+                )
+            )
+    return pd.concat(rows, ignore_index=True), pd.concat(tidy, ignore_index=True)
+
+
+def _spectra_arrays(seeds, layers, width: int, eps: float) -> dict[str, np.ndarray]:
+    """Made-up Gram spectra with exactly the given eps-ranks at ``eps``: eigenvalues 10 eps above,
+    eps / 10 below (they move only when they cross)."""
+    arrays = {}
+    for layer in range(next(iter(layers.values())).shape[0]):
+        counts = np.stack([layers[s][layer] for s in seeds])  # (S, T)
+        k = np.arange(width)
+        arrays[f"layer{layer}"] = np.where(k[None, None, :] < counts[..., None], 10 * eps, eps / 10)
+    return arrays
 
 
 __all__ = [

@@ -59,6 +59,7 @@ OPS = {
     "<=": lambda v, t: v <= t,
     "==": lambda v, t: v == t,
     ">": lambda v, t: v > t,
+    "<": lambda v, t: v < t,
 }
 
 
@@ -68,28 +69,54 @@ def margin(value: float, op: str, threshold: float) -> float:
         return float("nan")
     if op in (">=", ">"):
         return float(value - threshold)
-    if op == "<=":
+    if op in ("<=", "<"):
         return float(threshold - value)
     return -abs(float(value - threshold))  # "==": 0 when it holds
 
 
 def compare(value: float, op: str, threshold: float) -> str:
     """PASS / FAIL of ``value op threshold``; INCONCLUSIVE for a missing or non-finite value
-    (an infinite value counts for ``>=``: a threshold reached and never matched)."""
+    (an infinite value counts for ``>=``: a threshold reached and never matched). The one
+    comparison of every claim: a p-value is compared as ``p <= alpha`` (:func:`compare_p`)."""
     if value is None or np.isnan(value) or (np.isinf(value) and op not in (">=", ">")):
         return INCONCLUSIVE
     return PASS if OPS[op](value, threshold) else FAIL
 
 
-def threshold_row(claim, experiment, metric, value, op, threshold, **fields) -> Row:
-    """A ``test`` row: the value against the threshold (fields may set ``verdict`` to override,
-    e.g. INCONCLUSIVE with too few seeds)."""
-    verdict = fields.pop("verdict", None) or compare(value, op, threshold)
+def compare_p(p_value: float, alpha: float) -> str:
+    """PASS when ``p_value <= alpha``, FAIL above, INCONCLUSIVE without a finite p."""
+    return compare(p_value, "<=", alpha)
+
+
+def passes(value: float, op: str, threshold: float) -> bool:
+    """Whether ``value op threshold`` holds (False for a value that cannot be compared)."""
+    return compare(value, op, threshold) == PASS
+
+
+def all_of(*verdicts: str) -> str:
+    """PASS when every verdict is PASS; INCONCLUSIVE when one could not be computed; else FAIL."""
+    if INCONCLUSIVE in verdicts:
+        return INCONCLUSIVE
+    return PASS if all(v == PASS for v in verdicts) else FAIL
+
+
+def decide(role: str, value: float, op: str, threshold: float) -> str:
+    """The verdict of a row of ``role`` whose value is compared with a threshold: a test's PASS or
+    FAIL (:func:`compare`), a guard's PASS or INCONCLUSIVE, a description's INFO."""
+    if role == "description":
+        return INFO
+    verdict = compare(value, op, threshold)
+    if role == "guard":
+        return PASS if verdict == PASS else INCONCLUSIVE
+    return verdict
+
+
+def _compared_row(claim, experiment, metric, role, value, op, threshold, verdict, **fields) -> Row:
     return Row(
         claim,
         experiment,
         metric,
-        "test",
+        role,
         value,
         verdict,
         threshold=f"{op} {threshold:g}",
@@ -98,11 +125,16 @@ def threshold_row(claim, experiment, metric, value, op, threshold, **fields) -> 
     )
 
 
+def threshold_row(claim, experiment, metric, value, op, threshold, **fields) -> Row:
+    """A ``test`` row: the value against the threshold (fields may set ``verdict`` to override,
+    e.g. INCONCLUSIVE with too few seeds)."""
+    verdict = fields.pop("verdict", None) or decide("test", value, op, threshold)
+    return _compared_row(claim, experiment, metric, "test", value, op, threshold, verdict, **fields)
+
+
 def pvalue_row(claim, experiment, metric, value, p_value, alpha, null, **fields) -> Row:
     """A ``test`` row judged by its p-value: PASS when p <= alpha; ``value`` is the statistic."""
-    verdict = fields.pop("verdict", None)
-    if verdict is None:
-        verdict = INCONCLUSIVE if not np.isfinite(p_value) else PASS if p_value <= alpha else FAIL
+    verdict = fields.pop("verdict", None) or compare_p(p_value, alpha)
     return Row(
         claim,
         experiment,
@@ -120,18 +152,21 @@ def pvalue_row(claim, experiment, metric, value, p_value, alpha, null, **fields)
 
 def guard_row(claim, experiment, metric, value, op, threshold, **fields) -> Row:
     """A precondition: PASS when it holds, else INCONCLUSIVE (the evidence is not usable)."""
-    ok = compare(value, op, threshold) == PASS
-    return Row(
-        claim,
-        experiment,
-        metric,
-        "guard",
-        value,
-        PASS if ok else INCONCLUSIVE,
-        threshold=f"{op} {threshold:g}",
-        margin=margin(value, op, threshold),
-        **fields,
+    return _compared_row(
+        claim, experiment, metric, "guard", value, op, threshold, decide("guard", value, op, threshold), **fields
     )
+
+
+def role_row(role, claim, experiment, metric, value, op, threshold, **fields) -> Row:
+    """A row of any ``role`` whose value is compared with a threshold (a description keeps only its
+    value: it is reported, not judged)."""
+    if role == "description":
+        fields.pop("verdict", None)
+        return description_row(claim, experiment, metric, value, **fields)
+    if role == "guard":
+        fields.pop("verdict", None)
+        return guard_row(claim, experiment, metric, value, op, threshold, **fields)
+    return threshold_row(claim, experiment, metric, value, op, threshold, **fields)
 
 
 def self_check_row(claim, experiment, metric, violations, checked, **fields) -> Row:
@@ -154,6 +189,11 @@ def self_check_row(claim, experiment, metric, violations, checked, **fields) -> 
 
 def description_row(claim, experiment, metric, value, **fields) -> Row:
     return Row(claim, experiment, metric, "description", value, INFO, **fields)
+
+
+def too_few_seeds(n: int, min_seeds: int) -> str:
+    """The note that makes a statistic over ``n`` healthy seeds INCONCLUSIVE ('' with enough)."""
+    return f"only {n} healthy seed(s), need {min_seeds}" if n < min_seeds else ""
 
 
 def summarise(values) -> tuple[float, str, int]:

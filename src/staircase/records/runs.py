@@ -2,7 +2,8 @@
 
 A run directory ``<root>/runs/<experiment>/<variant>/`` (root: results/<scale>[-<tag>]) holds
 what ``staircase train`` wrote (see :mod:`staircase.training.trainer`). :func:`load_run` reads it into a
-:class:`Run`; the helpers below compute, from a run, the numbers the analysis figures and the summary table show:
+:class:`Run` (:func:`load_runs` many, :func:`experiment_runs` the finished ones of one experiment);
+the helpers below compute, from a run, the numbers the analysis figures and the summary table show:
 
 * :func:`spread` - median and band (min..max) over seeds of one metric at every step, counting
   only the seeds that have not diverged by that step;
@@ -152,7 +153,19 @@ def load_run(path) -> Run:
 
 
 def load_runs(paths) -> list[Run]:
+    """The runs in the directories ``paths``, in their order (the one reader of many runs: the
+    notebooks, the audit and the methods comparison all come here)."""
     return [load_run(p) for p in paths]
+
+
+def experiment_runs(runs_dir, variants=None) -> list[Run]:
+    """The finished runs (those with a metrics.parquet) of one experiment, ``runs_dir`` =
+    <root>/runs/<experiment>: the named ``variants`` in their order, else every variant on disk in
+    the order of its directory's name."""
+    runs_dir = Path(runs_dir)
+    if variants is None:
+        variants = sorted(path.parent.name for path in runs_dir.glob("*/metrics.parquet"))
+    return load_runs(runs_dir / v for v in variants if (runs_dir / v / "metrics.parquet").exists())
 
 
 def spread(metrics: pd.DataFrame, column: str) -> pd.DataFrame:
@@ -266,6 +279,7 @@ def run_summary(run: Run, **options) -> dict:
 
 __all__ = [
     "Run",
+    "experiment_runs",
     "layer_order",
     "layer_order_shares",
     "layer_ranks",
