@@ -54,12 +54,14 @@ class BiasFreeNet(StackedNet):
             bound = self.init_scale * math.sqrt(3.0 * (2.0 if r else 1.0) / w.shape[1])
             w[s].copy_(weight_init.uniform(w.shape[1:], bound, gen))
 
-    def forward(self, x: torch.Tensor, keep: bool = False):
+    def forward(self, x: torch.Tensor, keep: bool = False, weights: list[torch.Tensor] | None = None):
         """x: (N, d) shared by all models or (S, N, d). Returns out (S, N, d_out) and, with ``keep``,
-        (inputs, pre): the input X_{l-1} (S, N, n_{l-1}) and pre-activation z_l (S, N, n_l) of every layer."""
+        (inputs, pre): the input X_{l-1} (S, N, n_{l-1}) and pre-activation z_l (S, N, n_l) of every layer.
+        ``weights`` (one per layer, as ``self.weights``) replaces the network's own: paper B measures
+        with float64 copies it differentiates (staircase.training.collapse)."""
         h = self.stack_input(x)
         inputs, pre = [], []
-        for w, r, res in zip(self.weights, self.relu, self.residual):
+        for w, r, res in zip(self.weights if weights is None else weights, self.relu, self.residual):
             inputs.append(h)
             z = torch.bmm(h, w)
             pre.append(z)

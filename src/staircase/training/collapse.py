@@ -303,14 +303,7 @@ class CollapseRun:
 
     def _forward64(self, w64):
         """The network's forward pass with float64 copies of the weights, keeping inputs and pre-activations."""
-        h = self.net.stack_input(self.x64)
-        inputs, pre = [], []
-        for w, r in zip(w64, self.net.relu):
-            inputs.append(h)
-            z = torch.bmm(h, w)
-            pre.append(z)
-            h = torch.relu(z) if r else z
-        return h, inputs, pre
+        return self.net(self.x64, keep=True, weights=w64)
 
     # ---- the loop ------------------------------------------------------------------------------
     def train(self) -> None:
