@@ -1,13 +1,16 @@
-"""The forward Laplacian (staircase.problems.operators) against autograd double backward on random
-networks, and against closed-form Laplacians of networks that compute known functions."""
+"""The forward Laplacian (staircase.networks.forward_laplacian) against autograd double backward on
+random networks, against closed-form Laplacians of networks that compute known functions, and its two
+carriers (the plain MLP's fast path and the architectures' jets) against each other."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
+from staircase.networks.architectures import ConfigurableMLP
+from staircase.networks.forward_laplacian import _TanhLayer, mlp_forward_laplacian
 from staircase.networks.mlp import ACTIVATIONS, StackedMLP
-from staircase.problems.operators import autograd_laplacian, mlp_forward_laplacian
+from staircase.problems.operators import autograd_laplacian
 
 
 def random_net(seed, d, width, depth, activation):
@@ -90,8 +93,7 @@ def test_forward_laplacian_of_known_functions():
 
 
 def test_fused_tanh_layer_gradcheck():
-    """The hand-written backward of the forward Laplacian's tanh layer (derivatives._TanhLayer)."""
-    from staircase.problems.operators import _TanhLayer
+    """The hand-written backward of the forward Laplacian's tanh layer (forward_laplacian._TanhLayer)."""
 
     gen = torch.Generator().manual_seed(5)
     z = torch.randn(2, 5, 4, dtype=torch.float64, generator=gen, requires_grad=True)
@@ -101,3 +103,23 @@ def test_fused_tanh_layer_gradcheck():
     s1 = 1 - torch.tanh(z) ** 2
     lap = s1 * dz[:, 2] - 2 * torch.tanh(z) * s1 * (dz[:, :2] ** 2).sum(1)
     torch.testing.assert_close(out, torch.cat([s1[:, None] * dz[:, :2], lap[:, None]], dim=1))
+
+
+@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
+@pytest.mark.parametrize("depth", [1, 3])
+def test_jets_match_the_mlp_fast_path(activation, depth):
+    """The architectures' forward Laplacian (jets, ``ConfigurableMLP``) on a plain MLP against the
+    fast path ``StackedMLP`` trains with: the same parameters (the default init draws the same
+    numbers), the same values and derivatives to rounding (the two round differently, so each
+    network keeps its own; see staircase.networks.forward_laplacian)."""
+    fast = StackedMLP([4, 9], 3, 6, depth, activation, dtype=torch.float64)
+    jets = ConfigurableMLP([4, 9], 3, 6, depth, activation, dtype=torch.float64)
+    for a, b in zip(fast.parameters(), jets.parameters()):
+        assert torch.equal(a, b)
+    x = torch.rand(11, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    got, want = jets.forward_laplacian(x), fast.forward_laplacian(x)
+    assert torch.equal(jets(x), fast(x))  # the plain forward passes are the same operations
+    for g, w in [(got.out, want.out), (got.grad_out, want.grad_out), (got.lap_out, want.lap_out)]:
+        torch.testing.assert_close(g, w, rtol=1e-12, atol=1e-12)
+    for g, w in zip(got.lap_hidden, want.lap_hidden, strict=True):
+        torch.testing.assert_close(g, w, rtol=1e-12, atol=1e-12)

@@ -300,6 +300,21 @@ def test_stacked_models_do_not_depend_on_their_neighbours():
         assert torch.equal(wa[0], wb[1])
 
 
+def test_bias_free_forward_with_given_weights():
+    """Paper B measures with float64 copies of the weights passed to forward: the same pass as the
+    network's own (the same weights give the same numbers; others are used instead)."""
+    net = BiasFreeNet([0, 2], [4, 5, 5, 1], [True, True, False], skip=True)
+    x = torch.randn(7, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    own, own_inputs, own_pre = net(x, keep=True)
+    copies = [w.detach().clone() for w in net.weights]
+    given, inputs, pre = net(x, keep=True, weights=copies)
+    assert torch.equal(own, given)
+    assert all(torch.equal(a, b) for a, b in zip(own_inputs + own_pre, inputs + pre, strict=True))
+    plain = BiasFreeNet([0, 2], [4, 5, 5, 1], [True, True, False])  # homogeneous: no skips
+    scaled = [2 * w.detach() for w in plain.weights[:-1]] + [plain.weights[-1].detach()]
+    assert torch.equal(plain(x, weights=scaled), 4 * plain(x))
+
+
 def test_alignment_run_outputs(tmp_path):
     cfg = tiny_align_cfg(optimizer="normalized_gd", lr=0.05, steps=300)
     alignment.run(cfg, tmp_path, progress=False)

@@ -21,12 +21,12 @@ from staircase.core import rank as rk
 from staircase.networks import init as weight_init
 from staircase.networks.architectures import (
     ConfigurableMLP,
-    Jet,
     StackedFourierMLP,
     StackedModifiedMLP,
     StackedResMLP,
     build_model,
 )
+from staircase.networks.forward_laplacian import Jet
 from staircase.networks.mlp import StackedMLP
 from staircase.problems import make_task
 from staircase.problems.operators import autograd_laplacian, laplacian

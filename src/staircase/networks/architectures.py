@@ -6,7 +6,7 @@ Every class keeps the model interface of ``staircase.networks.mlp`` (``n_models`
 ``output_coefficients()`` (S, width + 1)) and the stacking rules: weights carry a leading model
 axis, and model s is initialised from its own ``torch.Generator(seed_s)`` so its initial weights
 do not depend on its companions in the stack. Each also has an exact ``forward_laplacian`` (for
-PDE losses, see ``staircase.problems.operators``): its forward pass is written once on ``Jet`` values,
+PDE losses): its forward pass is written once on ``Jet`` values (``staircase.networks.forward_laplacian``),
 which carry the input gradient and Laplacian along when asked to.
 
 ``model.architecture``
@@ -52,93 +52,13 @@ import torch
 from torch import nn
 
 from staircase.networks import init as weight_init
+from staircase.networks.forward_laplacian import Jet
 from staircase.networks.mlp import StackedMLP
 from staircase.problems.operators import Derivatives
 
 ARCHITECTURES = ("mlp", "resnet", "fourier", "modified_mlp")
 NORMS = ("none", "layer", "batch")
 NORM_EPS = 1e-5
-
-
-class Jet:
-    """A stacked value v (S, N, n) with, optionally, its input gradient g (S, N, d, n) and
-    Laplacian l (S, N, n). Without g and l it is a plain value and costs nothing extra."""
-
-    def __init__(self, v, g=None, l=None):
-        self.v, self.g, self.l = v, g, l
-
-    @classmethod
-    def input(cls, x: torch.Tensor, derivatives: bool) -> Jet:
-        if not derivatives:
-            return cls(x)
-        s, n, d = x.shape
-        eye = torch.eye(d, dtype=x.dtype, device=x.device)
-        return cls(x, eye.expand(s, n, d, d), torch.zeros_like(x))
-
-    @property
-    def tracked(self) -> bool:
-        return self.g is not None
-
-    def linear(self, w, b=None) -> Jet:
-        """v W + b with W (S, fan_in, fan_out), b (S, 1, fan_out) or None."""
-        v = torch.bmm(self.v, w) if b is None else torch.baddbmm(b, self.v, w)
-        if not self.tracked:
-            return Jet(v)
-        s, n, d, k = self.g.shape
-        g = torch.bmm(self.g.reshape(s, n * d, k), w).reshape(s, n, d, -1)
-        return Jet(v, g, torch.bmm(self.l, w))
-
-    def map(self, fn, d1, d2) -> Jet:
-        """An elementwise function with its first two derivatives."""
-        if not self.tracked:
-            return Jet(fn(self.v))
-        s1 = d1(self.v)
-        return Jet(fn(self.v), s1[:, :, None, :] * self.g, d2(self.v) * (self.g * self.g).sum(dim=2) + s1 * self.l)
-
-    def act(self, activation) -> Jet:
-        return self.map(activation.fn, activation.d1, activation.d2)
-
-    def affine(self, scale, shift) -> Jet:
-        """scale * v + shift with scale, shift constant in x (broadcast over points)."""
-        v = self.v * scale + shift
-        if not self.tracked:
-            return Jet(v)
-        return Jet(v, self.g * scale.unsqueeze(-2), self.l * scale)
-
-    def plus(self, c: float) -> Jet:
-        """v + c for a number c."""
-        return Jet(self.v + c, self.g, self.l)
-
-    def mean_last(self) -> Jet:
-        if not self.tracked:
-            return Jet(self.v.mean(-1, keepdim=True))
-        return Jet(self.v.mean(-1, keepdim=True), self.g.mean(-1, keepdim=True), self.l.mean(-1, keepdim=True))
-
-    def __add__(self, other: Jet) -> Jet:
-        if not self.tracked:
-            return Jet(self.v + other.v)
-        return Jet(self.v + other.v, self.g + other.g, self.l + other.l)
-
-    def __sub__(self, other: Jet) -> Jet:
-        if not self.tracked:
-            return Jet(self.v - other.v)
-        return Jet(self.v - other.v, self.g - other.g, self.l - other.l)
-
-    def __mul__(self, other: Jet) -> Jet:
-        if not self.tracked:
-            return Jet(self.v * other.v)
-        return Jet(
-            self.v * other.v,
-            self.g * other.v.unsqueeze(-2) + self.v.unsqueeze(-2) * other.g,
-            self.l * other.v + 2 * (self.g * other.g).sum(dim=2) + self.v * other.l,
-        )
-
-    @staticmethod
-    def cat(jets: list[Jet]) -> Jet:
-        v = torch.cat([j.v for j in jets], dim=-1)
-        if not jets[0].tracked:
-            return Jet(v)
-        return Jet(v, torch.cat([j.g for j in jets], dim=-1), torch.cat([j.l for j in jets], dim=-1))
 
 
 def _rsqrt_d1(t):
@@ -185,19 +105,19 @@ class ConfigurableMLP(StackedMLP):
     def _extra_init(self, s: int, gen: torch.Generator) -> None:
         """Subclasses draw their extra parameters here, after the layers, from the same generator."""
 
-    @torch.no_grad()
     def reset_parameters(self):
         if not hasattr(self, "init"):  # called by StackedMLP.__init__ before our settings exist
             return
-        for s, seed in enumerate(self.seeds):
-            gen = torch.Generator().manual_seed(seed)
-            for l, (w, b) in enumerate(zip(self.weights, self.biases)):
-                w0, b0 = weight_init.init_linear(w.shape[1], w.shape[2], self.init, gen)
-                if l == 0 and self.init == "structured":
-                    w0, b0 = weight_init.structured_first_layer(w.shape[2], self.bounds, gen, seed, self.init_scale)
-                w[s].copy_(w0)
-                b[s].copy_(b0)
-            self._extra_init(s, gen)
+        super().reset_parameters()
+
+    def _init_model(self, s: int, seed: int, gen: torch.Generator) -> None:
+        for l, (w, b) in enumerate(zip(self.weights, self.biases)):
+            w0, b0 = weight_init.init_linear(w.shape[1], w.shape[2], self.init, gen)
+            if l == 0 and self.init == "structured":
+                w0, b0 = weight_init.structured_first_layer(w.shape[2], self.bounds, gen, seed, self.init_scale)
+            w[s].copy_(w0)
+            b[s].copy_(b0)
+        self._extra_init(s, gen)
 
     def first_layer_parameters(self):
         return [self.weights[0], self.biases[0]]
@@ -231,8 +151,7 @@ class ConfigurableMLP(StackedMLP):
         return hidden
 
     def _run(self, x: torch.Tensor, derivatives: bool) -> tuple[Jet, list[Jet]]:
-        x = x.expand(self.n_models, *x.shape) if x.dim() == 2 else x
-        hidden = self._hidden(Jet.input(x, derivatives))
+        hidden = self._hidden(Jet.input(self.stack_input(x), derivatives))
         return hidden[-1].linear(self.weights[-1], self.biases[-1]), hidden
 
     def forward(self, x: torch.Tensor, return_hidden: bool = False):

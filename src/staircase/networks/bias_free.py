@@ -18,10 +18,12 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import nn
+
+from staircase.networks import init as weight_init
+from staircase.networks.stacked import StackedNet
 
 
-class BiasFreeNet(nn.Module):
+class BiasFreeNet(StackedNet):
     def __init__(
         self,
         seeds,
@@ -31,43 +33,35 @@ class BiasFreeNet(nn.Module):
         init_scale: float = 1.0,
         dtype=torch.float64,
     ):
-        super().__init__()
+        super().__init__(seeds)
         if len(relu) != len(sizes) - 1:
             raise ValueError(f"relu flags ({len(relu)}) must match the number of layers ({len(sizes) - 1})")
-        self.seeds = [int(s) for s in seeds]
         self.sizes = list(sizes)
         self.relu = list(relu)
         self.residual = [
             bool(skip and relu[l] and l > 0 and relu[l - 1] and sizes[l] == sizes[l + 1]) for l in range(len(relu))
         ]
-        self.weights = nn.ParameterList(
-            nn.Parameter(torch.empty(len(self.seeds), a, b, dtype=dtype)) for a, b in zip(sizes[:-1], sizes[1:])
-        )
+        self._add_layers(self.sizes, dtype, biases=False)
         self.init_scale = float(init_scale)
         self.reset_parameters()
-
-    @property
-    def n_models(self) -> int:
-        return len(self.seeds)
 
     @property
     def n_layers(self) -> int:
         return len(self.weights)
 
-    @torch.no_grad()
-    def reset_parameters(self) -> None:
-        for s, seed in enumerate(self.seeds):
-            gen = torch.Generator().manual_seed(seed)
-            for w, r in zip(self.weights, self.relu):
-                bound = self.init_scale * math.sqrt(3.0 * (2.0 if r else 1.0) / w.shape[1])
-                w[s].copy_((torch.rand(w.shape[1:], generator=gen, dtype=torch.float64) * 2 - 1) * bound)
+    def _init_model(self, s: int, seed: int, gen: torch.Generator) -> None:
+        for w, r in zip(self.weights, self.relu):
+            bound = self.init_scale * math.sqrt(3.0 * (2.0 if r else 1.0) / w.shape[1])
+            w[s].copy_(weight_init.uniform(w.shape[1:], bound, gen))
 
-    def forward(self, x: torch.Tensor, keep: bool = False):
+    def forward(self, x: torch.Tensor, keep: bool = False, weights: list[torch.Tensor] | None = None):
         """x: (N, d) shared by all models or (S, N, d). Returns out (S, N, d_out) and, with ``keep``,
-        (inputs, pre): the input X_{l-1} (S, N, n_{l-1}) and pre-activation z_l (S, N, n_l) of every layer."""
-        h = x.expand(self.n_models, *x.shape) if x.dim() == 2 else x
+        (inputs, pre): the input X_{l-1} (S, N, n_{l-1}) and pre-activation z_l (S, N, n_l) of every layer.
+        ``weights`` (one per layer, as ``self.weights``) replaces the network's own: paper B measures
+        with float64 copies it differentiates (staircase.training.collapse)."""
+        h = self.stack_input(x)
         inputs, pre = [], []
-        for w, r, res in zip(self.weights, self.relu, self.residual):
+        for w, r, res in zip(self.weights if weights is None else weights, self.relu, self.residual):
             inputs.append(h)
             z = torch.bmm(h, w)
             pre.append(z)

@@ -14,7 +14,8 @@ from scipy.stats import qmc
 INITS = ("default", "xavier", "kaiming", "structured")
 
 
-def _uniform(shape, bound, gen):
+def uniform(shape, bound, gen):
+    """Uniform in +-bound, drawn in float64 from ``gen`` (the draw every uniform scheme shares)."""
     return (torch.rand(shape, generator=gen, dtype=torch.float64) * 2 - 1) * bound
 
 
@@ -22,10 +23,10 @@ def init_linear(fan_in: int, fan_out: int, scheme: str, gen: torch.Generator):
     """Weights (fan_in, fan_out) and bias (1, fan_out) in float64, drawn from ``gen``."""
     if scheme in ("default", "structured"):  # structured: only the first layer differs
         bound = 1.0 / math.sqrt(fan_in)
-        w = _uniform((fan_in, fan_out), bound, gen)
-        return w, _uniform((1, fan_out), bound, gen)
+        w = uniform((fan_in, fan_out), bound, gen)
+        return w, uniform((1, fan_out), bound, gen)
     if scheme == "xavier":
-        w = _uniform((fan_in, fan_out), math.sqrt(6.0 / (fan_in + fan_out)), gen)
+        w = uniform((fan_in, fan_out), math.sqrt(6.0 / (fan_in + fan_out)), gen)
         return w, torch.zeros(1, fan_out, dtype=torch.float64)
     if scheme == "kaiming":
         w = torch.randn((fan_in, fan_out), generator=gen, dtype=torch.float64) * math.sqrt(2.0 / fan_in)

@@ -19,9 +19,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
-from staircase.problems.operators import mlp_forward_laplacian
+from staircase.networks import init as weight_init
+from staircase.networks.forward_laplacian import mlp_forward_laplacian
+from staircase.networks.stacked import StackedNet
 
 
 @dataclass(frozen=True)
@@ -104,46 +105,33 @@ def get_activation(name: str) -> Activation:
         raise ValueError(f"unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}") from None
 
 
-class StackedMLP(nn.Module):
+class StackedMLP(StackedNet):
     """S fully connected networks d_in -> width x depth -> d_out with a shared activation.
 
     ``depth`` is the number of hidden layers. Each model s is initialised from its own
     ``torch.Generator`` seeded with ``seeds[s]``, as ``nn.Linear`` does by default
-    (weights and biases uniform in +-1/sqrt(fan_in)), so a model's initial weights depend only on
-    its seed, not on which other models share the stack.
+    (weights and biases uniform in +-1/sqrt(fan_in), layer by layer, weight then bias), so a
+    model's initial weights depend only on its seed, not on which other models share the stack.
     """
 
     def __init__(self, seeds, d_in: int, width: int, depth: int, activation: str, d_out: int = 1, dtype=torch.float32):
-        super().__init__()
+        super().__init__(seeds)
         if width < 1 or depth < 1:
             raise ValueError(f"width and depth must be >= 1, got width={width}, depth={depth}")
         self.act_name = activation
         self.act = get_activation(activation)
-        self.seeds = [int(s) for s in seeds]
-        sizes = [d_in] + [width] * depth + [d_out]
-        self.weights = nn.ParameterList()
-        self.biases = nn.ParameterList()
-        for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
-            self.weights.append(nn.Parameter(torch.empty(len(self.seeds), fan_in, fan_out, dtype=dtype)))
-            self.biases.append(nn.Parameter(torch.empty(len(self.seeds), 1, fan_out, dtype=dtype)))
+        self._add_layers([d_in] + [width] * depth + [d_out], dtype, biases=True)
         self.reset_parameters()
-
-    @property
-    def n_models(self) -> int:
-        return len(self.seeds)
 
     @property
     def depth(self) -> int:
         return len(self.weights) - 1
 
-    @torch.no_grad()
-    def reset_parameters(self):
-        for s, seed in enumerate(self.seeds):
-            gen = torch.Generator().manual_seed(seed)
-            for w, b in zip(self.weights, self.biases):
-                bound = 1.0 / math.sqrt(w.shape[1])
-                w[s].copy_((torch.rand(w.shape[1:], generator=gen, dtype=torch.float64) * 2 - 1) * bound)
-                b[s].copy_((torch.rand(b.shape[1:], generator=gen, dtype=torch.float64) * 2 - 1) * bound)
+    def _init_model(self, s: int, seed: int, gen: torch.Generator) -> None:
+        for w, b in zip(self.weights, self.biases):
+            w0, b0 = weight_init.init_linear(w.shape[1], w.shape[2], "default", gen)
+            w[s].copy_(w0)
+            b[s].copy_(b0)
 
     def output_coefficients(self) -> torch.Tensor:
         """(S, n + 1): the output bias and weights [b, a_1..a_n] of each model's (scalar) output,
@@ -152,13 +140,13 @@ class StackedMLP(nn.Module):
 
     def forward_laplacian(self, x: torch.Tensor):
         """Exact input Laplacians of the output and every hidden layer, carried forward through
-        the layers (see staircase.problems.operators; PDE losses use it when a model provides it)."""
+        the layers (see staircase.networks.forward_laplacian; PDE losses use it when a model provides it)."""
         return mlp_forward_laplacian(self, x)
 
     def forward(self, x: torch.Tensor, return_hidden: bool = False):
         """x: (N, d_in) shared by all models, or (S, N, d_in). Returns (S, N, d_out) and,
         if asked, the list of hidden-layer outputs, each (S, N, width)."""
-        h = x.expand(self.n_models, *x.shape) if x.dim() == 2 else x
+        h = self.stack_input(x)
         # the parameters straight from the lists' dicts: indexing or slicing a ParameterList goes
         # through nn.Module machinery (slicing builds a new module), which cost ~0.5 ms a forward,
         # as much as the arithmetic of a small stack on one CPU core

@@ -179,41 +179,50 @@ class AlignmentRun:
         mats = [np.where(ok[:, None, None], m, 0.0) for m in mats]
         sv = [linalg.singular_values(m) for m in mats]
         fro = [np.sqrt((s**2).sum(axis=-1)) for s in sv]
+        nan = np.where(ok, 1.0, np.nan)  # multiplies every value of a diverged seed into NaN
+        self.rows["metrics"].append(self._metrics_frame(log_l, z, fro, nan))
+        for l, (m, s, f) in enumerate(zip(mats, sv, fro)):
+            self.rows["layers"].append(self._layer_frame(l, m, s, f, nan))
+        self._record_pairs(mats, fro, nan)
+        self.spectra.append([np.where(ok[:, None], s, np.nan) for s in sv])
+
+    def _metrics_frame(self, log_l, z, fro, nan) -> pd.DataFrame:
+        """One row per seed: the loss, margins, accuracy and parameter norm."""
         margin = z.min(axis=1)
         prod = np.prod(fro, axis=0)
-        nan = np.where(ok, 1.0, np.nan)
-        self.rows["metrics"].append(
-            pd.DataFrame(
-                {
-                    "seed": self.seeds,
-                    "step": self.step,
-                    "log_loss": log_l * nan,
-                    "loss": np.exp(log_l) * nan,
-                    "margin_min": margin * nan,
-                    "normalised_margin": np.divide(margin, prod, out=np.full_like(margin, np.nan), where=prod > 0)
-                    * nan,
-                    "train_accuracy": (z > 0).mean(axis=1) * nan,
-                    "param_norm": np.sqrt(np.sum([f**2 for f in fro], axis=0)) * nan,
-                    "elapsed_s": self.elapsed,
-                }
-            )
+        return pd.DataFrame(
+            {
+                "seed": self.seeds,
+                "step": self.step,
+                "log_loss": log_l * nan,
+                "loss": np.exp(log_l) * nan,
+                "margin_min": margin * nan,
+                "normalised_margin": np.divide(margin, prod, out=np.full_like(margin, np.nan), where=prod > 0) * nan,
+                "train_accuracy": (z > 0).mean(axis=1) * nan,
+                "param_norm": np.sqrt(np.sum([f**2 for f in fro], axis=0)) * nan,
+                "elapsed_s": self.elapsed,
+            }
         )
-        for l, (m, s, f) in enumerate(zip(mats, sv, fro)):
-            self.rows["layers"].append(
-                pd.DataFrame(
-                    {
-                        "seed": self.seeds,
-                        "step": self.step,
-                        "layer": l + 1,
-                        "kind": "relu" if self.net.relu[l] else "linear",
-                        "trivially_rank1": min(m.shape[1:]) == 1,
-                        "fro": f * nan,
-                        "sigma1": s[:, 0] * nan,
-                        "sigma1_ratio": np.divide(s[:, 0], f, out=np.full_like(f, np.nan), where=f > 0) * nan,
-                        **{k: v * nan for k, v in linalg.rank_metrics(s, self.rtol).items()},
-                    }
-                )
-            )
+
+    def _layer_frame(self, l, m, s, f, nan) -> pd.DataFrame:
+        """One row per seed for layer l: its norms and rank metrics from the singular values s."""
+        return pd.DataFrame(
+            {
+                "seed": self.seeds,
+                "step": self.step,
+                "layer": l + 1,
+                "kind": "relu" if self.net.relu[l] else "linear",
+                "trivially_rank1": min(m.shape[1:]) == 1,
+                "fro": f * nan,
+                "sigma1": s[:, 0] * nan,
+                "sigma1_ratio": np.divide(s[:, 0], f, out=np.full_like(f, np.nan), where=f > 0) * nan,
+                **{k: v * nan for k, v in linalg.rank_metrics(s, self.rtol).items()},
+            }
+        )
+
+    def _record_pairs(self, mats, fro, nan) -> None:
+        """One row per seed and pair of consecutive layers: alignment and drift of the invariance
+        (from its value at the first measurement)."""
         d_now = [linalg.invariance(mats[k], mats[k + 1]) for k in range(len(mats) - 1)]
         if self.d0 is None:
             self.d0 = d_now
@@ -236,7 +245,6 @@ class AlignmentRun:
                     }
                 )
             )
-        self.spectra.append([np.where(ok[:, None], s, np.nan) for s in sv])
 
     def train(self) -> None:
         log_set = set(int(s) for s in self.log_steps)

@@ -218,63 +218,25 @@ class CollapseRun:
 
     # ---- measurement ---------------------------------------------------------------------------
     def measure(self) -> None:
-        n_models = len(self.cells)
         w64 = [w.detach().to(torch.float64).requires_grad_(True) for w in self.net.weights]
         finite = torch.stack([torch.isfinite(w.detach()).flatten(1).all(dim=1) for w in w64]).all(dim=0).cpu().numpy()
         out, inputs, pre = self._forward64(w64)
         ce = self.cross_entropy(out)
         grads = torch.autograd.grad(ce.sum(), w64 + pre)
         ce_np = ce.detach().cpu().numpy()
-        newly = (self.diverged_at < 0) & ~(finite & np.isfinite(ce_np))
-        for s in np.flatnonzero(newly):
-            self.diverged_at[s] = self.step
-            print(
-                f"staircase: {self.name} cell {s} diverged at step {self.step}; recorded as diverged", file=sys.stderr
-            )
-        ok = self.diverged_at < 0
+        ok = self._record_divergence(finite & np.isfinite(ce_np))
         lam = self.cells["weight_decay"].to_numpy().copy()
-        inv_lam = _inverse(lam)
         acc = (out.detach().argmax(dim=-1) == self.y).to(torch.float64).mean(dim=1).cpu().numpy()
         n_layers = self.net.n_layers
-        final = self.step == self.steps
-        layer_frames, spectra, stat_all, sq_norm = [], [], [], np.zeros(n_models)
+        layer_frames, spectra, stat_all, sq_norm = [], [], [], np.zeros(len(self.cells))
         for l in range(n_layers):
-            w = w64[l].detach()  # (S, fan_in, fan_out) = W_l^T
-            mask = ok[:, None, None]
-            mat = np.where(mask, w.transpose(1, 2).cpu().numpy(), 0.0)
-            terms = layer_terms(
-                mat,
-                np.where(mask, grads[l].transpose(1, 2).cpu().numpy(), 0.0),
-                np.where(mask, (grads[n_layers + l] * self.n).cpu().numpy(), 0.0),  # Delta_l^T (S, N, n_l)
-                np.where(mask, inputs[l].detach().cpu().numpy(), 0.0),
-                self.y_np,
-                self.classes,
-                lam,
-                self.rtol,
+            # grads[n_layers + l]: the loss's gradient in layer l's pre-activation
+            df, s_vals, fro, stationarity = self._layer_frame(
+                l, w64[l], grads[l], grads[n_layers + l], inputs[l], ok, lam
             )
-            s_vals = terms.pop("singular_values")
-            fro, stationarity = terms["fro"], terms["stationarity"]
             sq_norm += fro**2
-            frame = {
-                "cell": self.cells["cell"].to_numpy(),
-                "step": self.step,
-                "layer": l + 1,
-                "is_output": l == n_layers - 1,
-                "fan_in": mat.shape[2],
-                "fan_out": mat.shape[1],
-                **terms,
-                "stationarity_avg": np.nan,
-            }
-            if final and self.grad_sum is not None:
-                mean_grad = (self.grad_sum[l] / self.window).cpu().numpy()
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    frame["stationarity_avg"] = np.sqrt((mean_grad**2).sum(axis=(1, 2))) * inv_lam / fro
-            df = pd.DataFrame(frame)
-            keep = ("cell", "step", "layer", "is_output", "fan_in", "fan_out", "bound_violation")
-            df.loc[~ok, [c for c in df.columns if c not in keep]] = np.nan
-            df.loc[~ok, "bound_violation"] = False
             layer_frames.append(df)
-            spectra.append(np.where(ok[:, None], s_vals, np.nan))
+            spectra.append(s_vals)
             stat_all.append(stationarity)
         objective = ce_np + 0.5 * lam * sq_norm
         self.rows_cells.append(
@@ -291,16 +253,57 @@ class CollapseRun:
         self.rows_layers.append(pd.concat(layer_frames, ignore_index=True))
         self.spectra.append(spectra)
 
+    def _record_divergence(self, healthy: np.ndarray) -> np.ndarray:
+        """Mark the cells not ``healthy`` now (and not before) as diverged at this step; the cells still alive."""
+        newly = (self.diverged_at < 0) & ~healthy
+        for s in np.flatnonzero(newly):
+            self.diverged_at[s] = self.step
+            print(
+                f"staircase: {self.name} cell {s} diverged at step {self.step}; recorded as diverged", file=sys.stderr
+            )
+        return self.diverged_at < 0
+
+    def _layer_frame(self, l, w64, grad_w, grad_pre, inputs, ok, lam):
+        """Layer l's row per cell (diverged cells NaN), its singular values, Frobenius norms and stationarity."""
+        n_layers = self.net.n_layers
+        w = w64.detach()  # (S, fan_in, fan_out) = W_l^T
+        mask = ok[:, None, None]
+        mat = np.where(mask, w.transpose(1, 2).cpu().numpy(), 0.0)
+        terms = layer_terms(
+            mat,
+            np.where(mask, grad_w.transpose(1, 2).cpu().numpy(), 0.0),
+            np.where(mask, (grad_pre * self.n).cpu().numpy(), 0.0),  # Delta_l^T (S, N, n_l)
+            np.where(mask, inputs.detach().cpu().numpy(), 0.0),
+            self.y_np,
+            self.classes,
+            lam,
+            self.rtol,
+        )
+        s_vals = terms.pop("singular_values")
+        fro, stationarity = terms["fro"], terms["stationarity"]
+        frame = {
+            "cell": self.cells["cell"].to_numpy(),
+            "step": self.step,
+            "layer": l + 1,
+            "is_output": l == n_layers - 1,
+            "fan_in": mat.shape[2],
+            "fan_out": mat.shape[1],
+            **terms,
+            "stationarity_avg": np.nan,
+        }
+        if self.step == self.steps and self.grad_sum is not None:
+            mean_grad = (self.grad_sum[l] / self.window).cpu().numpy()
+            with np.errstate(divide="ignore", invalid="ignore"):
+                frame["stationarity_avg"] = np.sqrt((mean_grad**2).sum(axis=(1, 2))) * _inverse(lam) / fro
+        df = pd.DataFrame(frame)
+        keep = ("cell", "step", "layer", "is_output", "fan_in", "fan_out", "bound_violation")
+        df.loc[~ok, [c for c in df.columns if c not in keep]] = np.nan
+        df.loc[~ok, "bound_violation"] = False
+        return df, np.where(ok[:, None], s_vals, np.nan), fro, stationarity
+
     def _forward64(self, w64):
         """The network's forward pass with float64 copies of the weights, keeping inputs and pre-activations."""
-        h = self.x64.expand(len(self.cells), *self.x64.shape) if self.x64.dim() == 2 else self.x64
-        inputs, pre = [], []
-        for w, r in zip(w64, self.net.relu):
-            inputs.append(h)
-            z = torch.bmm(h, w)
-            pre.append(z)
-            h = torch.relu(z) if r else z
-        return h, inputs, pre
+        return self.net(self.x64, keep=True, weights=w64)
 
     # ---- the loop ------------------------------------------------------------------------------
     def train(self) -> None:
