@@ -16,10 +16,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from staircase.claims import lowrank as claims
+from staircase.claims import verdicts
 from staircase.core import linalg
 from staircase.networks.bias_free import BiasFreeNet
 from staircase.problems import datasets as data
-from staircase.training import alignment, collapse
+from staircase.training import alignment, collapse, weights_run
 from staircase.workflow import config as cfgmod
 from staircase.workflow import lowrank_settings as lrsettings
 
@@ -230,8 +231,8 @@ def test_collapse_run_outputs_and_guard_rails(tmp_path):
     # the verdicts read what the job wrote: the bound's self-checks cover every checkpoint
     rows = claims.run_rows(tmp_path, "rank_collapse", "tiny", ["B1", "B2", "B3"], {"b_stationarity_tol": 0.2})
     checks = [r for r in rows if r.role == "self-check"]
-    assert len(checks) == 2 and all(r.verdict == claims.PASS for r in checks)
-    assert checks[0].n == 4 * 3 * len(collapse.checkpoints(300, 4))  # cells with lambda > 0 x layers x steps
+    assert len(checks) == 2 and all(r.verdict == verdicts.PASS for r in checks)
+    assert checks[0].n == 4 * 3 * len(weights_run.checkpoints(300, 4))  # cells with lambda > 0 x layers x steps
 
 
 # ---- paper C ----------------------------------------------------------------------------------
@@ -328,9 +329,9 @@ def test_alignment_run_outputs(tmp_path):
     assert set(ci["claim"]) == {"C1", "C2", "C3"}
     rows = claims.run_rows(tmp_path, "alignment", "tiny", ["C1", "C2", "C3"], {"c1_min_sigma1_ratio": 0.9})
     assert {r.claim for r in rows} == {"C1", "C2", "C3"}
-    assert all(r.verdict in (claims.PASS, claims.FAIL) for r in rows if r.role == "test")
+    assert all(r.verdict in (verdicts.PASS, verdicts.FAIL) for r in rows if r.role == "test")
     # the weights moved and the ReLU pair's full matrix drifted: the guards of C3 hold
-    assert {r.verdict for r in rows if r.claim == "C3" and r.role == "guard"} == {claims.PASS}
+    assert {r.verdict for r in rows if r.claim == "C3" and r.role == "guard"} == {verdicts.PASS}
 
 
 # ---- config ------------------------------------------------------------------------------------

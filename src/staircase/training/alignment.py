@@ -46,20 +46,16 @@ from __future__ import annotations
 
 import math
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
-from tqdm import tqdm
 
 from staircase.core import linalg
 from staircase.networks.bias_free import BiasFreeNet
 from staircase.problems import datasets as datamod
-from staircase.records.provenance import atomic_write, job_record, write_json
-from staircase.training.collapse import checkpoints
-from staircase.training.trainer import choose_device
+from staircase.training.weights_run import WeightsRun, checkpoints
 
 LOSSES = ("exponential", "logistic")
 OPTIMIZERS = ("gd", "normalized_gd")
@@ -107,14 +103,13 @@ def pair_kinds(net: BiasFreeNet) -> list[tuple[str, str]]:
     return out
 
 
-class AlignmentRun:
+class AlignmentRun(WeightsRun):
+    """One alignment study: its seeds stacked on the model axis; stops once every seed diverged."""
+
+    family = "alignment"
+
     def __init__(self, cfg: dict, out_dir, progress: bool = True):
-        self.cfg = cfg
-        self.out_dir = Path(out_dir)
-        self.progress = progress
-        self.name = f"alignment/{cfg['study']}"
-        self.device = choose_device(cfg.get("device", "auto"))
-        torch.set_num_threads(int(cfg["train"].get("threads", 1)))
+        super().__init__(cfg, out_dir, progress)
         tr = cfg["train"]
         self.dtype = torch.float32 if tr.get("dtype", "float64") == "float32" else torch.float64
         if tr["loss"] not in LOSSES:
@@ -140,11 +135,8 @@ class AlignmentRun:
         self.log_steps = checkpoints(self.steps, cfg["log"]["checkpoints"])
         self.rtol = float(cfg.get("metrics", {}).get("numerical_rank_rtol", 1e-3))
         self.d0 = None
-        self.step = 0
-        self.elapsed = 0.0
         self.diverged_at = np.full(len(self.seeds), -1)
         self.rows: dict[str, list] = {"metrics": [], "layers": [], "pairs": []}
-        self.spectra: list[list[np.ndarray]] = []
 
     def log_loss(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(log of the mean loss per model (S,), margins (S, N))."""
@@ -246,20 +238,8 @@ class AlignmentRun:
                 )
             )
 
-    def train(self) -> None:
-        log_set = set(int(s) for s in self.log_steps)
-        bar = tqdm(total=self.steps, desc=self.name, disable=not self.progress, mininterval=5.0, file=sys.stderr)
-        t0 = time.perf_counter()
-        self.measure()
-        while self.step < self.steps and (self.diverged_at < 0).any():
-            self.train_step()
-            self.step += 1
-            bar.update(1)
-            self.elapsed = time.perf_counter() - t0
-            if self.step in log_set:
-                self.measure()
-        bar.close()
-        self.elapsed = time.perf_counter() - t0
+    def keep_training(self) -> bool:
+        return bool((self.diverged_at < 0).any())
 
     def tables(self) -> dict[str, pd.DataFrame]:
         out = {k: pd.concat(v, ignore_index=True) for k, v in self.rows.items()}
@@ -284,42 +264,28 @@ class AlignmentRun:
         out["claims_inputs"] = pd.concat([c1[cols], c2[cols], c3[cols]], ignore_index=True)
         return out
 
-    def write_outputs(self) -> None:
-        out = self.out_dir
-        out.mkdir(parents=True, exist_ok=True)
-        for name, frame in self.tables().items():
-            atomic_write(out / f"{name}.parquet", lambda t, f=frame: f.to_parquet(t, index=False))
-        spec = {f"layer{l + 1}": np.stack([st[l] for st in self.spectra], axis=1) for l in range(self.net.n_layers)}
-        steps = np.asarray(self.log_steps[: len(self.spectra)])
+    def members(self):
+        return self.seeds
 
-        def _npz(tmp):
-            with open(tmp, "wb") as fh:
-                np.savez_compressed(fh, steps=steps, seeds=np.asarray(self.seeds), **spec)
+    def member_arrays(self) -> dict[str, np.ndarray]:
+        return {"seeds": np.asarray(self.seeds)}
 
-        atomic_write(out / "spectra.npz", _npz)
-        write_json(
-            out / "run.json",
-            {
-                "config": self.cfg,
-                "family": "alignment",
-                "study": self.cfg["study"],
-                "seeds": self.seeds,
-                "layer_kinds": ["relu" if r else "linear" for r in self.net.relu],
-                "residual_layers": [l + 1 for l, r in enumerate(self.net.residual) if r],
-                "train_points": int(self.x.shape[0]),
-                **job_record(self.seeds, self.diverged_at, self.step, self.elapsed, self.device),
-            },
+    def record(self) -> dict:
+        return {
+            "seeds": self.seeds,
+            "layer_kinds": ["relu" if r else "linear" for r in self.net.relu],
+            "residual_layers": [l + 1 for l, r in enumerate(self.net.residual) if r],
+            "train_points": int(self.x.shape[0]),
+        }
+
+    def summary(self, out_dir) -> str:
+        bad = [f"seed {s}: diverged at step {d}" for s, d in zip(self.seeds, self.diverged_at) if d >= 0]
+        return (
+            f"staircase: {self.name}: {len(self.seeds)} seed(s), {self.step} steps in {self.elapsed:.1f}s; "
+            f"results in {out_dir}" + (f" ({'; '.join(bad)})" if bad else "")
         )
 
 
 def run(cfg: dict, out_dir, progress: bool = True) -> Path:
-    job = AlignmentRun(cfg, out_dir, progress)
-    job.train()
-    job.write_outputs()
-    bad = [f"seed {s}: diverged at step {d}" for s, d in zip(job.seeds, job.diverged_at) if d >= 0]
-    print(
-        f"staircase: {job.name}: {len(job.seeds)} seed(s), {job.step} steps in {job.elapsed:.1f}s; "
-        f"results in {out_dir}" + (f" ({'; '.join(bad)})" if bad else ""),
-        file=sys.stderr,
-    )
-    return Path(out_dir)
+    """Train one alignment study (its resolved config) and write its results to ``out_dir``."""
+    return AlignmentRun.run(cfg, out_dir, progress)

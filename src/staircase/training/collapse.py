@@ -58,27 +58,18 @@ from __future__ import annotations
 
 import itertools
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
-from tqdm import tqdm
 
 from staircase.core import linalg
 from staircase.networks.bias_free import BiasFreeNet
 from staircase.problems import datasets as datamod
-from staircase.records.provenance import atomic_write, job_record, write_json
-from staircase.training.trainer import choose_device
+from staircase.training.weights_run import WeightsRun, checkpoints
 
 VIOLATION_RTOL = 1e-9
-
-
-def checkpoints(steps: int, count: int) -> np.ndarray:
-    """Step 0 and ``count`` geometrically spaced steps up to ``steps`` (rounded, unique)."""
-    geo = np.round(np.geomspace(1, steps, max(count, 1))).astype(int)
-    return np.unique(np.concatenate([[0], geo, [steps]]))
 
 
 def load_data(cfg: dict) -> tuple[np.ndarray, np.ndarray, list]:
@@ -147,14 +138,13 @@ def layer_terms(mat, grad_data, delta, x_in, y, classes: int, lam, rtol: float) 
     }
 
 
-class CollapseRun:
+class CollapseRun(WeightsRun):
+    """One rank_collapse study: its grid of cells (lambda x noise x seed) stacked on the model axis."""
+
+    family = "rank_collapse"
+
     def __init__(self, cfg: dict, out_dir, progress: bool = True):
-        self.cfg = cfg
-        self.out_dir = Path(out_dir)
-        self.progress = progress
-        self.name = f"rank_collapse/{cfg['study']}"
-        self.device = choose_device(cfg.get("device", "auto"))
-        torch.set_num_threads(int(cfg["train"].get("threads", 1)))
+        super().__init__(cfg, out_dir, progress)
         self.dtype = torch.float64 if cfg["train"].get("dtype", "float32") == "float64" else torch.float32
         x, y, levels = load_data(cfg)
         self.classes = datamod.class_count(y)
@@ -189,11 +179,8 @@ class CollapseRun:
         self.log_steps = checkpoints(self.steps, cfg["log"]["checkpoints"])
         self.rtol = float(cfg.get("metrics", {}).get("numerical_rank_rtol", 1e-3))
         self.diverged_at = np.full(len(self.cells), -1)
-        self.step = 0
-        self.elapsed = 0.0
         self.rows_cells: list[dict] = []
         self.rows_layers: list[pd.DataFrame] = []
-        self.spectra: list[list[np.ndarray]] = []
         self.grad_sum = None
 
     # ---- the objective -------------------------------------------------------------------------
@@ -305,24 +292,8 @@ class CollapseRun:
         """The network's forward pass with float64 copies of the weights, keeping inputs and pre-activations."""
         return self.net(self.x64, keep=True, weights=w64)
 
-    # ---- the loop ------------------------------------------------------------------------------
-    def train(self) -> None:
-        log_set = set(int(s) for s in self.log_steps)
-        bar = tqdm(total=self.steps, desc=self.name, disable=not self.progress, mininterval=5.0, file=sys.stderr)
-        t0 = time.perf_counter()
-        self.measure()
-        while self.step < self.steps:
-            self.train_step()
-            self.step += 1
-            bar.update(1)
-            self.elapsed = time.perf_counter() - t0
-            if self.step in log_set:
-                self.measure()
-        bar.close()
-        self.elapsed = time.perf_counter() - t0
-
     # ---- outputs -------------------------------------------------------------------------------
-    def tables(self) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    def tables(self) -> dict[str, pd.DataFrame]:
         cells = self.cells
         metrics = pd.concat(
             [cells.assign(**{k: v for k, v in row.items()}) for row in self.rows_cells], ignore_index=True
@@ -340,55 +311,38 @@ class CollapseRun:
         claims["steps"] = self.steps
         claims["diverged"] = claims["cell"].map(lambda c: bool(self.diverged_at[c] >= 0))
         sort = ["cell", "step"]
-        return (
-            metrics.sort_values(sort, kind="stable").reset_index(drop=True),
-            layers.sort_values(sort + ["layer"], kind="stable").reset_index(drop=True),
-            claims.sort_values(["cell", "layer"], kind="stable").reset_index(drop=True),
+        return dict(
+            metrics=metrics.sort_values(sort, kind="stable").reset_index(drop=True),
+            layers=layers.sort_values(sort + ["layer"], kind="stable").reset_index(drop=True),
+            claims_inputs=claims.sort_values(["cell", "layer"], kind="stable").reset_index(drop=True),
         )
 
-    def write_outputs(self) -> None:
-        metrics, layers, claims = self.tables()
-        out = self.out_dir
-        out.mkdir(parents=True, exist_ok=True)
-        for name, frame in (("metrics", metrics), ("layers", layers), ("claims_inputs", claims)):
-            atomic_write(out / f"{name}.parquet", lambda t, f=frame: f.to_parquet(t, index=False))
-        spec = {f"layer{l + 1}": np.stack([step[l] for step in self.spectra], axis=1) for l in range(self.net.n_layers)}
+    def members(self):
+        return self.cells["cell"]
 
-        def _npz(tmp):
-            with open(tmp, "wb") as fh:
-                np.savez_compressed(
-                    fh,
-                    steps=np.asarray(self.log_steps),
-                    weight_decay=self.cells["weight_decay"].to_numpy(),
-                    noise=self.cells["noise"].to_numpy(),
-                    seed=self.cells["seed"].to_numpy(),
-                    **spec,
-                )
+    def member_arrays(self) -> dict[str, np.ndarray]:
+        return {
+            "weight_decay": self.cells["weight_decay"].to_numpy(),
+            "noise": self.cells["noise"].to_numpy(),
+            "seed": self.cells["seed"].to_numpy(),
+        }
 
-        atomic_write(out / "spectra.npz", _npz)
-        write_json(
-            out / "run.json",
-            {
-                "config": self.cfg,
-                "family": "rank_collapse",
-                "study": self.cfg["study"],
-                "classes": self.classes,
-                "train_points": self.n,
-                "cells": self.cells.to_dict(orient="list"),
-                "seeds": [int(s) for s in self.cfg["seeds"]],
-                **job_record(self.cells["cell"], self.diverged_at, self.step, self.elapsed, self.device),
-            },
+    def record(self) -> dict:
+        return {
+            "classes": self.classes,
+            "train_points": self.n,
+            "cells": self.cells.to_dict(orient="list"),
+            "seeds": [int(s) for s in self.cfg["seeds"]],
+        }
+
+    def summary(self, out_dir) -> str:
+        bad = int((self.diverged_at >= 0).sum())
+        return (
+            f"staircase: {self.name}: {len(self.cells)} cells (lambda x noise x seed), {self.step} steps in "
+            f"{self.elapsed:.1f}s; results in {out_dir}" + (f" ({bad} cell(s) diverged)" if bad else "")
         )
 
 
 def run(cfg: dict, out_dir, progress: bool = True) -> Path:
-    job = CollapseRun(cfg, out_dir, progress)
-    job.train()
-    job.write_outputs()
-    bad = int((job.diverged_at >= 0).sum())
-    print(
-        f"staircase: {job.name}: {len(job.cells)} cells (lambda x noise x seed), {job.step} steps in "
-        f"{job.elapsed:.1f}s; results in {out_dir}" + (f" ({bad} cell(s) diverged)" if bad else ""),
-        file=sys.stderr,
-    )
-    return Path(out_dir)
+    """Train one rank_collapse study (its resolved config) and write its results to ``out_dir``."""
+    return CollapseRun.run(cfg, out_dir, progress)
