@@ -49,6 +49,14 @@ SET_HELP = (
 EXPERIMENT_SECTIONS = ("task", "model", "train", "rank", "log", "seeds", "sweep", "variants", "full", "claims")
 
 
+def _yaml_value(item: str, value: str):
+    """The VALUE of a --set ``item`` (KEY=VALUE), read as YAML."""
+    try:
+        return yaml.safe_load(value)
+    except yaml.YAMLError:
+        raise cfgmod.ConfigError(f"--set {item}: the value is not valid YAML") from None
+
+
 def apply_override(config: dict, item: str, experiment: str | None = None) -> None:
     """One --set KEY=VALUE into ``config``: KEY is a top-level key or a dotted path; with an
     ``experiment``, a path that starts with one of an experiment's sections goes into it. Only the
@@ -56,10 +64,7 @@ def apply_override(config: dict, item: str, experiment: str | None = None) -> No
     key, eq, value = item.partition("=")
     if not eq or not key or any(not part for part in key.split(".")):
         raise cfgmod.ConfigError(f"--set {item}: expected KEY=VALUE, KEY a setting or a dotted path to one")
-    try:
-        parsed = yaml.safe_load(value)
-    except yaml.YAMLError:
-        raise cfgmod.ConfigError(f"--set {item}: the value is not valid YAML") from None
+    parsed = _yaml_value(item, value)
     path = key.split(".")
     if experiment and path[0] in EXPERIMENT_SECTIONS:
         path = ["experiments", experiment, *path]
@@ -227,10 +232,7 @@ def _settings_only(overrides: list[str]) -> dict:
             raise cfgmod.ConfigError(f"--set {item}: expected KEY=VALUE")
         if key not in ("audit", "analysis"):
             raise cfgmod.ConfigError(f"--set {key}: with --runs and no --config only audit= and analysis= apply")
-        try:
-            config[key] = yaml.safe_load(value)
-        except yaml.YAMLError:
-            raise cfgmod.ConfigError(f"--set {item}: the value is not valid YAML") from None
+        config[key] = _yaml_value(item, value)
     cfgmod.check_values(config)
     schema = cfgmod.load_schema()
     if schema is not None:
