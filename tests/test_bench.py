@@ -11,7 +11,7 @@ import pytest
 import torch
 import yaml
 
-from staircase.benchmarks import bench
+from staircase.benchmarks import bench, comparisons, contenders
 from staircase.core import stairs
 from staircase.networks.mlp import StackedMLP
 from staircase.training import speed
@@ -33,16 +33,16 @@ def tiny_cfg(steps=30) -> dict:
 
 
 def test_ends_only_schedule_measures_twice():
-    cfg = bench._ends_only(tiny_cfg(steps=37))
+    cfg = contenders.ends_only(tiny_cfg(steps=37))
     lg = cfg["log"]
     assert list(train.log_schedule(37, lg["dense_every"], lg["dense_until"], lg["sparse_every"])) == [0, 37]
 
 
 def test_contenders_train_the_same_problem():
     cfg = tiny_cfg(steps=40)
-    ours = bench.run_ours(cfg)
-    ends = bench.run_ours(cfg, schedule="ends")
-    naive = bench.run_naive(cfg, seed=0)
+    ours = contenders.run_ours(cfg)
+    ends = contenders.run_ours(cfg, schedule="ends")
+    naive = contenders.run_naive(cfg, seed=0)
     assert ours["n_models"] == 2 and naive["n_models"] == 1
     assert ours["steps"] == naive["steps"] == ends["steps"] == 40
     assert ours["measurements"] == naive["measurements"] == len(train.log_schedule(40, 10, 50, 25))
@@ -79,7 +79,7 @@ def test_schedule_study_sees_what_the_schedule_itself_records(tmp_path):
     config = tiny_config(steps=60)
     config["experiments"]["fit1d"]["log"] = {"dense_every": 2, "dense_until": 20, "sparse_every": 5}
     cfg = cfgmod.variants(config, "fit1d")["base"]
-    df, summary = bench.compare_schedules(cfg, {"min_points": 2}, log=lambda *_: None)
+    df, summary = comparisons.compare_schedules(cfg, {"min_points": 2}, log=lambda *_: None)
     rows = df.set_index("schedule")
     assert rows.loc["every step", "measurements"] == 61
     every = json.loads(rows.loc["every step", "stairs_per_seed"])
@@ -92,7 +92,7 @@ def test_schedule_study_sees_what_the_schedule_itself_records(tmp_path):
 
     trainer = train.Trainer(cfg, tmp_path, progress=False)  # the config's schedule, run for real
     trainer.train()
-    series = bench._trajectory(trainer)
+    series = contenders.trajectory(trainer)
     found = [
         int(stairs.analyse(series["steps"], r, l, min_points=2).summary()["n_stairs"])
         for r, l in zip(series["ranks"], series["loss"])
@@ -102,7 +102,7 @@ def test_schedule_study_sees_what_the_schedule_itself_records(tmp_path):
 
 
 def test_tracker_comparison_reports_its_overhead_and_leaves_training_alone():
-    df, summary = bench.compare_tracker(tiny_cfg(steps=40), repeats=1, log=lambda *_: None)
+    df, summary = comparisons.compare_tracker(tiny_cfg(steps=40), repeats=1, log=lambda *_: None)
     assert set(df["contender"]) == {"user_loop", "user_loop_tracked"}
     assert summary["same_final_losses"]  # the tracked loop trains exactly as the untracked one
     assert summary["measurements"] == len(train.log_schedule(40, 10, 50, 25)) and summary["rank_points"] == 101
@@ -110,10 +110,12 @@ def test_tracker_comparison_reports_its_overhead_and_leaves_training_alone():
     assert "staircase.Tracker in a plain PyTorch loop" in bench.report({"tracker": summary})
 
 
-def test_cli_lists_the_comparisons():
+def test_cli_lists_the_comparisons(capsys):
     from staircase import cli
 
-    assert cli.COMPARISONS == bench.COMPARISONS
+    with pytest.raises(SystemExit):
+        cli.main(["bench", "--help"])
+    assert "subset of: " + ", ".join(bench.COMPARISONS) in " ".join(capsys.readouterr().out.split())
 
 
 def test_pde_contenders_follow_the_same_trajectory():
@@ -122,7 +124,7 @@ def test_pde_contenders_follow_the_same_trajectory():
     cfg = dict(bench.POISSON_BENCH, seeds=[0])
     cfg["task"] = dict(cfg["task"], interior_points=8, boundary_points=9, rank_points=9)
     cfg["train"] = dict(cfg["train"], steps=15)
-    ours, naive = bench.run_ours(cfg), bench.run_naive(cfg, seed=0)
+    ours, naive = contenders.run_ours(cfg), contenders.run_naive(cfg, seed=0)
     np.testing.assert_allclose(ours["final_loss"], naive["final_loss"], rtol=1e-3)
     np.testing.assert_allclose(ours["final_rel_l2"], naive["final_rel_l2"], rtol=1e-3)
 

@@ -24,6 +24,7 @@ import os
 import sys
 from pathlib import Path
 
+import pandas as pd
 import yaml
 
 from staircase.benchmarks import bench, quadcheck
@@ -48,6 +49,14 @@ SET_HELP = (
 EXPERIMENT_SECTIONS = ("task", "model", "train", "rank", "log", "seeds", "sweep", "variants", "full", "claims")
 
 
+def _yaml_value(item: str, value: str):
+    """The VALUE of a --set ``item`` (KEY=VALUE), read as YAML."""
+    try:
+        return yaml.safe_load(value)
+    except yaml.YAMLError:
+        raise cfgmod.ConfigError(f"--set {item}: the value is not valid YAML") from None
+
+
 def apply_override(config: dict, item: str, experiment: str | None = None) -> None:
     """One --set KEY=VALUE into ``config``: KEY is a top-level key or a dotted path; with an
     ``experiment``, a path that starts with one of an experiment's sections goes into it. Only the
@@ -55,10 +64,7 @@ def apply_override(config: dict, item: str, experiment: str | None = None) -> No
     key, eq, value = item.partition("=")
     if not eq or not key or any(not part for part in key.split(".")):
         raise cfgmod.ConfigError(f"--set {item}: expected KEY=VALUE, KEY a setting or a dotted path to one")
-    try:
-        parsed = yaml.safe_load(value)
-    except yaml.YAMLError:
-        raise cfgmod.ConfigError(f"--set {item}: the value is not valid YAML") from None
+    parsed = _yaml_value(item, value)
     path = key.split(".")
     if experiment and path[0] in EXPERIMENT_SECTIONS:
         path = ["experiments", experiment, *path]
@@ -78,7 +84,7 @@ def _load_config(path: str, overrides: list[str], experiment: str | None = None)
     """config.yaml with --set overrides (:func:`apply_override`), validated (and defaults filled)
     exactly as the workflow does it: Snakemake's validate against the same schema, then
     config.check. Anything wrong with it is a ConfigError (one line)."""
-    from snakemake.utils import validate
+    from snakemake.utils import validate  # heavy (snakemake's whole engine); only a config file needs it
 
     text = _read_text(path, path)
     try:
@@ -194,8 +200,6 @@ def cmd_variants(args) -> int:
 
 def cmd_cost(args) -> int:
     """Record measured runs into the throughput table, or print the projected cost of a config."""
-    import pandas as pd
-
     args.table = args.table or str(cost.THROUGHPUT_PATH)
     if args.record:
         table = cost.load_table(args.table)
@@ -228,10 +232,7 @@ def _settings_only(overrides: list[str]) -> dict:
             raise cfgmod.ConfigError(f"--set {item}: expected KEY=VALUE")
         if key not in ("audit", "analysis"):
             raise cfgmod.ConfigError(f"--set {key}: with --runs and no --config only audit= and analysis= apply")
-        try:
-            config[key] = yaml.safe_load(value)
-        except yaml.YAMLError:
-            raise cfgmod.ConfigError(f"--set {item}: the value is not valid YAML") from None
+        config[key] = _yaml_value(item, value)
     cfgmod.check_values(config)
     schema = cfgmod.load_schema()
     if schema is not None:
@@ -296,15 +297,10 @@ def cmd_registry(args) -> int:
 
 
 def pd_read_csv(path):
-    import pandas as pd
-
     try:
         return pd.read_csv(path)
     except OSError as err:
         raise cfgmod.ConfigError(f"{path}: cannot read it ({err.strerror})") from None
-
-
-COMPARISONS = ("fit", "pde", "gpu", "schedule", "tracker")  # bench.COMPARISONS, without importing it
 
 
 def cmd_bench(args) -> int:
@@ -348,20 +344,17 @@ def cmd_notebook_failure(args) -> int:
     return 0
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="staircase",
-        description="The staircase pipeline's commands: train one job, audit the claims, calibrate their tests, "
-        "benchmark, check a config. The workflow (snakemake) calls them; README.md explains each.",
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
+def _add_set(p, text: str = SET_HELP) -> None:
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=text)
 
+
+def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train every seed of one experiment variant")
     p.add_argument("--run-config", help="resolved run config as JSON, or @file")
     p.add_argument("--config", help="config.yaml (with --experiment)")
     p.add_argument("--experiment", help="the experiment of config.yaml to train (with --config)")
     p.add_argument("--variant", help="which of its variants (default: the first; `staircase variants` lists them)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=SET_HELP)
+    _add_set(p)
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--checkpoint-dir", help="where to keep the resume checkpoint")
     p.add_argument("--device", help="cpu, cuda or auto (overrides the config)")
@@ -373,10 +366,12 @@ def main(argv=None) -> int:
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_train)
 
+
+def _add_audit(sub) -> None:
     p = sub.add_parser("audit", help="claim verdicts from existing results (no retraining)")
     p.add_argument("--config", help="config.yaml (the default without --runs); with --runs: its audit: and analysis:")
     p.add_argument("--config-json", help="the validated config as JSON (used by the workflow)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=SET_HELP)
+    _add_set(p)
     p.add_argument(
         "--results",
         help="the results root whose runs/ are audited (default: the config's, results/<scale>[-<tag>])",
@@ -396,10 +391,12 @@ def main(argv=None) -> int:
     )
     p.set_defaults(func=cmd_audit)
 
+
+def _add_calibrate(sub) -> None:
     p = sub.add_parser("calibrate", help="false-positive rate and power of the A1/A2 tests on synthetic ensembles")
     p.add_argument("--config", default="config.yaml", help="its schedules and analysis settings are used")
     p.add_argument("--config-json", help="the validated config as JSON (used by the workflow)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=SET_HELP)
+    _add_set(p)
     p.add_argument("--out", help="where to write summary.csv, a1.csv, a2.csv (default: <results root>/calibration)")
     p.add_argument(
         "--size", type=int, help="draws per ensemble, null and alternative each (default: analysis.calibration_draws)"
@@ -407,6 +404,8 @@ def main(argv=None) -> int:
     p.add_argument("--null-samples", type=int, default=200, help="null simulations per test")
     p.set_defaults(func=cmd_calibrate)
 
+
+def _add_compare(sub) -> None:
     p = sub.add_parser(
         "compare", help="two results (scales, commits, settings) side by side: verdicts, statistics, curves"
     )
@@ -416,15 +415,19 @@ def main(argv=None) -> int:
     p.add_argument("--labels", nargs=2, default=["A", "B"], metavar=("LABEL_A", "LABEL_B"), help="names of the sides")
     p.set_defaults(func=cmd_compare)
 
+
+def _add_registry(sub) -> None:
     p = sub.add_parser("registry", help="the claims registry as the README's markdown table")
     p.add_argument(
         "--results-table", metavar="CLAIMS_CSV", help="instead: the README's results table from a claims.csv"
     )
     p.set_defaults(func=cmd_registry)
 
+
+def _add_bench(sub) -> None:
     p = sub.add_parser("bench", help="benchmarks against a naive loop, DeepXDE; ratios to results/bench")
     p.add_argument("--config", default="config.yaml")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=SET_HELP)
+    _add_set(p)
     p.add_argument("--out", default="results/bench")
     p.add_argument("--experiment", default="fit1d", help="the fitting experiment of the fit comparison")
     p.add_argument(
@@ -432,18 +435,20 @@ def main(argv=None) -> int:
         default="poisson2d",
         help="the PDE experiment of the pde comparison (a built-in 2-D Poisson problem if config has none)",
     )
-    p.add_argument("--only", help="comma-separated subset of: " + ", ".join(COMPARISONS))
+    p.add_argument("--only", help="comma-separated subset of: " + ", ".join(bench.COMPARISONS))
     p.add_argument("--steps", type=int, help="override the training steps (quick runs; not for the documented numbers)")
     p.add_argument("--repeats", type=int, default=3, help="interleaved repeats; ratios are their median")
     p.add_argument("--gpu-models", type=int, default=32, help="models stacked on the GPU (with CUDA only)")
     p.set_defaults(func=cmd_bench)
 
+
+def _add_rank_points(sub) -> None:
     p = sub.add_parser(
         "rank-points",
         help="how many quadrature points the eps-ranks need: candidate rules against a fine reference in training",
     )
     p.add_argument("--config", default="config.yaml")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=SET_HELP)
+    _add_set(p)
     p.add_argument("--experiment", required=True)
     p.add_argument("--variant", help="default: the experiment's first")
     p.add_argument("--steps", type=int, help="train this many steps instead of the experiment's")
@@ -453,31 +458,68 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="results/rank_points")
     p.set_defaults(func=cmd_rank_points)
 
+
+def _add_config_readers(sub) -> None:
+    """``variants`` and ``check-config``: both read one config file given by position."""
     for name, func, text in (
         ("variants", cmd_variants, "list enabled experiments and their variants"),
         ("check-config", cmd_check_config, "validate a config as the workflow does (schema and checks)"),
     ):
         p = sub.add_parser(name, help=text)
         p.add_argument("config", help="the configuration file, e.g. config.yaml")
-        p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=SET_HELP)
+        _add_set(p)
         p.set_defaults(func=func)
 
+
+def _add_cost(sub) -> None:
     p = sub.add_parser("cost", help="projected cost of a config from measured throughput (or record runs into it)")
     p.add_argument("--config", default="config.yaml")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="e.g. scale=full")
+    _add_set(p, "e.g. scale=full")
     p.add_argument("--notebooks", type=int, default=0, help="figure and table notebooks to count")
     p.add_argument("--cores", type=int, help="also say the wall time if this many cores stay busy")
     p.add_argument("--table", default=None, help="the throughput table (default: staircase/workflow/throughput.csv)")
     p.add_argument("--record", nargs="+", metavar="RUN_DIR", help="add these finished runs' measurements to the table")
     p.set_defaults(func=cmd_cost)
 
+
+def _add_notebook_failure(sub) -> None:
     p = sub.add_parser("notebook-failure", help="one line on a failed papermill notebook: the failing cell and error")
     p.add_argument("notebook", help="the partially executed copy papermill wrote")
     p.add_argument("log", nargs="?", help="papermill's output")
     p.set_defaults(func=cmd_notebook_failure)
-    add_commands(sub, _load_config, read_run_config, check_job_start)
 
-    args = parser.parse_args(argv)
+
+# every subcommand in the order `staircase --help` lists them (then papers B and C's, cli_lowrank.py)
+SUBCOMMANDS = (
+    _add_train,
+    _add_audit,
+    _add_calibrate,
+    _add_compare,
+    _add_registry,
+    _add_bench,
+    _add_rank_points,
+    _add_config_readers,
+    _add_cost,
+    _add_notebook_failure,
+)
+
+
+def parser() -> argparse.ArgumentParser:
+    """The ``staircase`` command line: every subcommand, each with its ``func``."""
+    top = argparse.ArgumentParser(
+        prog="staircase",
+        description="The staircase pipeline's commands: train one job, audit the claims, calibrate their tests, "
+        "benchmark, check a config. The workflow (snakemake) calls them; README.md explains each.",
+    )
+    sub = top.add_subparsers(dest="command", required=True)
+    for add in SUBCOMMANDS:
+        add(sub)
+    add_commands(sub, _load_config, read_run_config, check_job_start)
+    return top
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
     try:
         return args.func(args)
     except (cfgmod.ConfigError, AlreadyRunning, UnreadableResult) as err:

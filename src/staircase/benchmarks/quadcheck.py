@@ -137,6 +137,55 @@ def _rules(task, candidates=None, family=None, reference=None) -> tuple[dict, di
     return rules, sizes, ref_name
 
 
+class _FollowRules(Trainer):
+    """The trainer, measuring the rules (``rules``, set before training) instead of its own record:
+    per rule, the eps-ranks (``rule_ranks``) and spectra (``rule_spectra``) of every hidden layer at
+    each measurement, and the CPU seconds they took in all (``rule_cpu``)."""
+
+    def __init__(self, cfg: dict, out: Path, eps: list[float]):
+        super().__init__(cfg, out, progress=False)
+        self.rule_eps = eps
+        self.rules: dict = {}
+        self.rule_ranks: dict[str, list[np.ndarray]] = {}
+        self.rule_spectra: dict[str, list] = {}
+        self.rule_cpu: dict[str, float] = {}
+        self._rule_tensors: dict[int, torch.Tensor] = {}  # each rule's points as a tensor, made once
+
+    def _hidden(self, x):
+        if id(x) not in self._rule_tensors:
+            self._rule_tensors[id(x)] = torch.as_tensor(x, dtype=self.rank_x.dtype)
+        return self.model(self._rule_tensors[id(x)], return_hidden=True)[1]
+
+    @torch.no_grad()
+    def measure(self):
+        ranks, spec, seconds = rank_table(self._hidden, self.rules, self.rule_eps)
+        for name, r in ranks.items():
+            self.rule_ranks.setdefault(name, []).append(r)
+            self.rule_spectra.setdefault(name, []).append(spec[name])
+            self.rule_cpu[name] = self.rule_cpu.get(name, 0.0) + seconds[name]
+
+
+def _spread(steps: np.ndarray, most: int) -> np.ndarray:
+    """Up to ``most`` of ``steps``, evenly spread, the first and the last included."""
+    pick = np.unique(np.round(np.linspace(0, len(steps) - 1, min(most, len(steps)))).astype(int))
+    return steps[pick]
+
+
+def _compared(trainer: _FollowRules, sizes: dict, ref_name: str, margin: float) -> tuple[pd.DataFrame, dict]:
+    """The trained follower's rules against the reference (:func:`agreement`), with each rule's
+    points, eigenvalue error and CPU time a measurement."""
+    eps, rules = trainer.rule_eps, trainer.rules
+    ranks = {name: np.stack(r) for name, r in trainer.rule_ranks.items()}  # (T, L, S, E)
+    ambiguous = near_eps(trainer.rule_spectra[ref_name], eps, margin)
+    table, summary = agreement(ranks, ref_name, eps, sizes, ambiguous)
+    n_measured = len(ranks[ref_name])
+    table["points"] = [len(rules[name][0]) for name in table["rule"]]
+    errors = eigenvalue_error(trainer.rule_spectra, ref_name, min(eps) / 10)
+    table["max_rel_eig_error"] = [errors[name] for name in table["rule"]]
+    table["cpu_ms_per_measurement"] = [1e3 * trainer.rule_cpu[name] / n_measured for name in table["rule"]]
+    return table, summary
+
+
 def check_experiment(
     cfg: dict,
     candidates=None,
@@ -153,46 +202,17 @@ def check_experiment(
     where a reference eigenvalue lies within a relative ``margin`` of eps are counted apart."""
     cfg = dict(cfg, device="cpu", train=dict(cfg["train"], checkpoint_every=0))
     eps = [float(e) for e in cfg["rank"]["eps"]]
-    found: dict[str, list[np.ndarray]] = {}
-    spectra: dict[str, list] = {}
-    cpu: dict[str, float] = {}
-    tensors: dict[int, torch.Tensor] = {}
-
-    class Follow(Trainer):
-        """The trainer, measuring the rules instead of its own record."""
-
-        @torch.no_grad()
-        def measure(self):
-            def hidden(x):
-                if id(x) not in tensors:
-                    tensors[id(x)] = torch.as_tensor(x, dtype=self.rank_x.dtype)
-                return self.model(tensors[id(x)], return_hidden=True)[1]
-
-            ranks, spec, seconds = rank_table(hidden, self.rules, eps)
-            for name, r in ranks.items():
-                found.setdefault(name, []).append(r)
-                spectra.setdefault(name, []).append(spec[name])
-                cpu[name] = cpu.get(name, 0.0) + seconds[name]
-
     with tempfile.TemporaryDirectory() as tmp:
-        trainer = Follow(cfg, Path(tmp), progress=False)
+        trainer = _FollowRules(cfg, Path(tmp), eps)
         rules, sizes, ref_name = _rules(trainer.task, candidates, family, reference)
         if cfg["rank"]["normalisation"] == "mean":
             rules = {k: (x, np.full(len(x), 1.0 / len(x))) for k, (x, _) in rules.items()}
         trainer.rules = rules
-        steps = trainer.log_steps
-        pick = np.unique(np.round(np.linspace(0, len(steps) - 1, min(max_checkpoints, len(steps)))).astype(int))
-        trainer.log_steps = steps[pick]
+        trainer.log_steps = _spread(trainer.log_steps, max_checkpoints)
         t0 = time.perf_counter()
         trainer.train()
-    ranks = {name: np.stack(r) for name, r in found.items()}  # (T, L, S, E)
-    ambiguous = near_eps(spectra[ref_name], eps, margin)
-    table, summary = agreement(ranks, ref_name, eps, sizes, ambiguous)
-    n_measured = len(ranks[ref_name])
-    table["points"] = [len(rules[name][0]) for name in table["rule"]]
-    errors = eigenvalue_error(spectra, ref_name, min(eps) / 10)
-    table["max_rel_eig_error"] = [errors[name] for name in table["rule"]]
-    table["cpu_ms_per_measurement"] = [1e3 * cpu[name] / n_measured for name in table["rule"]]
+    table, summary = _compared(trainer, sizes, ref_name, margin)
+    measured = trainer.rule_ranks[ref_name]  # one (L, S, E) array per checkpoint
     task = cfg["task"]
     summary.update(
         experiment=cfg["experiment"],
@@ -202,10 +222,10 @@ def check_experiment(
         pipeline_rank_points=int(task["rank_points"]),
         reference=ref_name,
         reference_points=len(rules[ref_name][0]),
-        checkpoints=n_measured,
+        checkpoints=len(measured),
         steps=int(cfg["train"]["steps"]),
         seeds=len(cfg["seeds"]),
-        layers=int(ranks[ref_name].shape[1]),
+        layers=int(measured[0].shape[0]),
         eps=eps,
         seconds=round(time.perf_counter() - t0, 1),
         margin=margin,
