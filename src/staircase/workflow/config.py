@@ -29,7 +29,7 @@ from staircase.networks.mlp import ACTIVATIONS
 from staircase.problems import TASKS
 from staircase.training.methods import check_run_config
 from staircase.workflow import lowrank_settings, memory
-from staircase.workflow.defaults import deep_merge
+from staircase.workflow.defaults import at_scale, deep_merge
 from staircase.workflow.schema import (  # noqa: F401  (re-exported: config is the workflow's one entry)
     NAME_RULES,
     SCHEMA_PATH,
@@ -90,31 +90,24 @@ def experiment_names(config: dict) -> list[str]:
     return [name for name in config["experiments"] if name != "defaults"]
 
 
-def experiment(config: dict, name: str) -> dict:
-    """An experiment's block with ``experiments.defaults`` deep-merged under it (its ``full:`` too),
-    before the scale applies: the block as if written out in full."""
+def experiment_settings(config: dict, name: str) -> dict:
+    """The experiment's settings at the configured scale (before variants). Resolution order, each
+    deep-merged over the one before (README, "Changing a setting"): ``experiments.defaults`` at the
+    scale < the experiment < its ``full:`` at scale full < a named variant < a sweep's values."""
     if name == "defaults" or name not in config["experiments"]:
-        have = experiment_names(config)
-        raise ConfigError(f"experiments: no experiment named {name!r}; have {sorted(have)}") from None
-    merged = deep_merge(config["experiments"].get("defaults") or {}, config["experiments"][name])
+        have = sorted(experiment_names(config))
+        raise ConfigError(f"experiments: no experiment named {name!r}; have {have}")
+    scale = config.get("scale", "small")
+    defaults = at_scale(config["experiments"].get("defaults") or {}, scale)
+    merged = deep_merge(defaults, at_scale(config["experiments"][name], scale, NOT_SETTINGS))
     order = [k for k in SETTINGS_ORDER if k in merged]
     return {k: merged[k] for k in [*order, *(k for k in merged if k not in order)]}
-
-
-def experiment_settings(config: dict, name: str) -> dict:
-    """The experiment's settings at the configured scale (before variants). Resolution order:
-    ``experiments.defaults`` < the experiment < its (merged) ``full:`` at scale full < variants < sweep."""
-    exp = experiment(config, name)
-    settings = {k: v for k, v in exp.items() if k not in NOT_SETTINGS}
-    if config.get("scale", "small") == "full":
-        settings = deep_merge(settings, exp.get("full", {}))
-    return settings
 
 
 def variants(config: dict, name: str) -> dict[str, dict]:
     """All variants of an experiment: {variant name: resolved run config}."""
     settings = experiment_settings(config, name)  # first: names a misspelt experiment
-    exp = experiment(config, name)
+    exp = config["experiments"][name]
     where = f"experiments.{name}"
     out: dict[str, dict] = {}
     named = exp.get("variants") or {"base": {}}
