@@ -99,7 +99,11 @@ def test_nan_and_infinity_are_rejected_naming_the_key(tmp_path, case):
             lambda c: c["rank_collapse"]["studies"]["grid"].update(weight_decay=[0.0, float("nan")]),
             "rank_collapse.studies.grid.weight_decay.1: nan",
         ),
-        ("alignment", lambda c: c["alignment"]["train"].update(lr=float("inf")), "alignment.train.lr: inf"),
+        (
+            "alignment",
+            lambda c: c["alignment"]["defaults"]["train"].update(lr=float("inf")),
+            "alignment.defaults.train.lr: inf",
+        ),
     ],
 )
 def test_nan_and_infinity_in_papers_b_and_c(tmp_path, family, edit, expected):
@@ -133,8 +137,8 @@ def test_an_integer_written_as_a_float_is_rejected(tmp_path, edit, key, value):
 
 
 def test_an_integer_written_as_a_float_in_a_study(tmp_path):
-    message = rejected(tmp_path, edited(lambda c: c["alignment"]["model"].update(width=6.0), LOWRANK))
-    assert message.startswith("alignment.model.width: 6.0 is not an integer")
+    message = rejected(tmp_path, edited(lambda c: c["alignment"]["defaults"]["model"].update(width=6.0), LOWRANK))
+    assert message.startswith("alignment.defaults.model.width: 6.0 is not an integer")
 
 
 # ---- 2. sizes: sanity bounds and the machine's memory -----------------------------------------------
