@@ -83,14 +83,10 @@ def _edit(config, fn):
     return out
 
 
-def mutations() -> list[tuple[str, object]]:
-    """[(label, config dict or raw file bytes)], deterministic."""
-    base = yaml.safe_load(TINY.read_text())
+def _defaults_mutations(base: dict) -> list[tuple[str, object]]:
+    """The mutations by type of ``experiments.defaults``, fit1d's shared blocks moved there (the
+    grammar of config.yaml): a wrong default must be named as one."""
     out = []
-    for path, value in _nodes(base):
-        for kind, mutated in _by_type(value):
-            out.append((f"{'.'.join(map(str, path))}: {kind}", _set(base, path, mutated)))
-    # the same, with fit1d's shared blocks under experiments.defaults (the grammar of config.yaml)
     shared = ("model", "rank", "log", "seeds")
     with_defaults = copy.deepcopy(base)
     fit1d = with_defaults["experiments"].pop("fit1d")
@@ -102,6 +98,17 @@ def mutations() -> list[tuple[str, object]]:
     for path, value in _nodes(with_defaults["experiments"]["defaults"], ("experiments", "defaults")):
         for kind, mutated in _by_type(value):
             out.append((f"defaults {'.'.join(map(str, path))}: {kind}", _set(with_defaults, path, mutated)))
+    return out
+
+
+def mutations() -> list[tuple[str, object]]:
+    """[(label, config dict or raw file bytes)], deterministic."""
+    base = yaml.safe_load(TINY.read_text())
+    out = []
+    for path, value in _nodes(base):
+        for kind, mutated in _by_type(value):
+            out.append((f"{'.'.join(map(str, path))}: {kind}", _set(base, path, mutated)))
+    out += _defaults_mutations(base)
     fit = ("experiments", "fit1d")
 
     def exp(c):
