@@ -21,7 +21,7 @@ from helpers import REPO
 from staircase import cli
 from staircase.training import trainer as train
 from staircase.workflow import config as cfgmod
-from staircase.workflow import memory
+from staircase.workflow import lowrank_settings, memory
 
 TINY = REPO / "tests" / "config" / "config.yaml"
 LOWRANK = REPO / "tests" / "config" / "lowrank.yaml"
@@ -99,7 +99,11 @@ def test_nan_and_infinity_are_rejected_naming_the_key(tmp_path, case):
             lambda c: c["rank_collapse"]["studies"]["grid"].update(weight_decay=[0.0, float("nan")]),
             "rank_collapse.studies.grid.weight_decay.1: nan",
         ),
-        ("alignment", lambda c: c["alignment"]["train"].update(lr=float("inf")), "alignment.train.lr: inf"),
+        (
+            "alignment",
+            lambda c: c["alignment"]["defaults"]["train"].update(lr=float("inf")),
+            "alignment.defaults.train.lr: inf",
+        ),
     ],
 )
 def test_nan_and_infinity_in_papers_b_and_c(tmp_path, family, edit, expected):
@@ -133,8 +137,8 @@ def test_an_integer_written_as_a_float_is_rejected(tmp_path, edit, key, value):
 
 
 def test_an_integer_written_as_a_float_in_a_study(tmp_path):
-    message = rejected(tmp_path, edited(lambda c: c["alignment"]["model"].update(width=6.0), LOWRANK))
-    assert message.startswith("alignment.model.width: 6.0 is not an integer")
+    message = rejected(tmp_path, edited(lambda c: c["alignment"]["defaults"]["model"].update(width=6.0), LOWRANK))
+    assert message.startswith("alignment.defaults.model.width: 6.0 is not an integer")
 
 
 # ---- 2. sizes: sanity bounds and the machine's memory -----------------------------------------------
@@ -148,8 +152,8 @@ def test_an_integer_written_as_a_float_in_a_study(tmp_path):
         (lambda c: fit1d(c)["task"].update(rank_points=10**8), "experiments.fit1d.task.rank_points: 100000000 is"),
         (lambda c: fit1d(c).update(seeds=[0, 2**64]), "experiments.fit1d.seeds.1: 18446744073709551616 is greater"),
         (
-            lambda c: c["rank_collapse"]["model"].update(width=10**9),
-            "rank_collapse.model.width: 1000000000 is greater",
+            lambda c: c["rank_collapse"]["defaults"]["model"].update(width=10**9),
+            "rank_collapse.defaults.model.width: 1000000000 is greater",
         ),
     ],
 )
@@ -211,7 +215,7 @@ def test_job_memory_gb_sets_the_limit(tmp_path):
 
 def test_a_study_bigger_than_the_machine_is_rejected(tmp_path):
     def edit(c):
-        c["rank_collapse"]["model"]["width"] = 50000
+        c["rank_collapse"]["defaults"]["model"]["width"] = 50000
         c["rank_collapse"]["studies"]["grid"]["data"]["per_class"] = 100000
 
     message = rejected(tmp_path, edited(edit, LOWRANK))
@@ -378,3 +382,72 @@ def test_check_config_on_a_file_that_is_no_config(tmp_path, capsys, content, exp
     assert cli.main(["check-config", str(path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"staircase: error: {path}: {expected}"), err
+
+
+# ---- one grammar: every section's `defaults:` under its entries (README, "Changing a setting") ----------
+def test_experiment_defaults_resolve_in_the_documented_order():
+    config = load()
+    config["experiments"] = {
+        "defaults": {
+            "model": {"activation": "sin", "width": 7, "depth": 2},
+            "seeds": [0],
+            "full": {"model": {"width": 9, "depth": 4}, "seeds": [0, 1, 2]},
+        },
+        "fit1d": {k: v for k, v in fit1d(config).items() if k not in ("model", "seeds")},
+    }
+    fit = config["experiments"]["fit1d"]
+    fit.update(model={"depth": 3}, full={"model": {"width": 11}}, variants={"v": {"model": {"activation": "tanh"}}})
+    fit["sweep"] = {"model.width": [5]}
+    assert cfgmod.enabled_experiments(config) == ["fit1d"]  # `defaults` is not an experiment
+    small = cfgmod.variants(config, "fit1d")["v_width-5"]
+    assert (small["model"], small["seeds"]) == ({"activation": "tanh", "width": 5, "depth": 3}, [0])
+    # defaults at scale full < the experiment < its full: < the variant < the sweep
+    full = cfgmod.experiment_settings({**config, "scale": "full"}, "fit1d")
+    assert (full["model"], full["seeds"]) == ({"activation": "sin", "width": 11, "depth": 3}, [0, 1, 2])
+    assert list(full)[:6] == ["task", "model", "train", "rank", "log", "seeds"]  # the order jobs always had
+    cfgmod.check(config)
+    with pytest.raises(cfgmod.ConfigError, match="^experiments: no experiment named 'defaults'"):
+        cfgmod.variants(config, "defaults")
+
+
+@pytest.mark.parametrize(
+    "edit, path, expected",
+    [
+        (
+            lambda c: c["experiments"].update(defaults={"model": {"widht": 8}}),
+            TINY,
+            "experiments.defaults.model: Additional properties are not allowed ('widht' was unexpected)",
+        ),
+        (
+            lambda c: c["experiments"].update(defaults={"claims": ["A1"]}),
+            TINY,
+            "experiments.defaults: Additional properties are not allowed ('claims' was unexpected)",
+        ),
+        (lambda c: fit1d(c).pop("seeds"), TINY, "experiments.fit1d: 'seeds' is a required property"),
+        (
+            lambda c: c["rank_collapse"]["defaults"]["train"].update(lr="fast"),
+            LOWRANK,
+            "rank_collapse.defaults.train.lr: 'fast' is not of type 'number'",
+        ),
+        (
+            lambda c: c["alignment"]["studies"]["gauss"].update(full={"full": {}}),
+            LOWRANK,
+            "alignment.studies.gauss.full.full: {} should not be valid",
+        ),
+    ],
+)
+def test_a_wrong_default_is_named_as_one(tmp_path, edit, path, expected):
+    assert rejected(tmp_path, edited(edit, path)).startswith(expected)
+
+
+def test_studies_take_the_same_grammar():
+    config = load(LOWRANK)
+    section = config["rank_collapse"]
+    section["defaults"]["full"] = {"train": {"steps": 900}, "seeds": [0, 1, 2]}
+    section["studies"]["grid"].update(train={"steps": 400}, full={"seeds": [5]})
+    small = lowrank_settings.studies(config, "rank_collapse")["grid"]
+    full = lowrank_settings.studies({**config, "scale": "full"}, "rank_collapse")["grid"]
+    assert (small["train"]["steps"], small["seeds"]) == (400, [0, 1])
+    # defaults at scale full < the study < its full:
+    assert (full["train"]["steps"], full["seeds"], full["train"]["lr"]) == (400, [5], 0.1)
+    assert "full" not in full

@@ -83,6 +83,24 @@ def _edit(config, fn):
     return out
 
 
+def _defaults_mutations(base: dict) -> list[tuple[str, object]]:
+    """The mutations by type of ``experiments.defaults``, fit1d's shared blocks moved there (the
+    grammar of config.yaml): a wrong default must be named as one."""
+    out = []
+    shared = ("model", "rank", "log", "seeds")
+    with_defaults = copy.deepcopy(base)
+    fit1d = with_defaults["experiments"].pop("fit1d")
+    with_defaults["experiments"] = {
+        "defaults": {k: fit1d.pop(k) for k in shared},
+        "fit1d": fit1d,
+        **with_defaults["experiments"],
+    }
+    for path, value in _nodes(with_defaults["experiments"]["defaults"], ("experiments", "defaults")):
+        for kind, mutated in _by_type(value):
+            out.append((f"defaults {'.'.join(map(str, path))}: {kind}", _set(with_defaults, path, mutated)))
+    return out
+
+
 def mutations() -> list[tuple[str, object]]:
     """[(label, config dict or raw file bytes)], deterministic."""
     base = yaml.safe_load(TINY.read_text())
@@ -90,6 +108,7 @@ def mutations() -> list[tuple[str, object]]:
     for path, value in _nodes(base):
         for kind, mutated in _by_type(value):
             out.append((f"{'.'.join(map(str, path))}: {kind}", _set(base, path, mutated)))
+    out += _defaults_mutations(base)
     fit = ("experiments", "fit1d")
 
     def exp(c):
@@ -224,6 +243,8 @@ def test_every_mutation_is_rejected_cleanly_or_trains(tmp_path, capsys):
         "whole file latin-1",
         "log ends only",
         "audit inf",
+        "defaults experiments.defaults.model.width: float",
+        "defaults experiments.defaults.log: unknown key",
     ):
         assert outcome[label] == "rejected", label
     assert counts.get("ran", 0) >= 10 and counts.get("rejected", 0) >= 100
@@ -232,6 +253,7 @@ def test_every_mutation_is_rejected_cleanly_or_trains(tmp_path, capsys):
 # a sample through the real commands, beside an existing results/ folder
 SAMPLE = [
     "experiments.fit1d.train.lr: nan",
+    "defaults experiments.defaults.model.width: float",
     "variant named '..'",
     "sweep over a mapping",
     "width 60000: memory",

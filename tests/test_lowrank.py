@@ -375,7 +375,7 @@ def test_studies_resolve_with_scale_and_keep_tags_out():
             "alignment.studies.digits01_ngd.data.margin: not a parameter of data set 'digits01'",
         ),
         (
-            lambda c: c["alignment"].update(model={**c["alignment"]["model"], "relu_layers": 1}),
+            lambda c: c["alignment"]["defaults"]["model"].update(relu_layers=1),
             "alignment.studies.digits01_skip_ngd.model.skip: a skip connection needs relu_layers >= 2",
         ),
         (

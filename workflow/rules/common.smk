@@ -152,7 +152,8 @@ def calibration_config():
             k: claims_registry.thresholds(config)[k]
             for k in ("alpha", "a1_min_stall_ratio")
         },
-        "experiments": tested,
+        # experiments.defaults with them: the calibration resolves their schedules from this alone
+        "experiments": {k: config["experiments"][k] for k in ["defaults"] if k in config["experiments"]} | tested,
     }
 
 

@@ -29,7 +29,7 @@ from staircase.networks.mlp import ACTIVATIONS
 from staircase.problems import TASKS
 from staircase.training.methods import check_run_config
 from staircase.workflow import lowrank_settings, memory
-from staircase.workflow.defaults import deep_merge
+from staircase.workflow.defaults import at_scale, deep_merge
 from staircase.workflow.schema import (  # noqa: F401  (re-exported: config is the workflow's one entry)
     NAME_RULES,
     SCHEMA_PATH,
@@ -78,18 +78,30 @@ def _sweep_values(sweep: dict, where: str) -> None:
                 )
 
 
+# An experiment's settings, in the order resolved configs have always listed them (Snakemake
+# compares a job's parameters as written, so the order stays fixed whichever block sets a key).
+SETTINGS_ORDER = ("task", "model", "train", "rank", "log", "seeds")
+# what is not a training setting stays out, so that tagging an experiment never retrains it
+NOT_SETTINGS = ("full", "sweep", "variants", "description", "claims", "enabled", "comparison")
+
+
+def experiment_names(config: dict) -> list[str]:
+    """The experiments, in file order (``experiments.defaults`` is not one)."""
+    return [name for name in config["experiments"] if name != "defaults"]
+
+
 def experiment_settings(config: dict, name: str) -> dict:
-    """The experiment's settings at the configured scale (before variants)."""
-    try:
-        exp = config["experiments"][name]
-    except KeyError:
-        raise ConfigError(f"experiments: no experiment named {name!r}; have {sorted(config['experiments'])}") from None
-    # what is not a training setting stays out, so that tagging an experiment never retrains it
-    not_settings = ("full", "sweep", "variants", "description", "claims", "enabled", "comparison")
-    settings = {k: v for k, v in exp.items() if k not in not_settings}
-    if config.get("scale", "small") == "full":
-        settings = deep_merge(settings, exp.get("full", {}))
-    return settings
+    """The experiment's settings at the configured scale (before variants). Resolution order, each
+    deep-merged over the one before (README, "Changing a setting"): ``experiments.defaults`` at the
+    scale < the experiment < its ``full:`` at scale full < a named variant < a sweep's values."""
+    if name == "defaults" or name not in config["experiments"]:
+        have = sorted(experiment_names(config))
+        raise ConfigError(f"experiments: no experiment named {name!r}; have {have}")
+    scale = config.get("scale", "small")
+    defaults = at_scale(config["experiments"].get("defaults") or {}, scale)
+    merged = deep_merge(defaults, at_scale(config["experiments"][name], scale, NOT_SETTINGS))
+    order = [k for k in SETTINGS_ORDER if k in merged]
+    return {k: merged[k] for k in [*order, *(k for k in merged if k not in order)]}
 
 
 def variants(config: dict, name: str) -> dict[str, dict]:
@@ -138,7 +150,7 @@ def results_root(config: dict) -> str:
 
 
 def enabled_experiments(config: dict) -> list[str]:
-    return [name for name, exp in config["experiments"].items() if exp.get("enabled", True)]
+    return [name for name in experiment_names(config) if config["experiments"][name].get("enabled", True)]
 
 
 def check_experiment(experiment: dict, variant_names) -> list[tuple[str, str]]:
@@ -162,66 +174,82 @@ def check(config: dict) -> None:
     """Checks beyond the schema; raises ConfigError naming the key. Cheap: builds no model.
 
     Each resolved variant is checked against the schema too: a sweep (``{model.width: [-3]}``)
-    can put a value into a setting where the schema never saw it.
+    can put a value into a setting where the schema never saw it, and ``experiments.defaults``
+    may fill what an experiment leaves out (so what a job needs is required only once merged).
     """
     check_values(config)
     schema = load_schema()
+    settings_check = None
     if schema is not None:
         # again, strictly: the workflow's first pass (Snakemake's validate, which fills defaults)
         # takes 40.0 for an integer, which torch then refuses
         schema_check(config, validator(schema))
-        experiment = schema["$defs"]["experiment"]
-        settings_schema = validator({"$defs": schema["$defs"], **experiment})
+        run = schema["$defs"]["run"]
+        run_validator = validator({"$defs": schema["$defs"], **run})
+
+        def settings_check(cfg, where):
+            schema_check({k: cfg[k] for k in run["properties"] if k in cfg}, run_validator, where)
+
     min_points = (config.get("analysis") or {}).get("min_points", 2)
     limit, source = memory.job_limit(config)
-    for name in config["experiments"]:
+    for name in experiment_names(config):
+        if settings_check is not None:  # names a missing key before any variant needs it
+            settings_check(experiment_settings(config, name), f"experiments.{name}")
         for key, problem in check_experiment(config["experiments"][name], variants(config, name)):
             raise ConfigError(f"experiments.{name}.{key}: {problem}")  # methods comparison (A6, A7)
         for vname, cfg in variants(config, name).items():
             where = f"experiments.{name}" + ("" if vname == "base" else f" (variant {vname})")
-            if schema is not None:
-                schema_check({k: cfg[k] for k in experiment["properties"] if k in cfg}, settings_schema, where)
-            task = dict(cfg["task"])
-            tname = task.pop("name")
-            if tname not in TASKS:
-                raise ConfigError(f"{where}.task.name: unknown task {tname!r}; choose one of {sorted(TASKS)}")
-            sig = inspect.signature(TASKS[tname].__init__)
-            accepted = [p for p in sig.parameters if p != "self"]
-            for key in task:
-                if key not in accepted:
-                    raise ConfigError(f"{where}.task.{key}: not a parameter of task {tname!r} (accepted: {accepted})")
-            for key in accepted:
-                if sig.parameters[key].default is inspect.Parameter.empty and key not in task:
-                    raise ConfigError(f"{where}.task.{key}: required by task {tname!r} but missing")
-            try:  # the task's own checks (e.g. one amplitude per frequency); constructors must be cheap
-                TASKS[tname](**task)
-            except (ValueError, TypeError) as err:
-                raise ConfigError(f"{where}.task: {' '.join(str(err).split()).removeprefix('task: ')}") from None
-            act = cfg["model"]["activation"]
-            if act not in ACTIVATIONS:
-                raise ConfigError(
-                    f"{where}.model.activation: unknown activation {act!r}; choose one of {sorted(ACTIVATIONS)}"
-                )
-            if cfg["rank"]["main_eps"] not in cfg["rank"]["eps"]:
-                raise ConfigError(
-                    f"{where}.rank.main_eps: {cfg['rank']['main_eps']} is not one of rank.eps {cfg['rank']['eps']}"
-                )
-            if len(set(cfg["seeds"])) != len(cfg["seeds"]):
-                raise ConfigError(f"{where}.seeds: seeds repeat: {cfg['seeds']}")
-            for key, problem in check_run_config(cfg):  # training methods (staircase.training.methods)
-                raise ConfigError(f"{where}.{key}: {problem}")
-            lg = cfg["log"]
-            count = memory.measurements(cfg["train"]["steps"], lg["dense_every"], lg["dense_until"], lg["sparse_every"])
-            if count < 2 * min_points:  # two plateaus of min_points measurements: the least that shows a stair
-                raise ConfigError(
-                    f"{where}.log: measures at {count} steps only (of train.steps {cfg['train']['steps']}); a stair "
-                    f"needs two plateaus of analysis.min_points = {min_points} measurements, so at least "
-                    f"{2 * min_points}: lower log.dense_every or log.sparse_every"
-                )
+            if settings_check is not None:
+                settings_check(cfg, where)
+            _check_run_settings(cfg, where, min_points)
             if config["experiments"][name].get("enabled", True):  # a job that never runs needs no memory
                 memory.check(memory.train_job(cfg), limit, source, where)
 
     lowrank_settings.check(config)
+
+
+def _check_task(task: dict, where: str) -> None:
+    """The task's parameters against its constructor, then the task's own checks."""
+    task = dict(task)
+    tname = task.pop("name")
+    if tname not in TASKS:
+        raise ConfigError(f"{where}.task.name: unknown task {tname!r}; choose one of {sorted(TASKS)}")
+    sig = inspect.signature(TASKS[tname].__init__)
+    accepted = [p for p in sig.parameters if p != "self"]
+    for key in task:
+        if key not in accepted:
+            raise ConfigError(f"{where}.task.{key}: not a parameter of task {tname!r} (accepted: {accepted})")
+    for key in accepted:
+        if sig.parameters[key].default is inspect.Parameter.empty and key not in task:
+            raise ConfigError(f"{where}.task.{key}: required by task {tname!r} but missing")
+    try:  # the task's own checks (e.g. one amplitude per frequency); constructors must be cheap
+        TASKS[tname](**task)
+    except (ValueError, TypeError) as err:
+        raise ConfigError(f"{where}.task: {' '.join(str(err).split()).removeprefix('task: ')}") from None
+
+
+def _check_run_settings(cfg: dict, where: str, min_points: int) -> None:
+    """One resolved variant: task, activation, eps, seeds, training methods, log schedule."""
+    _check_task(cfg["task"], where)
+    act = cfg["model"]["activation"]
+    if act not in ACTIVATIONS:
+        raise ConfigError(f"{where}.model.activation: unknown activation {act!r}; choose one of {sorted(ACTIVATIONS)}")
+    if cfg["rank"]["main_eps"] not in cfg["rank"]["eps"]:
+        raise ConfigError(
+            f"{where}.rank.main_eps: {cfg['rank']['main_eps']} is not one of rank.eps {cfg['rank']['eps']}"
+        )
+    if len(set(cfg["seeds"])) != len(cfg["seeds"]):
+        raise ConfigError(f"{where}.seeds: seeds repeat: {cfg['seeds']}")
+    for key, problem in check_run_config(cfg):  # training methods (staircase.training.methods)
+        raise ConfigError(f"{where}.{key}: {problem}")
+    lg = cfg["log"]
+    count = memory.measurements(cfg["train"]["steps"], lg["dense_every"], lg["dense_until"], lg["sparse_every"])
+    if count < 2 * min_points:  # two plateaus of min_points measurements: the least that shows a stair
+        raise ConfigError(
+            f"{where}.log: measures at {count} steps only (of train.steps {cfg['train']['steps']}); a stair "
+            f"needs two plateaus of analysis.min_points = {min_points} measurements, so at least "
+            f"{2 * min_points}: lower log.dense_every or log.sparse_every"
+        )
 
 
 # ---- without Snakemake (the CLI): the same checks the workflow makes before any job -------------

@@ -1,9 +1,10 @@
 """The ``rank_collapse:`` (paper B) and ``alignment:`` (paper C) sections of config.yaml -> one
 resolved configuration per study (one training job each).
 
-A section holds defaults (``model``, ``train``, ``log``, ``metrics``, ``seeds``), its ``studies`` and a
-``full:`` block of overrides applied at ``scale: full`` (deep-merged; ``full.studies.<name>`` overrides
-one study). Each study deep-merges its own settings over the section's defaults. Lists (seeds, the
+A section has the grammar of ``experiments:`` (README, "Changing a setting"): ``defaults:`` (``model``,
+``train``, ``log``, ``metrics``, ``seeds``, and a ``full:`` block of overrides at ``scale: full``) and its
+``studies``, each with its own settings and ``full:`` block. Resolution order, each deep-merged over the
+one before: the defaults at the scale < the study < the study's ``full:`` at scale full. Lists (seeds, the
 weight-decay grid, noise levels) are replaced, not merged. What only describes a study
 (``description``, ``claims``, ``enabled``) stays out of the resolved config, so tagging a study never
 retrains it. All grid cells and seeds of a study are trained in one process, stacked.
@@ -19,11 +20,11 @@ import inspect
 from staircase.errors import ConfigError
 from staircase.problems import datasets as datamod
 from staircase.workflow import memory, schema
-from staircase.workflow.defaults import deep_merge
+from staircase.workflow.defaults import at_scale, deep_merge
 
 FAMILIES = ("rank_collapse", "alignment")
 SHARED_KEYS = ("model", "train", "log", "metrics", "seeds")
-NOT_SETTINGS = ("description", "claims", "enabled")
+NOT_SETTINGS = ("description", "claims", "enabled", "full")
 
 # data sets per family, and the generator whose parameters a study's ``data`` block may set
 DATASETS = {
@@ -33,31 +34,24 @@ DATASETS = {
 # keys of a data block that are not generator parameters
 
 
-def section(config: dict, family: str) -> dict:
-    """The family's section at the configured scale (``full:`` merged when scale is full)."""
-    sec = {k: v for k, v in (config.get(family) or {}).items() if k != "full"}
-    if config.get("scale", "small") == "full":
-        sec = deep_merge(sec, (config.get(family) or {}).get("full", {}))
-    return sec
-
-
 def enabled(config: dict, family: str) -> bool:
     return bool(config.get(family)) and config[family].get("enabled", True)
 
 
 def studies(config: dict, family: str) -> dict[str, dict]:
     """{study: resolved run config} of the enabled studies of a family (empty if the section is
-    absent or disabled)."""
+    absent or disabled): the section's ``defaults`` at the scale < the study at the scale."""
     if not enabled(config, family):
         return {}
-    sec = section(config, family)
-    defaults = {k: sec[k] for k in SHARED_KEYS if k in sec}
+    scale = config.get("scale", "small")
+    merged = at_scale(config[family].get("defaults") or {}, scale)
+    defaults = {k: merged[k] for k in SHARED_KEYS if k in merged}
     out = {}
-    for name, study in (sec.get("studies") or {}).items():
+    for name, study in (config[family].get("studies") or {}).items():
         if not study.get("enabled", True):
             continue
-        cfg = deep_merge(defaults, {k: v for k, v in study.items() if k not in NOT_SETTINGS})
-        cfg.update(family=family, study=name, scale=config.get("scale", "small"))
+        cfg = deep_merge(defaults, at_scale(study, scale, NOT_SETTINGS))
+        cfg.update(family=family, study=name, scale=scale)
         cfg.setdefault("device", config.get("device", "auto"))
         out[name] = cfg
     return out
@@ -65,8 +59,7 @@ def studies(config: dict, family: str) -> dict[str, dict]:
 
 def claims_of(config: dict, family: str) -> dict[str, list[str]]:
     """{study: the claims it is tagged with} (enabled studies only)."""
-    sec = section(config, family)
-    return {name: list((sec.get("studies") or {})[name].get("claims", [])) for name in studies(config, family)}
+    return {name: list(config[family]["studies"][name].get("claims", [])) for name in studies(config, family)}
 
 
 def run_dir(family: str, study: str, root: str = "results/small") -> str:
@@ -95,7 +88,7 @@ def check(config: dict) -> None:
             where = f"{family}.studies.{name}"
             for key in ("data", "model", "train", "log", "seeds"):
                 if key not in cfg:
-                    raise ConfigError(f"{where}.{key}: missing (set it in the study or in {family})")
+                    raise ConfigError(f"{where}.{key}: missing (set it in the study or in {family}.defaults)")
             _check_data(family, where, cfg["data"])
             if len(set(cfg["seeds"])) != len(cfg["seeds"]):
                 raise ConfigError(f"{where}.seeds: seeds repeat: {cfg['seeds']}")
