@@ -39,6 +39,21 @@ def test_set_reaches_nested_settings_and_is_validated_like_the_file():
             cli._load_config(str(TINY), [bad])
 
 
+def test_set_reaches_a_section_an_entry_leaves_to_its_defaults():
+    # config.yaml's fit1d takes its model from experiments.defaults: --set still reaches it, over the defaults
+    config = cli._load_config(str(REPO / "config.yaml"), ["model.width=8"], experiment="fit1d")
+    model = cfgmod.variants(config, "fit1d")["base"]["model"]
+    defaults = config["experiments"]["defaults"]["model"]
+    assert model == {**defaults, "width": 8} and defaults["width"] != 8
+    config = cli._load_config(str(REPO / "config.yaml"), ["rank_collapse.studies.gauss_noise.train.steps=300"])
+    assert cfgmod.lowrank_settings.studies(config, "rank_collapse")["gauss_noise"]["train"]["steps"] == 300
+    # the spelling before `defaults:` is named, with where the setting goes now
+    with pytest.raises(cfgmod.ConfigError, match=r"go under rank_collapse\.defaults\.train\.steps$"):
+        cli._load_config(str(REPO / "config.yaml"), ["rank_collapse.train.steps=300"])
+    with pytest.raises(cfgmod.ConfigError, match=r"experiments\.fitd is not a section of the config$"):
+        cli._load_config(str(REPO / "config.yaml"), ["experiments.fitd.model.width=8"])
+
+
 def test_train_with_set_and_the_variant_it_chose(tmp_path):
     out = run(
         "train",

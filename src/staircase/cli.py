@@ -35,7 +35,7 @@ from staircase.records.runs import UnreadableResult
 from staircase.training import trainer as train
 from staircase.training.trainer import choose_device
 from staircase.workflow import config as cfgmod
-from staircase.workflow import cost
+from staircase.workflow import cost, lowrank_settings
 from staircase.workflow.notebooks import failure_message
 
 SCHEMA = cfgmod.SCHEMA_PATH
@@ -73,11 +73,24 @@ def apply_override(config: dict, item: str, experiment: str | None = None) -> No
     for depth, part in enumerate(path[:-1]):
         if depth == 0 and part not in node and schema["properties"].get(part, {}).get("type") == "object":
             node[part] = {}  # a section the file leaves out (analysis:, audit:) takes the schema's defaults
+        if part not in node and _is_entry(path[:depth]):
+            node[part] = {}  # a section an experiment or study leaves to its `defaults:`
         if not isinstance(node.get(part), dict):
             where = ".".join(path[: depth + 1])
-            raise cfgmod.ConfigError(f"--set {item}: {where} is not a section of the config")
+            hint = ""
+            if depth == 1 and part in (node.get("defaults") or {}):  # the spelling before `defaults:`
+                hint = f"; settings its entries share go under {path[0]}.defaults.{'.'.join(path[1:])}"
+            raise cfgmod.ConfigError(f"--set {item}: {where} is not a section of the config{hint}")
         node = node[part]
     node[path[-1]] = parsed
+
+
+def _is_entry(path: list[str]) -> bool:
+    """Whether ``path`` names one experiment (experiments.<name>) or one study of papers B and C
+    (<family>.studies.<name>): an entry whose sections may be left to its section's ``defaults:``."""
+    if len(path) == 2 and path[0] == "experiments":
+        return path[1] != "defaults"
+    return len(path) == 3 and path[0] in lowrank_settings.FAMILIES and path[1] == "studies"
 
 
 def _load_config(path: str, overrides: list[str], experiment: str | None = None) -> dict:
