@@ -136,6 +136,12 @@ def _one_of(names):
     return "|".join(re.escape(n) for n in names) or "(?!)"
 
 
+def shared_defaults():
+    """experiments.defaults as a one-entry mapping, or nothing when the config has none."""
+    experiments = config["experiments"]
+    return {"defaults": experiments["defaults"]} if "defaults" in experiments else {}
+
+
 def calibration_config():
     """The part of the config the calibration depends on: the schedules of the experiments whose
     claims it calibrates, the analysis settings and alpha."""
@@ -152,8 +158,8 @@ def calibration_config():
             k: claims_registry.thresholds(config)[k]
             for k in ("alpha", "a1_min_stall_ratio")
         },
-        # experiments.defaults with them: the calibration resolves their schedules from this alone
-        "experiments": {k: config["experiments"][k] for k in ["defaults"] if k in config["experiments"]} | tested,
+        # with experiments.defaults: the calibration resolves their schedules from this alone
+        "experiments": {**shared_defaults(), **tested},
     }
 
 
