@@ -90,6 +90,8 @@ def shared_runs(a: Side, b: Side) -> list[tuple[str, str]]:
 
 def overlay(a: Side, b: Side, pairs: list[tuple[str, str]], stem: Path) -> None:
     """Loss and eps-rank of every shared run, A solid and B dashed (median over healthy seeds)."""
+    # matplotlib on demand: the claims layer is imported by every Snakemake parse (the audit's rules)
+    # and by every `staircase` command; only this one draws
     import matplotlib
 
     matplotlib.use("Agg")  # a command, not a notebook: no display
