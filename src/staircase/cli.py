@@ -19,6 +19,7 @@ Papers B and C add ``collapse``, ``align`` and ``lowrank-studies`` (see staircas
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
@@ -27,16 +28,35 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from staircase.benchmarks import bench, quadcheck
-from staircase.claims import audit, calibration, compare, registry
+from staircase import benchmarks
 from staircase.cli_lowrank import add_commands
+from staircase.errors import UnreadableResult
 from staircase.records.provenance import AlreadyRunning, write_json
-from staircase.records.runs import UnreadableResult
-from staircase.training import trainer as train
 from staircase.training.trainer import choose_device
 from staircase.workflow import config as cfgmod
-from staircase.workflow import cost, lowrank_settings
+from staircase.workflow import lowrank_settings
 from staircase.workflow.notebooks import failure_message
+
+# A command loads the code it runs, when it runs (``_load``), not every command's: a training job is
+# one `staircase train` process, and importing the audit, the calibration and the benchmarks with
+# it (scipy.stats and the benchmarks' contenders) cost every job about 0.8 s of CPU more, and made
+# `staircase --help` take 3.5 s instead of 0.5 s. The modules, by command:
+COMMAND_MODULES = {
+    "train": "staircase.training.trainer",
+    "cost": "staircase.workflow.cost",
+    "audit": "staircase.claims.audit",
+    "calibrate": "staircase.claims.calibration",
+    "compare": "staircase.claims.compare",
+    "registry": "staircase.claims.registry",
+    "bench": "staircase.benchmarks.bench",
+    "rank-points": "staircase.benchmarks.quadcheck",
+}
+
+
+def _load(command: str):
+    """The module behind ``command`` (COMMAND_MODULES), imported on first use."""
+    return importlib.import_module(COMMAND_MODULES[command])
+
 
 SCHEMA = cfgmod.SCHEMA_PATH
 
@@ -197,6 +217,7 @@ def check_job_start(args, cfg: dict) -> None:
 
 
 def cmd_train(args) -> int:
+    train = _load("train")
     cfg = _run_config(args)  # every problem with the configuration is reported before training
     check_job_start(args, cfg)
     train.run(cfg, args.out, args.checkpoint_dir, progress=not args.no_progress, log=args.log)
@@ -213,6 +234,7 @@ def cmd_variants(args) -> int:
 
 def cmd_cost(args) -> int:
     """Record measured runs into the throughput table, or print the projected cost of a config."""
+    cost = _load("cost")
     args.table = args.table or str(cost.THROUGHPUT_PATH)
     if args.record:
         table = cost.load_table(args.table)
@@ -255,6 +277,7 @@ def _settings_only(overrides: list[str]) -> dict:
 
 
 def cmd_audit(args) -> int:
+    audit = _load("audit")
     if args.config_json:
         config = json.loads(args.config_json)
     elif args.runs and not args.config:
@@ -281,6 +304,7 @@ def cmd_audit(args) -> int:
 
 
 def cmd_calibrate(args) -> int:
+    calibration = _load("calibrate")
     config = json.loads(args.config_json) if args.config_json else _load_config(args.config, args.set)
     size = args.size or (config.get("analysis") or {}).get("calibration_draws", 400)
     out = Path(args.out or Path(cfgmod.results_root(config)) / "calibration")
@@ -291,6 +315,7 @@ def cmd_calibrate(args) -> int:
 
 
 def cmd_compare(args) -> int:
+    compare = _load("compare")
     labels = tuple(args.labels)
     try:
         result = compare.compare(args.a, args.b, args.out, labels=labels)
@@ -303,9 +328,9 @@ def cmd_compare(args) -> int:
 
 def cmd_registry(args) -> int:
     if args.results_table:
-        print(audit.results_table(pd_read_csv(args.results_table)), end="")
+        print(_load("audit").results_table(pd_read_csv(args.results_table)), end="")
     else:
-        print(registry.markdown_table(), end="")
+        print(_load("registry").markdown_table(), end="")
     return 0
 
 
@@ -317,6 +342,7 @@ def pd_read_csv(path):
 
 
 def cmd_bench(args) -> int:
+    bench = _load("bench")
     config = _load_config(args.config, args.set)
     only = args.only.split(",") if args.only else None
     bench.run_benchmarks(
@@ -333,6 +359,7 @@ def cmd_bench(args) -> int:
 
 
 def cmd_rank_points(args) -> int:
+    quadcheck = _load("rank-points")
     config = _load_config(args.config, args.set)
     vs = cfgmod.variants(config, args.experiment)
     variant = args.variant or next(iter(vs))
@@ -448,7 +475,7 @@ def _add_bench(sub) -> None:
         default="poisson2d",
         help="the PDE experiment of the pde comparison (a built-in 2-D Poisson problem if config has none)",
     )
-    p.add_argument("--only", help="comma-separated subset of: " + ", ".join(bench.COMPARISONS))
+    p.add_argument("--only", help="comma-separated subset of: " + ", ".join(benchmarks.COMPARISONS))
     p.add_argument("--steps", type=int, help="override the training steps (quick runs; not for the documented numbers)")
     p.add_argument("--repeats", type=int, default=3, help="interleaved repeats; ratios are their median")
     p.add_argument("--gpu-models", type=int, default=32, help="models stacked on the GPU (with CUDA only)")

@@ -60,6 +60,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from staircase.benchmarks import COMPARISONS
 from staircase.benchmarks.comparisons import compare, compare_gpu, compare_schedules, compare_tracker
 from staircase.benchmarks.initial import initial_weights, load_linears
 from staircase.benchmarks.report import report
@@ -122,7 +123,6 @@ POISSON_BENCH = {
     "seeds": [0, 1, 2],
 }
 
-COMPARISONS = ("fit", "pde", "gpu", "schedule", "tracker")
 PEERS = {"fit": ["naive"], "pde": ["naive", "deepxde"]}
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.special import roots_legendre  # numpy's leggauss took 28 s for n = 3000, this 0.4 s
-from scipy.stats import qmc
 
 
 def trapezoid_1d(a: float, b: float, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -57,6 +56,7 @@ def quasi_monte_carlo_box(bounds: list[tuple[float, float]], n: int, seed: int =
     """n points of a scrambled Sobol sequence in a box (seeded) with equal weights |Omega| / n: a
     quasi-Monte Carlo rule, whose error falls nearly like 1/n instead of Monte Carlo's 1/sqrt(n) for
     smooth integrands (n a power of 2 keeps the sequence balanced)."""
+    from scipy.stats import qmc  # on demand, as in staircase.networks.init: 0.6 s per process
 
     lo = np.array([a for a, _ in bounds], dtype=float)
     hi = np.array([b for _, b in bounds], dtype=float)

@@ -32,13 +32,9 @@ import numpy as np
 import pandas as pd
 
 from staircase.core import stairs
+from staircase.errors import UnreadableResult  # noqa: F401  (also records.runs.UnreadableResult, where readers catch it)
 
 _DIVERGED = re.compile(r"diverged at step (\d+)")
-
-
-class UnreadableResult(ValueError):
-    """A result file that exists but cannot be read: damaged or cut short (a disk that filled up,
-    a copy interrupted). Its message names the file and the remedy."""
 
 
 def _read(path, reader):
