@@ -13,8 +13,9 @@ import yaml
 
 from staircase.benchmarks import bench, comparisons, contenders
 from staircase.core import stairs
+from staircase.core.schedule import log_schedule
 from staircase.networks.mlp import StackedMLP
-from staircase.training import speed
+from staircase.training import methods, speed
 from staircase.training import trainer as train
 from staircase.workflow import config as cfgmod
 
@@ -35,7 +36,7 @@ def tiny_cfg(steps=30) -> dict:
 def test_ends_only_schedule_measures_twice():
     cfg = contenders.ends_only(tiny_cfg(steps=37))
     lg = cfg["log"]
-    assert list(train.log_schedule(37, lg["dense_every"], lg["dense_until"], lg["sparse_every"])) == [0, 37]
+    assert list(log_schedule(37, lg["dense_every"], lg["dense_until"], lg["sparse_every"])) == [0, 37]
 
 
 def test_contenders_train_the_same_problem():
@@ -45,7 +46,7 @@ def test_contenders_train_the_same_problem():
     naive = contenders.run_naive(cfg, seed=0)
     assert ours["n_models"] == 2 and naive["n_models"] == 1
     assert ours["steps"] == naive["steps"] == ends["steps"] == 40
-    assert ours["measurements"] == naive["measurements"] == len(train.log_schedule(40, 10, 50, 25))
+    assert ours["measurements"] == naive["measurements"] == len(log_schedule(40, 10, 50, 25))
     assert ends["measurements"] == 2
     # the measurement schedule does not change the training: same final losses
     assert ours["final_loss"] == ends["final_loss"]
@@ -86,7 +87,7 @@ def test_schedule_study_sees_what_the_schedule_itself_records(tmp_path):
     assert rows.loc["every step", "stairs_found"] == 1.0 or (
         np.median(every) == 0 and np.isnan(rows["stairs_found"]).all()
     )
-    assert rows.loc["log (config)", "measurements"] == len(train.log_schedule(60, 2, 20, 5))
+    assert rows.loc["log (config)", "measurements"] == len(log_schedule(60, 2, 20, 5))
     assert list(df["measurements"]) == sorted(df["measurements"], reverse=True)  # sparser: fewer
     assert np.all(np.diff(df["overhead_estimated"]) <= 0)
 
@@ -105,7 +106,7 @@ def test_tracker_comparison_reports_its_overhead_and_leaves_training_alone():
     df, summary = comparisons.compare_tracker(tiny_cfg(steps=40), repeats=1, log=lambda *_: None)
     assert set(df["contender"]) == {"user_loop", "user_loop_tracked"}
     assert summary["same_final_losses"]  # the tracked loop trains exactly as the untracked one
-    assert summary["measurements"] == len(train.log_schedule(40, 10, 50, 25)) and summary["rank_points"] == 101
+    assert summary["measurements"] == len(log_schedule(40, 10, 50, 25)) and summary["rank_points"] == 101
     assert np.isfinite(summary["overhead_cpu_median"]) and summary["overhead_inrun_cpu_median"] > 0
     assert "staircase.Tracker in a plain PyTorch loop" in bench.report({"tracker": summary})
 
@@ -148,7 +149,7 @@ def test_fused_adam_follows_the_reference_update():
     x, y = torch.linspace(-1, 1, 64)[:, None], torch.sin(3 * torch.linspace(-1, 1, 64))
     models = [StackedMLP([0, 1], 1, 16, 2, "tanh") for _ in range(2)]
     opts = [
-        train.make_optimizer(models[0].parameters(), {"optimizer": "adam", "lr": 1e-2}),
+        methods.make_optimizer(models[0].parameters(), {"optimizer": "adam", "lr": 1e-2}),
         torch.optim.Adam(models[1].parameters(), lr=1e-2, foreach=False),
     ]
     for _ in range(50):

@@ -10,7 +10,7 @@ import pandas as pd
 import yaml
 
 from staircase.claims import audit, synthetic
-from staircase.training.trainer import log_schedule
+from staircase.core.schedule import log_schedule
 
 STEPS = log_schedule(3000, 10, 1000, 50)
 REGULAR = -np.arange(40) * 0.5 - 1.0

@@ -19,7 +19,7 @@ import yaml
 from helpers import REPO
 
 from staircase import cli
-from staircase.training import trainer as train
+from staircase.core.schedule import log_schedule
 from staircase.workflow import config as cfgmod
 from staircase.workflow import lowrank_settings, memory
 
@@ -241,7 +241,7 @@ def test_the_measurement_count_is_that_of_the_schedule():
     rng = np.random.default_rng(0)
     for _ in range(300):
         steps, dense_every, dense_until, sparse_every = (int(v) for v in rng.integers(1, 60, size=4))
-        expected = len(train.log_schedule(steps, dense_every, dense_until, sparse_every))
+        expected = len(log_schedule(steps, dense_every, dense_until, sparse_every))
         assert memory.measurements(steps, dense_every, dense_until, sparse_every) == expected
 
 

@@ -10,6 +10,7 @@ import pandas as pd
 import yaml
 from helpers import REPO, snakemake
 
+from staircase.core.schedule import log_schedule
 from staircase.training import trainer as train
 from staircase.workflow import config as cfgmod
 from staircase.workflow import cost
@@ -35,7 +36,7 @@ def test_jobs_resolve_the_sizes_of_every_training_job():
         400,
         1,
     )
-    assert fit.measurements == len(train.log_schedule(30000, 10, 1000, 50)) and fit.model_steps == 240000
+    assert fit.measurements == len(log_schedule(30000, 10, 1000, 50)) and fit.model_steps == 240000
     pde = jobs["poisson1d/activation-tanh"]
     assert (pde.family, pde.points, pde.rows, pde.dim) == ("pde", 1000, 3, 1)
     sgd = next(j for n, j in jobs.items() if n.startswith("regime_fit1d/sgd"))

@@ -28,6 +28,7 @@ from helpers import REPO, snakemake_command
 from staircase import cli
 from staircase.records.provenance import AlreadyRunning, atomic_write, exclusive
 from staircase.training import trainer as train
+from staircase.training.recorder import TIMING_COLUMNS
 from staircase.workflow import config as cfgmod
 from staircase.workflow.notebooks import failure_message
 
@@ -332,8 +333,8 @@ def training_process(root_pid: int) -> int:
 def same_results(a: Path, b: Path) -> None:
     """Identical outputs apart from the clock columns."""
     pd.testing.assert_frame_equal(
-        pd.read_parquet(a / "metrics.parquet").drop(columns=list(train.TIMING_COLUMNS)),
-        pd.read_parquet(b / "metrics.parquet").drop(columns=list(train.TIMING_COLUMNS)),
+        pd.read_parquet(a / "metrics.parquet").drop(columns=list(TIMING_COLUMNS)),
+        pd.read_parquet(b / "metrics.parquet").drop(columns=list(TIMING_COLUMNS)),
     )
     assert pd.read_parquet(a / "ranks.parquet").equals(pd.read_parquet(b / "ranks.parquet"))
     with np.load(a / "spectra.npz") as sa, np.load(b / "spectra.npz") as sb:

@@ -7,7 +7,7 @@ import pytest
 
 from staircase.claims import synthetic
 from staircase.core import steptest
-from staircase.training.trainer import log_schedule
+from staircase.core.schedule import log_schedule
 
 STEPS = log_schedule(3000, 10, 1000, 50).astype(float)
 REGULAR = -np.arange(40) * 0.5 - 1.0  # log10 eigenvalues half a decade apart

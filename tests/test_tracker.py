@@ -18,9 +18,10 @@ import yaml
 from torch import nn
 
 from staircase import Tracker
-from staircase.benchmarks import bench
+from staircase.benchmarks.initial import initial_weights, load_linears
 from staircase.claims import audit
 from staircase.core import quadrature
+from staircase.core.schedule import log_schedule
 from staircase.problems import make_task
 from staircase.records.writer import main_ranks
 from staircase.training import trainer as train
@@ -79,7 +80,7 @@ def test_readme_example_runs_and_its_run_passes_the_audit(tmp_path, monkeypatch,
     ours, theirs = pd.read_parquet(run / "metrics.parquet"), pd.read_parquet(tmp_path / "trainer/metrics.parquet")
     assert list(ours.columns) == list(theirs.columns) and (ours.dtypes == theirs.dtypes).all()
     assert documented_metrics_columns() <= set(ours.columns)
-    steps = train.log_schedule(2000, 10, 1000, 50)
+    steps = log_schedule(2000, 10, 1000, 50)
     assert list(ours["step"].unique()) == list(steps) and set(ours["seed"]) == {0, 1}
     known = ["loss", "eps_rank", "rel_l2", "error_sq", "eps_bound", "eps_bound_top_r", "elapsed_s", "train_cpu_s"]
     assert ours[known].notna().all().all()
@@ -151,7 +152,7 @@ def test_tracker_measures_what_the_trainer_measures(tmp_path, one_thread):
     params = dict(cfg["task"])
     task = make_task(params.pop("name"), **params)
     net = sequential(width=cfg["model"]["width"], depth=cfg["model"]["depth"])
-    bench._load_linears([m for m in net if isinstance(m, nn.Linear)], bench.initial_weights(cfg, 0, 1))
+    load_linears([m for m in net if isinstance(m, nn.Linear)], initial_weights(cfg, 0, 1))
     xr, wr = task.rank_points()
     data = task.train_data("cpu", torch.float32)
     tracker = Tracker(
@@ -294,7 +295,7 @@ def test_schedules():
     assert [s for s in range(1101) if default(s)] == list(range(0, 1001, 10)) + [1050, 1100]
     assert [s for s in range(10) if Schedule(3)(s)] == [0, 3, 6, 9]
     logged = Schedule({"dense_every": 5, "dense_until": 10, "sparse_every": 20, "steps": 50})
-    assert [s for s in range(60) if logged(s)] == list(train.log_schedule(50, 5, 10, 20))
+    assert [s for s in range(60) if logged(s)] == list(log_schedule(50, 5, 10, 20))
     assert [s for s in range(10) if Schedule([2, 7])(s)] == [0, 2, 7]
     assert [s for s in range(10) if Schedule(lambda s: s > 7)(s)] == [0, 8, 9]
 

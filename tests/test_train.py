@@ -17,7 +17,10 @@ import pytest
 import torch
 import yaml
 
+from staircase.core.schedule import log_schedule
 from staircase.training import trainer as train
+from staircase.training.clocks import MeasureClock
+from staircase.training.recorder import TIMING_COLUMNS
 from staircase.workflow import config as cfgmod
 
 REPO = Path(__file__).resolve().parents[1]
@@ -31,7 +34,7 @@ def tiny_cfg(**train_overrides):
 
 
 def test_log_schedule_dense_then_sparse():
-    steps = train.log_schedule(1000, dense_every=10, dense_until=100, sparse_every=200)
+    steps = log_schedule(1000, dense_every=10, dense_until=100, sparse_every=200)
     assert steps[0] == 0 and steps[-1] == 1000
     assert list(steps[:11]) == list(range(0, 101, 10))
     assert list(steps[11:]) == [200, 400, 600, 800, 1000]
@@ -44,7 +47,7 @@ def test_outputs_and_columns(tmp_path):
     assert {"seed", "step", "loss", "rel_l2", "eps_rank", "lower_bound", "best_loss", "best_loss_top_r"} <= set(
         m.columns
     )
-    assert len(m) == 2 * len(train.log_schedule(40, 10, 50, 25))
+    assert len(m) == 2 * len(log_schedule(40, 10, 50, 25))
     assert (m["lower_bound"] <= m["loss"] * (1 + 1e-9)).all()
     assert (m["best_loss"] <= m["loss"] * (1 + 1e-9)).all()
     ranks = pd.read_parquet(tmp_path / "ranks.parquet")
@@ -73,13 +76,13 @@ def test_outputs_and_columns(tmp_path):
     assert run["status"] == {"0": "ok", "1": "ok"}
     # the tracking overhead, by part: one entry per measurement, CPU seconds that add up
     assert run["measurements"] == len(spectra["steps"])
-    assert set(run["measure_cpu_s"]) == set(train.MeasureClock.PARTS)
+    assert set(run["measure_cpu_s"]) == set(MeasureClock.PARTS)
     assert all(v >= 0 for v in run["measure_cpu_s"].values())
     assert 0 < sum(run["measure_cpu_s"].values()) < run["wall_time_s"] + 1.0
 
 
 def _metrics_without_timing(path):
-    return pd.read_parquet(path).drop(columns=list(train.TIMING_COLUMNS))
+    return pd.read_parquet(path).drop(columns=list(TIMING_COLUMNS))
 
 
 def test_deterministic_on_cpu(tmp_path):

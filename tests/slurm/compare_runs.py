@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from staircase.training.trainer import TIMING_COLUMNS  # the clock columns: the only ones that may differ
+from staircase.training.recorder import TIMING_COLUMNS  # the clock columns: the only ones that may differ
 
 # the parts of run.json that describe the result (host, wall time, speed do not)
 RUN_KEYS = [

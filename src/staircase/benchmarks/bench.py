@@ -16,7 +16,7 @@ run, and ``<out>/summary.json`` gathers the ratios):
   process) measuring on the experiment's schedule, and the same run measuring only at step 0 and
   at the end: their ratio is the tracking overhead (spectra of every hidden layer, the loss lower
   bound, the error) as a fraction of the training time; within the tracking run, the same overhead
-  by part (``train.MeasureClock``), steadier than a ratio of two processes;
+  by part (``staircase.training.clocks.MeasureClock``), steadier than a ratio of two processes;
 * peer ``naive`` (``fit`` and ``pde``): a naive eager PyTorch loop, one ``nn.Sequential`` per
   seed, each in its own process, ``torch.optim.Adam`` with its defaults, ``loss.item()`` every
   step, at every log step the epsilon-rank of the last hidden layer from an SVD of its features
@@ -62,7 +62,6 @@ import torch
 
 from staircase.benchmarks import COMPARISONS
 from staircase.benchmarks.comparisons import compare, compare_gpu, compare_schedules, compare_tracker
-from staircase.benchmarks.initial import initial_weights, load_linears
 from staircase.benchmarks.report import report
 from staircase.benchmarks.worker import worker_main
 from staircase.records.provenance import provenance, write_json
@@ -72,14 +71,10 @@ __all__ = [
     "COMPARISONS",
     "POISSON_BENCH",
     "deepxde_available",
-    "initial_weights",
     "machine",
     "report",
     "run_benchmarks",
 ]
-
-# tests/test_tracker.py builds a user's nets as the peers do, by this name
-_load_linears = load_linears
 
 
 def machine() -> dict:

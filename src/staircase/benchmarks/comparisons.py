@@ -20,7 +20,7 @@ import pandas as pd
 from staircase.benchmarks.worker import in_process
 from staircase.core import stairs
 from staircase.core.schedule import log_schedule
-from staircase.training.trainer import MeasureClock
+from staircase.training.clocks import MeasureClock
 
 CLOCKS = ("wall", "cpu")
 RATIO_KINDS = ("tracking", "training")  # against our run with tracking, and without it

@@ -111,7 +111,7 @@ def run_ours(cfg: dict, schedule: str = "default") -> dict:
         # the time spent in training steps alone (Trainer.train_clock: measurements excluded)
         "train_wall_s": float(trainer.train_clock[0]),
         "train_cpu_s": float(trainer.train_clock[1]),
-        # the measurements' CPU time by part (train.MeasureClock): where the tracking overhead goes
+        # the measurements' CPU time by part (staircase.training.clocks.MeasureClock): where the tracking overhead goes
         **{f"measure_{part}_cpu_s": float(v) for part, v in trainer.measure_clock.seconds.items()},
         "measure_cpu_s": trainer.measure_clock.total(),
         "final_loss": [float(v) for v in rec["loss"][-1]],

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from staircase.core import stairs
-from staircase.errors import UnreadableResult  # noqa: F401  (also records.runs.UnreadableResult, where readers catch it)
+from staircase.errors import UnreadableResult
 
 _DIVERGED = re.compile(r"diverged at step (\d+)")
 

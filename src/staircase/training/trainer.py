@@ -54,9 +54,8 @@ from staircase.problems import make_task
 from staircase.records import writer as results
 from staircase.records.provenance import atomic_write, exclusive, output_to
 from staircase.training import methods, speed
-from staircase.training.clocks import MeasureClock, timed
-from staircase.training.methods import make_optimizer  # noqa: F401  (moved to staircase.training.methods)
-from staircase.training.recorder import TIMING_COLUMNS, Recorder
+from staircase.training.clocks import timed
+from staircase.training.recorder import Recorder
 
 DEVICES = ("auto", "cpu", "cuda")  # the schema's device values
 
@@ -452,6 +451,4 @@ def run(cfg: dict, out_dir, checkpoint_dir=None, progress: bool = True, log=None
     return Path(out_dir)
 
 
-# MeasureClock, Recorder, TIMING_COLUMNS and log_schedule are read from here by callers that predate
-# their own modules (staircase.training.clocks, .recorder; staircase.core.schedule)
-__all__ = ["TIMING_COLUMNS", "MeasureClock", "Recorder", "Trainer", "log_schedule", "run"]
+__all__ = ["Trainer", "choose_device", "config_hash", "run"]
