@@ -32,7 +32,7 @@ test: setup lint docs
 # the documentation site (mkdocs.yml) into site/, warnings as errors: a broken link or a reference
 # page that no longer builds fails `make test`
 docs: setup
-	$(BIN)/mkdocs build --strict --quiet
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet  # without Material's banner about its successor
 
 # Installs Debian's slurm-wlm and munge if missing, starts a single-node cluster, runs the tiny
 # config through workflow/profiles/slurm and slurm-gpu, compares with a local run, stops the daemons.
