@@ -260,8 +260,8 @@ def test_bad_config_fails_before_any_job_with_one_line(tiny_run, tmp_path, case)
 
 # One file of every kind a job declares, each in a different job, grouped so that no deleted file's
 # job is downstream of another's in the same group (else it would be planned anyway): the train
-# rule's four files (sweep1d's spectra are read by no notebook), a figure's, a table's and an HTML
-# copy's, and the audit's.
+# rule's four files (sweep1d's spectra are read by no notebook), a figure's (its HTML copy too: the
+# figure job makes it), a table's, and the audit's.
 DELETIONS = [
     {
         "results/small/runs/fit1d/base/metrics.parquet": "train",
@@ -273,7 +273,7 @@ DELETIONS = [
         "results/small/notebooks/spectra_fit1d.ipynb": "figure",
         "results/small/figures/universality_sweep1d.png": "figure",
         "results/small/tables/summary.pdf": "table",
-        "results/small/notebooks/bound.html": "notebook_html",
+        "results/small/notebooks/bound.html": "figure",
     },
     {"results/small/runs/sweep1d/activation-tanh/run.json": "train", "results/small/audit/claims.csv": "audit"},
 ]

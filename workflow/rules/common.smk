@@ -204,5 +204,4 @@ def remove_empty_checkpoint_folders():
 localrules:
     figure,
     table,
-    notebook_html,
     audit,
