@@ -348,3 +348,28 @@ def test_a_checkout_moved_with_its_results_reruns_nothing_and_roots_keep_runs_ap
         out = res.stdout + res.stderr
         assert res.returncode == 0 and f"{root}/runs/fit1d/base/metrics.parquet" in out, out[-2000:]
         assert "results/small/runs" not in out
+
+
+def test_results_roots_with_equal_analysis_settings_share_one_calibration(tmp_path):
+    """The calibration is keyed by its settings, not by the results root: another tag plans the same
+    calibrate job (Snakemake makes it once), a changed analysis setting plans another."""
+
+    more_draws = yaml.safe_load(TINY.read_text())
+    more_draws["analysis"]["calibration_draws"] = 20
+    (tmp_path / "more_draws.yaml").write_text(yaml.safe_dump(more_draws))
+
+    def calibration_of(tag, configfile=TINY):
+        res = snakemake(
+            "--dry-run", "--forceall", "--printshellcmds", "--cores", "1", "--configfile", str(configfile),
+            "--config", f"tag={tag}", cwd=tmp_path,
+        )  # fmt: skip
+        assert res.returncode == 0, res.stderr
+        jobs = {job["rule"]: job for job in _jobs(res.stdout)}
+        return jobs["calibrate"]["output"], jobs["calibration"]["output"]
+
+    store, copy = calibration_of("one")
+    store_two, copy_two = calibration_of("two")
+    store_other, _ = calibration_of("one", tmp_path / "more_draws.yaml")
+    assert store == store_two and copy != copy_two
+    assert all(path.startswith("results/small-one/calibration/") for path in copy)
+    assert store_other != store

@@ -98,7 +98,8 @@ def cpu_kind(cpuinfo: str | None = None) -> dict:
     model = fields.get("model name") or _lscpu_model() or platform.processor() or "unknown"
     flags = [f for f in SPEED_FLAGS if f in fields.get("flags", "").split()]
     top = next((f for f in ("avx512f", "avx2", "avx") if f in flags), "no AVX")
-    return {"cpu_model": model, "cpu_vendor": fields.get("vendor_id", ""), "cpu_flags": flags, "cpu_kind": f"{model} ({top})"}
+    vendor = fields.get("vendor_id", "")
+    return {"cpu_model": model, "cpu_vendor": vendor, "cpu_flags": flags, "cpu_kind": f"{model} ({top})"}
 
 
 def _lscpu_model() -> str | None:

@@ -84,7 +84,8 @@ class Task(ABC):
     def set_measurement_points(self, rank_points: int, rank_rule: str | None, error_points: int | None) -> None:
         self.rank_rule = rank_rule or self.default_rule
         if self.rank_rule not in quadrature.RULES:
-            raise ValueError(f"task: rank_rule {self.rank_rule!r} is not a rule; choose one of {list(quadrature.RULES)}")
+            choices = list(quadrature.RULES)
+            raise ValueError(f"task: rank_rule {self.rank_rule!r} is not a rule; choose one of {choices}")
         self.n_rank = rank_points
         self.n_error = error_points or 2 * rank_points - 1
 
