@@ -26,7 +26,7 @@ rule calibrate:
     threads: 1
     params:
         config=CALIBRATION_SETTINGS,
-        out=CALIBRATION_STORE,
+        out=lambda w, output: os.path.dirname(output.settings),
     shell:
         "python -m staircase calibrate --config-json {params.config:q} --out {params.out}"
         " > {log} 2>&1 && printf '%s\\n' {params.config:q} > {output.settings}"
@@ -38,10 +38,14 @@ rule calibration:
         [f"{CALIBRATION_STORE}/{name}" for name in CALIBRATION_FILES],
     output:
         [res(f"calibration/{name}") for name in CALIBRATION_FILES],
+    log:
+        res("logs/calibration.log"),
+    conda:
+        ENV
     params:
-        folder=res("calibration"),
+        folder=lambda w, output: os.path.dirname(output[0]),
     shell:
-        "cp {input} {params.folder}/"
+        "cp {input} {params.folder}/ > {log} 2>&1"
 
 
 localrules:
