@@ -89,5 +89,6 @@ rule audit:
         " --out {params.out} > {log} 2>&1"
 
 
+TARGETS.extend(job_outputs(rules.calibrate))
 TARGETS.extend(job_outputs(rules.calibration))
 TARGETS.extend(job_outputs(rules.audit))
