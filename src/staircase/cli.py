@@ -306,7 +306,7 @@ def cmd_audit(args) -> int:
 def cmd_calibrate(args) -> int:
     calibration = _load("calibrate")
     config = json.loads(args.config_json) if args.config_json else _load_config(args.config, args.set)
-    size = args.size or (config.get("analysis") or {}).get("calibration_draws", 400)
+    size = args.size or (config.get("analysis") or {}).get("calibration_draws", 150)
     out = Path(args.out or Path(cfgmod.results_root(config)) / "calibration")
     table = calibration.run(config, out, size=size, n_null=args.null_samples)
     print(table.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
@@ -439,7 +439,9 @@ def _add_calibrate(sub) -> None:
     _add_set(p)
     p.add_argument("--out", help="where to write summary.csv, a1.csv, a2.csv (default: <results root>/calibration)")
     p.add_argument(
-        "--size", type=int, help="draws per ensemble, null and alternative each (default: analysis.calibration_draws)"
+        "--size",
+        type=int,
+        help="draws per null family, half as many per power family (default: analysis.calibration_draws)",
     )
     p.add_argument("--null-samples", type=int, default=200, help="null simulations per test")
     p.set_defaults(func=cmd_calibrate)
