@@ -33,6 +33,7 @@ import pandas as pd
 
 from staircase.core import stairs
 from staircase.errors import UnreadableResult
+from staircase.records import manifest as mf
 
 _DIVERGED = re.compile(r"diverged at step (\d+)")
 
@@ -142,10 +143,58 @@ class Run:
 
 
 def load_run(path) -> Run:
+    """A run folder, verified before use: every file against manifest.json (sha256, size), run.json's
+    identity against the manifest's and the folder's, and the tables' columns, seeds and statuses
+    against run.json. Anything amiss is UnreadableResult, one line naming the file and the remedy."""
     path = Path(path)
+    manifest = mf.verify(path)
     info = read_json(path / "run.json")
+    _check_run_json(path / "run.json", info)
+    mf.check_identity(path, manifest, info["config"], info["seeds"])
     metrics = read_table(path / "metrics.parquet")
+    _check_metrics(path / "metrics.parquet", info, metrics)
     return Run(path, info, metrics)
+
+
+METRICS_COLUMNS = ("seed", "step", "loss", "eps_rank", "rel_l2", "lower_bound", "bound_violation")
+
+
+def _bad(path, problem: str) -> UnreadableResult:
+    return UnreadableResult(f"{path}: {problem}; {mf.REMEDY}")
+
+
+def _check_run_json(path: Path, info) -> None:
+    """run.json holds what a reader takes from it: the config's names, main eps and depth, the
+    seeds, and a status for every seed."""
+    if not isinstance(info, dict):
+        raise _bad(path, f"expected a mapping, got {type(info).__name__}")
+    config, seeds, status = info.get("config"), info.get("seeds"), info.get("status")
+    try:
+        names_ok = all(isinstance(config[k], str) for k in ("experiment", "variant"))
+        float(config["rank"]["main_eps"]), int(config["model"]["depth"])
+    except (KeyError, TypeError, ValueError):
+        raise _bad(path, "its config lacks experiment, variant, rank.main_eps or model.depth") from None
+    if not names_ok:
+        raise _bad(path, "its config's experiment and variant are not names")
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) for s in seeds):
+        raise _bad(path, f"seeds: expected a list of integers, got {seeds!r:.60}")
+    if not isinstance(status, dict) or sorted(status) != sorted(str(s) for s in seeds):
+        raise _bad(path, "status: expected one status per seed")
+
+
+def _check_metrics(path: Path, info: dict, metrics: pd.DataFrame) -> None:
+    """The columns a reader uses, one block of rows per seed of run.json, and no NaN loss for a
+    seed run.json calls ok (NaN is what a diverged seed records)."""
+    missing = [c for c in METRICS_COLUMNS if c not in metrics.columns]
+    if missing:
+        raise _bad(path, f"missing column(s) {missing}")
+    seeds = sorted(int(s) for s in info["seeds"])
+    if sorted(int(s) for s in metrics["seed"].unique()) != seeds:
+        raise _bad(path, f"its seeds {sorted(metrics['seed'].unique().tolist())} are not run.json's {seeds}")
+    for seed, st in info["status"].items():
+        loss = metrics.loc[metrics["seed"] == int(seed), "loss"].to_numpy(float)
+        if st == "ok" and not np.isfinite(loss).all():
+            raise _bad(path, f"seed {seed} has NaN or infinite losses though run.json says it finished ok")
 
 
 def load_runs(paths) -> list[Run]:
