@@ -201,6 +201,8 @@ def check_job_start(args, cfg: dict) -> None:
     except cfgmod.ConfigError as err:
         raise cfgmod.ConfigError(f"{'--device' if args.device else 'device'}: {str(err).partition(': ')[2]}") from None
     writable_folder("--out", args.out)
+    if Path(args.out).is_symlink():  # it would write into the folder it points at: another run's
+        raise cfgmod.ConfigError(f"--out {args.out}: is a symlink (to {Path(args.out).resolve()}); give a folder")
     writable_folder("--checkpoint-dir", getattr(args, "checkpoint_dir", None))
     writable_folder("--log", getattr(args, "log", None), file=True)
 
