@@ -559,6 +559,7 @@ def test_audit_reports_a6_and_a7_from_the_comparison(tmp_path):
         out = tmp_path / "runs" / "exp" / variant
         out.mkdir(parents=True)
         run.info["config"] = dict(run.config, experiment="exp", variant=variant)  # as train writes it
+        run.info["seeds"] = [int(s) for s in run.info["status"]]
         run.metrics.to_parquet(out / "metrics.parquet")
         run.ranks.to_parquet(out / "ranks.parquet")
         (out / "run.json").write_text(json.dumps(run.info))

@@ -121,7 +121,7 @@ def lock_held_elsewhere(lock: Path):
     """Another process holding ``lock`` (as a running job does) for the block; SIGKILLed after it."""
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, time; from staircase.records.provenance import exclusive\n"
-         f"with exclusive({str(lock)!r}, 'job'):\n    print('held', flush=True); time.sleep(60)"],
+         f"with exclusive({str(lock)!r}, 'job'):\n    print('held', flush=True); time.sleep(600)"],
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
@@ -549,6 +549,30 @@ def same_results(a: Path, b: Path) -> None:
         assert sorted(sa.files) == sorted(sb.files)
         for key in sa.files:
             np.testing.assert_array_equal(sa[key], sb[key])
+
+
+def test_one_workflow_per_results_root_and_no_symlinks_out_of_it(tmp_path):
+    """A second Snakemake on the same results root stops before any job, in one line (the first
+    holds the root's lock for its life); a checkpoints folder linked elsewhere stops a dry run."""
+    shutil.copy(TINY, tmp_path / "tiny.yaml")
+    (tmp_path / "results/small").mkdir(parents=True)
+    (tmp_path / "elsewhere/kept").mkdir(parents=True)
+    (tmp_path / "results/small/checkpoints").symlink_to(tmp_path / "elsewhere")
+    res = snakemake("--dry-run", "--cores", "1", "--configfile", "tiny.yaml", cwd=tmp_path)
+    errors = [line for line in (res.stdout + res.stderr).splitlines() if "error" in line.lower()]
+    assert res.returncode == 1 and errors == [
+        f"config error: results/small/checkpoints: is a symlink (to {tmp_path / 'elsewhere'}); the workflow "
+        "writes only inside its results root: replace it with a folder"
+    ]
+    (tmp_path / "results/small/checkpoints").unlink()
+    target = "results/small/runs/sweep1d/activation-tanh/run.json"
+    with lock_held_elsewhere(tmp_path / "results/small/.staircase.lock") as holder:
+        res = snakemake("--cores", "1", target, "--configfile", "tiny.yaml", cwd=tmp_path)
+    out = res.stdout + res.stderr
+    errors = [line for line in out.splitlines() if "error" in line.lower()]
+    assert res.returncode == 1 and "Traceback" not in out and len(errors) == 1, out
+    assert errors[0].startswith(f"error: a workflow writing into results/small is already running (pid {holder.pid} ")
+    assert not (tmp_path / "results/small/runs").exists() and (tmp_path / "elsewhere/kept").is_dir()
 
 
 @pytest.mark.slow
