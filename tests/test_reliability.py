@@ -416,6 +416,31 @@ def test_the_audit_command_refuses_a_damaged_run_in_one_line(finished, tmp_path)
     assert lines[0].startswith(f"staircase: error: {folder / 'ranks.parquet'}: does not match its manifest.json")
 
 
+@pytest.mark.parametrize(
+    "table",
+    [
+        "test,ensemble\nA1,x\n",
+        "\x00\x01garbage",
+        "test,ensemble,measures,draws,rate,ci_low,ci_high\nA1,x,y,10,lots,0,1\n",
+    ],
+)
+def test_a_damaged_calibration_table_is_named_in_one_line(finished, tmp_path, capsys, table):
+    (tmp_path / "calibration").mkdir()
+    (tmp_path / "calibration/summary.csv").write_text(table)
+    argv = [
+        "audit",
+        "--runs",
+        str(finished / "runs/fit1d/base"),
+        "--results",
+        str(tmp_path),
+        "--out",
+        str(tmp_path / "a"),
+    ]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"staircase: error: {tmp_path / 'calibration/summary.csv'}: "), err
+
+
 def test_a_run_without_a_manifest_is_unfinished(finished, tmp_path):
     folder = copy_run(finished, tmp_path)
     (folder / "manifest.json").unlink()

@@ -44,10 +44,19 @@ from staircase.claims import registry
 from staircase.claims import verdicts as vd
 from staircase.core import stairs, steptest
 from staircase.records.provenance import atomic_write
-from staircase.records.runs import Run, experiment_runs, layer_order_shares, load_run, read_json, run_summary
+from staircase.records.runs import (
+    Run,
+    experiment_runs,
+    layer_order_shares,
+    load_run,
+    read_json,
+    read_table,
+    run_summary,
+)
 from staircase.workflow import config as cfgmod
 
 PASS, FAIL, INCONCLUSIVE, ERROR = vd.PASS, vd.FAIL, vd.INCONCLUSIVE, vd.ERROR
+CALIBRATION_NUMBERS = ("draws", "rate", "ci_low", "ci_high")  # <root>/calibration/summary.csv, as the report shows it
 ANALYSIS_DEFAULTS = {"min_points": 2, "min_span": 0.0, "loss_window": 20, "null_samples": 400}
 
 
@@ -984,7 +993,10 @@ def run_audit(config: dict, results=None, out_dir=None, runs=None) -> pd.DataFra
     frame = evaluate(config, results, seed_records) if runs is None else evaluate_runs(runs, config, seed_records)
     versions = code_versions(frame)
     calib_path = results / "calibration" / "summary.csv"
-    calibration = pd.read_csv(calib_path) if calib_path.exists() else None
+    # a damaged table is one line naming it (read_table), not a traceback in the report
+    calibration = (
+        read_table(calib_path, ("test", "ensemble", "measures"), CALIBRATION_NUMBERS) if calib_path.exists() else None
+    )
     out = Path(out_dir or results / "audit")
     where = {
         "results root": ", ".join(runs) if runs is not None else str(results),

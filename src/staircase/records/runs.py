@@ -52,10 +52,19 @@ def _read(path, reader):
         ) from None
 
 
-def read_table(path) -> pd.DataFrame:
-    """A result table (parquet, or CSV by its suffix); an unreadable one raises UnreadableResult
-    naming it."""
-    return _read(path, pd.read_csv if str(path).endswith(".csv") else pd.read_parquet)
+def read_table(path, columns=(), numeric=()) -> pd.DataFrame:
+    """A result table (parquet, or CSV by its suffix); an unreadable one, or one without the
+    ``columns`` (or with a non-number in a ``numeric`` column), raises UnreadableResult naming it."""
+    table = _read(path, pd.read_csv if str(path).endswith(".csv") else pd.read_parquet)
+    missing = [c for c in (*columns, *numeric) if c not in table.columns]
+    not_numbers = [c for c in numeric if c in table.columns and not pd.api.types.is_numeric_dtype(table[c])]
+    if missing or not_numbers:
+        problem = f"missing column(s) {missing}" if missing else f"non-numbers in column(s) {not_numbers}"
+        raise UnreadableResult(
+            f"{path}: {problem}; the file is damaged or from another version: delete it and run snakemake "
+            "again, which re-runs the job that writes it"
+        )
+    return table
 
 
 def read_json(path) -> dict:
@@ -186,13 +195,16 @@ def _check_run_json(path: Path, info) -> None:
 
 def _check_metrics(path: Path, info: dict, metrics: pd.DataFrame) -> None:
     """The columns a reader uses, one block of rows per seed of run.json, and no NaN loss for a
-    seed run.json calls ok (NaN is what a diverged seed records)."""
+    seed run.json calls ok (NaN is what a diverged seed records), unless the run records no loss
+    at all (a model tracked without one: staircase.Tracker)."""
     missing = [c for c in METRICS_COLUMNS if c not in metrics.columns]
     if missing:
         raise _bad(path, f"missing column(s) {missing}")
     seeds = sorted(int(s) for s in info["seeds"])
     if sorted(int(s) for s in metrics["seed"].unique()) != seeds:
         raise _bad(path, f"its seeds {sorted(metrics['seed'].unique().tolist())} are not run.json's {seeds}")
+    if not np.isfinite(metrics["loss"].to_numpy(float)).any():
+        return
     for seed, st in info["status"].items():
         loss = metrics.loc[metrics["seed"] == int(seed), "loss"].to_numpy(float)
         if st == "ok" and not np.isfinite(loss).all():
