@@ -92,12 +92,14 @@ def check_results_folders():
 
 def hold_results_lock():
     """One workflow writes into a results root at a time: a lock held by this Snakemake process
-    until it exits (the kernel drops it then, even on SIGKILL; --rerun-incomplete never deletes it)."""
+    until it exits (the kernel drops it then, even on SIGKILL; --rerun-incomplete never deletes it).
+    """
     try:
         hold(res(".staircase.lock"), f"a workflow writing into {RESULTS}")
     except AlreadyRunning as err:
         print(f"error: {err}", file=sys.stderr)
-        os._exit(1)  # before any job; a SystemExit here would be reported as a failed handler
+        # before any job; a SystemExit here would be reported as a failed handler
+        os._exit(1)
 
 
 wildcard_constraints:
@@ -230,7 +232,8 @@ def remove_empty_checkpoint_folders():
     <root>/checkpoints that its training jobs left empty (each job removes its checkpoint, lock and
     own folder when done; a folder above it may still hold another job's while that one runs).
     """
-    if os.path.islink(res("checkpoints")):  # never delete inside a folder outside the root
+    # never delete inside a folder outside the root
+    if os.path.islink(res("checkpoints")):
         return
     for folder, _, _ in os.walk(res("checkpoints"), topdown=False):
         if not os.listdir(folder):

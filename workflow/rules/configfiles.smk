@@ -7,7 +7,8 @@ from staircase.workflow import loader
 
 def check_config_files():
     """Every config file of this run, read strictly (staircase.workflow.loader): a file Snakemake
-    would misread, or whose alias bomb or template would hang or run code, stops here, named."""
+    would misread, or whose alias bomb or template would hang or run code, stops here, named.
+    """
     default = ["config.yaml"] if os.path.exists("config.yaml") else []
     for path in [*default, *workflow.overwrite_configfiles]:
         try:
