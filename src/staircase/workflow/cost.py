@@ -45,9 +45,9 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import nnls
 
-from staircase.core.schedule import log_schedule
 from staircase.problems import make_task
 from staircase.problems.pde import PDETask
+from staircase.training import budget
 from staircase.workflow import config as cfgmod
 from staircase.workflow import lowrank_settings
 
@@ -120,8 +120,7 @@ def paper_a_job(cfg: dict) -> Job:
     pde = isinstance(task, PDETask)
     rank_x, _ = task.rank_points()
     evaluated = len(np.unique(np.concatenate([rank_x, task.error_points()]), axis=0))
-    log = cfg["log"]
-    steps = int(cfg["train"]["steps"])
+    steps = budget.cap(cfg["train"])  # a budget by progress: projected at its cap, the most it may cost
     return Job(
         kind="paper_a",
         name=f"{cfg['experiment']}/{cfg['variant']}",
@@ -134,7 +133,7 @@ def paper_a_job(cfg: dict) -> Job:
         points=per_step,
         rows=int(task.d) + 2 if pde else 1,
         eval_points=evaluated + task.batch_points(data),
-        measurements=len(log_schedule(steps, log["dense_every"], log["dense_until"], log["sparse_every"])),
+        measurements=len(budget.measure_steps(cfg["train"], cfg["log"])),
     )
 
 
