@@ -1,6 +1,6 @@
 """The scan behind the regime map's budget by progress (docs/regime.md, "The budget"). Run from the
-repository root: ``python docs/scans/regime_budget_scan.py [max_steps]``; it writes
-docs/scans/regime_budget_scan.csv.
+repository root: ``python docs/scans/regime_budget_scan.py [max_steps [variant ...]]`` (variants: the
+cells whose name starts with one of them; default all); it writes docs/scans/regime_budget_scan.csv.
 
 For every cell of the map at the default initialisation (init_gain 1) whose optimiser is plain
 gradient descent or mini-batch SGD (and, for reference, Adam), its seeds are trained (the trainer's
@@ -31,14 +31,16 @@ FACTORS = (3, 10, 30, 100, 1000)
 EVERY = 100  # steps between loss readings
 
 
-def cells(config: dict) -> list[tuple[str, str, dict]]:
-    """(experiment, variant, resolved config) of the map's default-initialisation cells."""
+def cells(config: dict, prefixes: list[str]) -> list[tuple[str, str, dict]]:
+    """(experiment, variant, resolved config) of the map's default-initialisation cells whose variant
+    starts with one of ``prefixes`` (all without)."""
     found = []
     for name, entry in config["experiments"].items():
         if "A1-regime" not in entry.get("claims", []):
             continue
         for variant, cfg in cfgmod.variants(config, name).items():
-            if float(cfg["model"].get("init_gain", 1.0)) == 1.0:
+            wanted = not prefixes or variant.startswith(tuple(prefixes))
+            if wanted and float(cfg["model"].get("init_gain", 1.0)) == 1.0:
                 found.append((name, variant, cfg))
     return found
 
@@ -75,7 +77,7 @@ def main() -> None:
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     out = REPO / "docs" / "scans" / "regime_budget_scan.csv"
     rows = []
-    for experiment, variant, cfg in cells(config):
+    for experiment, variant, cfg in cells(config, sys.argv[2:]):
         row = dict(experiment=experiment, variant=variant, seeds=len(cfg["seeds"]))
         rows.append(row | steps_to_factors(cfg, max_steps))
         print(rows[-1], file=sys.stderr, flush=True)

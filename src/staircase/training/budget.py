@@ -43,7 +43,10 @@ def measure_steps(train: dict, log: dict) -> np.ndarray:
 
 
 def problems(train: dict) -> list[tuple[str, str]]:
-    """(key, problem) of a train block's budget by progress (the schema requires both keys together)."""
+    """(key, problem) of a resolved train block's budget by progress: both keys or neither, and a cap
+    not below train.steps."""
+    if ("until_loss_factor" in train) != ("max_steps" in train):
+        return [("train", "until_loss_factor and max_steps go together (a budget by progress and its cap)")]
     if factor(train) is not None and int(train["max_steps"]) < int(train["steps"]):
         least = f"train.steps {train['steps']}, the least a run trains"
         return [("train.max_steps", f"{train['max_steps']} is below {least}")]
