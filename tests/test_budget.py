@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from staircase.claims import progress
+from staircase.claims import audit, progress
 from staircase.core.schedule import log_schedule
 from staircase.errors import ConfigError
 from staircase.records.runs import load_run
@@ -102,3 +102,22 @@ def test_cap_below_steps_is_one_clear_config_error():
 def test_factor_without_a_cap_is_refused():
     with pytest.raises(ConfigError, match="max_steps"):
         cfgmod.validate(config_with(until_loss_factor=10.0))
+
+
+def test_the_map_leaves_a_cell_not_trained_out_of_its_count(tmp_path):
+    config = yaml.safe_load((REPO / "tests/config/config.yaml").read_text())
+    cells = cfgmod.variants(config, "regime1d")
+    base = cells["adam_init_gain-1.0"]
+    trained = dict(base, train=dict(base["train"], until_loss_factor=1.5, max_steps=2000))
+    hopeless = dict(base, variant="hopeless", train=dict(base["train"], until_loss_factor=1.0e9, max_steps=80))
+    runs = []
+    for cfg in (trained, hopeless):
+        train.run(cfg, tmp_path / cfg["variant"], progress=False)
+        runs.append(load_run(tmp_path / cfg["variant"]))
+    table = audit.regime_table(runs, dict(null_samples=20))
+    by = table.set_index("variant")
+    assert bool(by.loc["adam_init_gain-1.0", "trained"]) and not bool(by.loc["hopeless", "trained"])
+    assert pd.isna(by.loc["hopeless", "a1_pass"]) and by.loc["hopeless", "status"].startswith(progress.NOT_TRAINED)
+    passing, n, _ = audit._count_passing(table, 0.05)
+    assert n == int(by["a1_pass"].notna().sum()) and n <= 1  # the hopeless cell is not in the denominator
+    assert "not trained (left out): hopeless" in audit._cells_detail(table)

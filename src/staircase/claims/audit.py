@@ -40,7 +40,7 @@ from scipy import stats
 
 from staircase.claims import comparison as cmp
 from staircase.claims import lowrank as lowrank_claims
-from staircase.claims import registry
+from staircase.claims import progress, registry
 from staircase.claims import verdicts as vd
 from staircase.core import stairs, steptest
 from staircase.records.provenance import atomic_write
@@ -465,6 +465,7 @@ class ExperimentAudit:
             verdict = (
                 "too few healthy seeds" if not np.isfinite(c.a1_p) else "passes A1" if c.a1_pass else "does not pass A1"
             )
+            verdict = progress.NOT_TRAINED if not getattr(c, "trained", True) else verdict
             rows.append(
                 vd.description_row(
                     "A1-regime",
@@ -605,7 +606,7 @@ def _cell_table(runs: list[Run], tests: dict[str, SeedTests], t: dict) -> pd.Dat
             a2_statistic=float(np.nanmedian([c.statistic for c in coupling.values()])) if coupling else np.nan,
             a2_p=steptest.fisher([c.p_value for c in coupling.values()]),
         )
-        rows.append(row)
+        rows.append(progress.judge_trained_only(row, run))  # a cell not trained to its factor is not judged
     return pd.DataFrame(rows)
 
 
@@ -654,6 +655,8 @@ def _cells_detail(cells: pd.DataFrame, prefix: str = "") -> str:
         return ", ".join(f"{prefix}{c.variant} (p={c.a1_p:.2g}, x{c.a1_stall_ratio:.2g})" for c in rows) or "none"
 
     flat = [c for c in judged.itertuples() if not c.a1_pass and c.rank_rise < 2]
+    untrained = progress.not_trained(cells)
+    short = [c for c in cells.itertuples() if pd.isna(c.a1_pass) and c not in untrained]
     parts = [
         f"pass A1: {named(c for c in judged.itertuples() if c.a1_pass)}",
         f"do not: {named(c for c in judged.itertuples() if not c.a1_pass and c.rank_rise >= 2)}",
@@ -661,10 +664,10 @@ def _cells_detail(cells: pd.DataFrame, prefix: str = "") -> str:
         f"{', '.join(f'{prefix}{c.variant}' for c in flat)}"
         if flat
         else "",
-        "too few healthy seeds: "
-        + ", ".join(f"{prefix}{c.variant} ({c.seeds_ok} healthy)" for c in cells.itertuples() if pd.isna(c.a1_pass))
-        if cells["a1_pass"].isna().any()
+        "too few healthy seeds: " + ", ".join(f"{prefix}{c.variant} ({c.seeds_ok} healthy)" for c in short)
+        if short
         else "",
+        progress.named(untrained, prefix),
     ]
     return "; ".join(filter(None, parts))
 

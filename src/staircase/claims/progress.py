@@ -18,10 +18,11 @@ def untrained(run: Run) -> list[int]:
 
 
 def judge_trained_only(row: dict, run: Run) -> dict:
-    """A cell's row with ``trained`` (every healthy seed reached the factor) and, where it is not
-    trained, ``a1_pass`` None (left out of the count) and a status that names the seeds."""
+    """A cell's row with ``trained`` (every healthy seed reached the factor), ``steps_run`` (the steps
+    it trained) and, where it is not trained, ``a1_pass`` None (left out of the count) and a status
+    that names the seeds."""
     seeds = untrained(run)
-    row = dict(row, trained=not seeds)
+    row = dict(row, trained=not seeds, steps_run=int(run.metrics["step"].max()))
     if seeds:
         loss_factor = budget.factor(run.config["train"])
         note = f"{NOT_TRAINED}: the loss of seed(s) {', '.join(map(str, seeds))} fell by less than x{loss_factor:g}"
@@ -37,4 +38,9 @@ def not_trained(cells) -> list:
     return [c for c in cells.itertuples() if not c.trained]
 
 
-__all__ = ["NOT_TRAINED", "judge_trained_only", "not_trained", "untrained"]
+def named(cells: list, prefix: str = "") -> str:
+    """The audit's words for the cells not trained ("" when there are none)."""
+    return f"{NOT_TRAINED} (left out): " + ", ".join(f"{prefix}{c.variant}" for c in cells) if cells else ""
+
+
+__all__ = ["NOT_TRAINED", "judge_trained_only", "named", "not_trained", "untrained"]
