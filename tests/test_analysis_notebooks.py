@@ -46,7 +46,7 @@ def papermill(name: str, cwd: Path, **parameters) -> str:
 
 @pytest.mark.slow
 def test_notebooks_flag_a_diverged_seed(tmp_path):
-    config = yaml.safe_load((REPO / "tests/config/config.yaml").read_text())
+    config = yaml.safe_load((REPO / ".test/config/config.yaml").read_text())
     cfg = cfgmod.variants(config, "fit1d")["base"]
     cfg["train"]["steps"] = 60
     runs = [tmp_path / "runs/exp/activation-tanh", tmp_path / "runs/exp/activation-relu"]

@@ -27,7 +27,7 @@ SEEDS = (0, 1, 2)
 
 
 def make_config(claims=("A1", "A2", "A3", "A5"), experiment="fit1d", **sweep):
-    config = yaml.safe_load((REPO / "tests/config/config.yaml").read_text())
+    config = yaml.safe_load((REPO / ".test/config/config.yaml").read_text())
     exp = config["experiments"]["fit1d"]
     exp.update(claims=list(claims), seeds=list(SEEDS))
     if sweep:

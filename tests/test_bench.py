@@ -24,7 +24,7 @@ needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 
 
 def tiny_config(steps=30) -> dict:
-    config = yaml.safe_load((REPO / "tests/config/config.yaml").read_text())
+    config = yaml.safe_load((REPO / ".test/config/config.yaml").read_text())
     config["experiments"]["fit1d"]["train"]["steps"] = steps
     return config
 

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from staircase.claims import audit, progress
+from staircase.claims.judges import cells as cells_judge
 from staircase.core.schedule import log_schedule
 from staircase.errors import ConfigError
 from staircase.records.runs import load_run
@@ -23,7 +24,7 @@ LOG = {"dense_every": 10, "dense_until": 100, "sparse_every": 50}
 
 
 def tiny_cfg(**train_overrides):
-    config = yaml.safe_load((REPO / "tests/config/config.yaml").read_text())
+    config = yaml.safe_load((REPO / ".test/config/config.yaml").read_text())
     cfg = cfgmod.variants(config, "fit1d")["base"]
     cfg["train"].update(train_overrides)
     return cfg
@@ -89,7 +90,7 @@ def test_a_factor_out_of_reach_trains_to_the_cap_and_is_not_trained(tmp_path):
 
 
 def config_with(**train):
-    config = yaml.safe_load((REPO / "tests/config/config.yaml").read_text())
+    config = yaml.safe_load((REPO / ".test/config/config.yaml").read_text())
     config["experiments"]["fit1d"]["train"].update(train)
     return config
 
@@ -105,7 +106,7 @@ def test_factor_without_a_cap_is_refused():
 
 
 def test_the_map_leaves_a_cell_not_trained_out_of_its_count(tmp_path):
-    config = yaml.safe_load((REPO / "tests/config/config.yaml").read_text())
+    config = yaml.safe_load((REPO / ".test/config/config.yaml").read_text())
     cells = cfgmod.variants(config, "regime1d")
     base = cells["adam_init_gain-1.0"]
     trained = dict(base, train=dict(base["train"], until_loss_factor=1.5, max_steps=2000))
@@ -118,6 +119,6 @@ def test_the_map_leaves_a_cell_not_trained_out_of_its_count(tmp_path):
     by = table.set_index("variant")
     assert bool(by.loc["adam_init_gain-1.0", "trained"]) and not bool(by.loc["hopeless", "trained"])
     assert pd.isna(by.loc["hopeless", "a1_pass"]) and by.loc["hopeless", "status"].startswith(progress.NOT_TRAINED)
-    passing, n, _ = audit._count_passing(table, 0.05)
+    passing, n, _ = cells_judge.count_passing(table, 0.05)
     assert n == int(by["a1_pass"].notna().sum()) and n <= 1  # the hopeless cell is not in the denominator
-    assert "not trained (left out): hopeless" in audit._cells_detail(table)
+    assert "not trained (left out): hopeless" in cells_judge.cells_detail(table)

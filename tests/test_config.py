@@ -23,8 +23,8 @@ from staircase.core.schedule import log_schedule
 from staircase.workflow import config as cfgmod
 from staircase.workflow import lowrank_settings, memory
 
-TINY = REPO / "tests" / "config" / "config.yaml"
-LOWRANK = REPO / "tests" / "config" / "lowrank.yaml"
+TINY = REPO / ".test" / "config" / "config.yaml"
+LOWRANK = REPO / ".test" / "config" / "lowrank.yaml"
 
 
 def load(path=TINY) -> dict:

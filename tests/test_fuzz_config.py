@@ -7,7 +7,7 @@ overflows before any step).
 Most mutations go through `staircase check-config` in-process (the same checks the workflow runs);
 a sample also goes through `staircase check-config` and `snakemake -n` as processes, next to an
 existing results/ folder that must stay untouched. The list is built by code from
-tests/config/config.yaml and is the same on every run."""
+.test/config/config.yaml and is the same on every run."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from helpers import REPO, snakemake
 from staircase import cli
 from staircase.workflow import config as cfgmod
 
-TINY = REPO / "tests" / "config" / "config.yaml"
+TINY = REPO / ".test" / "config" / "config.yaml"
 NAN, INF = float("nan"), float("inf")
 
 

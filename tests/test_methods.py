@@ -250,7 +250,7 @@ def test_pretraining_touches_only_the_first_layer():
 
 # ---- optimisers --------------------------------------------------------------------------------
 def tiny_cfg(**train_overrides):
-    config = yaml.safe_load((REPO / "tests/config/config.yaml").read_text())
+    config = yaml.safe_load((REPO / ".test/config/config.yaml").read_text())
     cfg = cfgmod.variants(config, "fit1d")["base"]
     cfg["train"].update(train_overrides)
     return cfg
@@ -522,7 +522,7 @@ def test_methods_workflow_end_to_end(tmp_path):
     snakemake = str(Path(sys.executable).parent / "snakemake")
     targets = [f"results/small/tables/methods_{k}_methods_tiny.csv" for k in ("summary", "seeds", "verdicts")]
     targets += ["results/small/figures/methods_curves_methods_tiny.png"]
-    config = REPO / "tests" / "config" / "methods.yaml"
+    config = REPO / ".test" / "config" / "methods.yaml"
     res = subprocess.run(
         [snakemake, "--snakefile", str(REPO / "Snakefile"), *targets, "--cores", "2", "--configfile", str(config)],
         cwd=tmp_path,
@@ -561,7 +561,7 @@ def test_audit_reports_a6_and_a7_from_the_comparison(tmp_path):
         run.metrics.to_parquet(out / "metrics.parquet")
         run.ranks.to_parquet(out / "ranks.parquet")
         (out / "run.json").write_text(json.dumps(run.info))
-    experiment = yaml.safe_load((REPO / "tests/config/methods.yaml").read_text())["experiments"]["methods_tiny"]
+    experiment = yaml.safe_load((REPO / ".test/config/methods.yaml").read_text())["experiments"]["methods_tiny"]
     experiment["variants"] = {"base": {}, "fast": {}, "pre": {"train": {"pretrain": {"steps": 10}}}}
     experiment["comparison"] = COMPARISON
     config = {"scale": "small", "audit": {"min_seeds": 2}, "experiments": {"exp": experiment}}

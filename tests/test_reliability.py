@@ -32,7 +32,7 @@ from staircase.training.recorder import TIMING_COLUMNS
 from staircase.workflow import config as cfgmod
 from staircase.workflow.notebooks import failure_message
 
-TINY = REPO / "tests" / "config" / "config.yaml"
+TINY = REPO / ".test" / "config" / "config.yaml"
 
 
 def tiny_config(**fit1d_overrides) -> dict:
@@ -221,13 +221,13 @@ def test_train_into_an_unwritable_folder_is_refused_before_training(tmp_path, ca
         ("align", ["--run-config", "NAN"], "alignment.studies.gauss.train.lr: nan is not a finite number"),
         ("align", ["--run-config", "WIDTH"], "alignment.studies.gauss.model.width: 6.0 is not an integer"),
         ("align", ["--run-config", "STUDY", "--device", "tpu"], "--device: 'tpu' is not a device"),
-        ("collapse", ["--config", str(REPO / "tests/config/lowrank.yaml"), "--study", "nope"], "has no enabled study"),
+        ("collapse", ["--config", str(REPO / ".test/config/lowrank.yaml"), "--study", "nope"], "has no enabled study"),
     ],
 )
 def test_lowrank_cli_rejects_a_bad_run_config_in_one_line(tmp_path, capsys, command, argv, expected):
     from staircase.workflow import lowrank_settings as settings
 
-    study = settings.studies(yaml.safe_load((REPO / "tests/config/lowrank.yaml").read_text()), "alignment")["gauss"]
+    study = settings.studies(yaml.safe_load((REPO / ".test/config/lowrank.yaml").read_text()), "alignment")["gauss"]
     bad = {
         "STUDY": study,
         "NO_STUDY": {k: v for k, v in study.items() if k != "study"},

@@ -16,7 +16,7 @@ from staircase.records import runs
 from staircase.training import trainer as train
 from staircase.workflow import config as cfgmod
 
-TINY = Path(__file__).resolve().parent / "config" / "config.yaml"
+TINY = Path(__file__).resolve().parents[1] / ".test" / "config" / "config.yaml"
 
 
 def tiny_cfg(steps):

@@ -15,7 +15,7 @@ import pytest
 import yaml
 from helpers import REPO, SNAKEMAKE, snakemake
 
-TINY = REPO / "tests" / "config" / "config.yaml"
+TINY = REPO / ".test" / "config" / "config.yaml"
 
 
 def _jobs(dry_run_output: str) -> list[dict]:
