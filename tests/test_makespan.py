@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import snakemake
 
 from staircase.workflow import cost
 
@@ -30,3 +31,14 @@ def test_full_scale_projection_names_its_makespan_on_2_and_16_cores():
     assert "on 2 cores" in text and "on 16 cores" in text and "the longest job" in text
     assert cost.makespan(durations, 16) >= durations.max()
     assert cost.makespan(durations, 2) >= durations.sum() / 2
+
+
+def test_a_full_scale_dry_run_ends_with_its_makespan(tmp_path):
+    (tmp_path / "config.yaml").write_text((REPO / ".test/config/config.yaml").read_text())
+    args = ("--dry-run", "--cores", "2", "--configfile", str(tmp_path / "config.yaml"), "--config", "scale=full")
+    res = snakemake(*args, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-2000:]
+    last = res.stderr.strip().splitlines()[-4:]
+    assert last[0].startswith("projected makespan of the training jobs")
+    assert last[1].strip().startswith("on 2 cores:") and last[2].strip().startswith("on 16 cores:")
+    assert last[3].strip().startswith("the longest job:")

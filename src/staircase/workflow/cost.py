@@ -397,7 +397,7 @@ def describe(p: Projection, cores: int | None = None) -> str:
         f"  CPU, one thread per job: training {_duration(p.train_cpu_s)}, measurements {_duration(p.measure_cpu_s)}, "
         f"papers B/C {_duration(p.lowrank_s)}, start-up {_duration(p.startup_cpu_s)}, "
         f"notebooks and audit {_duration(p.analysis_cpu_s)}: total {_duration(p.cpu_s)}"
-        + (f" (training on {cores} cores: about {_duration(makespan(job_seconds(p), cores))}, below)" if cores else ""),
+        + (f" (training: {_duration(makespan(job_seconds(p), cores))} of wall time on {cores} cores)" if cores else ""),
         "  heaviest jobs: " + ", ".join(f"{r.job} {_duration(r.total)}" for r in heaviest.itertuples()),
         "  GPU: "
         + (
