@@ -16,7 +16,7 @@ A subclass fixes the operator (``laplacian_coef`` alpha and ``mass_coef`` beta, 
 same problem (e.g. other weights), call ``residuals(model, data)``: it returns the interior and
 boundary residuals (S, N_int) and (S, N_bd), differentiable with respect to the weights.
 
-Loss lower bound (README.md, "The quantities"): the residual is linear in the output layer u = b + sum a_j
+Loss lower bound (docs/quantities.md): the residual is linear in the output layer u = b + sum a_j
 phi_j, so the loss is a weighted least-squares problem whose "features" are the operator applied to
 [1, phi_1..phi_n] at interior points stacked on the boundary trace [1, phi] at boundary points,
 with weights 1/N_int and boundary_weight/N_bd and target [f; g] (``bound_system``).
