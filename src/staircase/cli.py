@@ -469,7 +469,7 @@ def _add_compare(sub) -> None:
 
 
 def _add_registry(sub) -> None:
-    p = sub.add_parser("registry", help="the claims registry as the README's markdown table")
+    p = sub.add_parser("registry", help="the claims registry as a markdown table (the one in docs/auditing.md)")
     p.add_argument(
         "--results-table", metavar="CLAIMS_CSV", help="instead: the README's results table from a claims.csv"
     )

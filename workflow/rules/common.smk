@@ -245,7 +245,6 @@ def remove_empty_checkpoint_folders():
 localrules:
     figure,
     table,
-    notebook_html,
     audit,
 
 

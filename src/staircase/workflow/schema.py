@@ -30,8 +30,10 @@ NAME_RULES = {  # the schema's name patterns, said in words
     ),
 }
 
-# The schema lives with the workflow; it is found when the package runs from its checkout.
-SCHEMA_PATH = Path(__file__).resolve().parents[3] / "workflow" / "schemas" / "config.schema.yaml"
+# The schema lives with the workflow (workflow/schemas/config.schema.yaml); the package reads it
+# through a link beside this file, which a wheel turns into a copy, so an installed package (pip
+# install <clone>, without the workflow) has its defaults and thresholds too.
+SCHEMA_PATH = Path(__file__).with_name("config.schema.yaml")
 
 
 def load_schema() -> dict | None:
