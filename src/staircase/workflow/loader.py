@@ -72,8 +72,8 @@ class StrictLoader(yaml.SafeLoader):
     def construct_mapping(self, node, deep=False):
         seen = {}
         for key_node, _ in node.value:
-            if key_node.tag == MERGE_TAG:  # `<<: *block`: its keys are the block's, overridable here
-                continue
+            if key_node.tag == MERGE_TAG:
+                continue  # `<<: *block` merges a block; its keys may be overridden by the mapping's own
             key = self.construct_object(key_node, deep=True)
             if isinstance(key, (list, dict)):
                 raise self._refuse(key_node, "a key is a list or mapping; keys are names")
