@@ -1,14 +1,11 @@
-import hashlib
-
-# The calibration depends on its settings only (calibration_config: the schedules, the analysis
-# settings, alpha), so it is computed once per settings, in results/calibration/<hash of them>/,
-# and every results root whose settings are equal (another tag, a changed threshold of another
-# claim) copies it instead of recomputing it: it was the run's largest job after the trainings.
+# The calibration depends on its settings (calibration_config: the schedules, the analysis
+# settings, alpha) and on the package's code (the tests it measures, the run it trains for its
+# trained-spectra families), so it is computed once per settings and code, in
+# results/calibration/<hash of both>/, and every results root whose settings are equal (another
+# tag, a changed threshold of another claim) copies it instead of recomputing it: it was the run's
+# largest job after the trainings. A changed test makes a new store, never a stale copy.
 CALIBRATION_SETTINGS = json.dumps(calibration_config(), sort_keys=True)
-CALIBRATION_STORE = (
-    "results/calibration/"
-    + hashlib.sha256(CALIBRATION_SETTINGS.encode()).hexdigest()[:16]
-)
+CALIBRATION_STORE = "results/calibration/" + calibration_key(CALIBRATION_SETTINGS)
 CALIBRATION_FILES = ("summary.csv", "a1.csv", "a2.csv")
 
 
