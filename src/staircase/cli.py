@@ -26,7 +26,6 @@ import sys
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
 from staircase import benchmarks
 from staircase.cli_lowrank import add_commands
@@ -34,7 +33,7 @@ from staircase.errors import UnreadableResult
 from staircase.records.provenance import AlreadyRunning, write_json
 from staircase.training.trainer import choose_device
 from staircase.workflow import config as cfgmod
-from staircase.workflow import lowrank_settings
+from staircase.workflow import loader, lowrank_settings
 from staircase.workflow.notebooks import failure_message
 
 # A command loads the code it runs, when it runs (``_load``), not every command's: a training job is
@@ -71,10 +70,7 @@ EXPERIMENT_SECTIONS = ("task", "model", "train", "rank", "log", "seeds", "sweep"
 
 def _yaml_value(item: str, value: str):
     """The VALUE of a --set ``item`` (KEY=VALUE), read as YAML."""
-    try:
-        return yaml.safe_load(value)
-    except yaml.YAMLError:
-        raise cfgmod.ConfigError(f"--set {item}: the value is not valid YAML") from None
+    return loader.load_text(value, f"--set {item}", lines=False)
 
 
 def apply_override(config: dict, item: str, experiment: str | None = None) -> None:
@@ -119,14 +115,7 @@ def _load_config(path: str, overrides: list[str], experiment: str | None = None)
     config.check. Anything wrong with it is a ConfigError (one line)."""
     from snakemake.utils import validate  # heavy (snakemake's whole engine); only a config file needs it
 
-    text = _read_text(path, path)
-    try:
-        config = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise cfgmod.ConfigError(f"{path}: not valid YAML ({' '.join(str(err).split())})") from None
-    if not isinstance(config, dict):
-        kind = cfgmod.kind_of(config)
-        raise cfgmod.ConfigError(f"{path}: expected a mapping of settings (key: value lines), got {kind}")
+    config = loader.load_config_file(path)  # strict: duplicate keys, YAML 1.1 surprises, alias bombs
     for item in overrides:
         apply_override(config, item, experiment)
     cfgmod.check_values(config)  # NaN and infinity pass every minimum and maximum of the schema
@@ -212,6 +201,8 @@ def check_job_start(args, cfg: dict) -> None:
     except cfgmod.ConfigError as err:
         raise cfgmod.ConfigError(f"{'--device' if args.device else 'device'}: {str(err).partition(': ')[2]}") from None
     writable_folder("--out", args.out)
+    if Path(args.out).is_symlink():  # it would write into the folder it points at: another run's
+        raise cfgmod.ConfigError(f"--out {args.out}: is a symlink (to {Path(args.out).resolve()}); give a folder")
     writable_folder("--checkpoint-dir", getattr(args, "checkpoint_dir", None))
     writable_folder("--log", getattr(args, "log", None), file=True)
 
@@ -247,7 +238,9 @@ def cmd_cost(args) -> int:
         return 0
     config = _load_config(args.config, args.set)
     table = cost.load_table(args.table)
-    print(cost.describe(cost.project(config, args.notebooks, table), args.cores))
+    projection = cost.project(config, args.notebooks, table)
+    print(cost.describe(projection, args.cores))
+    print(cost.describe_makespan(projection, sorted({2, 16, *([args.cores] if args.cores else [])})))
     return 0
 
 
@@ -286,6 +279,7 @@ def cmd_audit(args) -> int:
         config = _load_config(args.config or "config.yaml", args.set)
     if args.runs:
         out = Path(args.out or Path(args.runs[0]) / "audit")
+        writable_folder("--out", str(out))
         frame = audit.run_audit(config, args.results or cfgmod.results_root(config), out, runs=args.runs)
     else:
         results = args.results or cfgmod.results_root(config)
@@ -295,19 +289,38 @@ def cmd_audit(args) -> int:
                 "<variant>/run.json); run the workflow first, or point --results at its results root"
             )
         out = Path(args.out or Path(results) / "audit")
+        writable_folder("--out", str(out))
         frame = audit.run_audit(config, results, out)
     print(audit.summary_line(frame))
     print(f"details: {out / 'claims.md'}")
-    if args.strict and not (audit.overall(frame)["verdict"] == audit.PASS).all():
-        return 1
+    if args.strict:
+        return strict_status(audit.overall(frame), [] if args.runs else configured_claims(config), audit.PASS)
     return 0
+
+
+def configured_claims(config: dict) -> list[tuple[str, str]]:
+    """(claim, experiment) of every claim an enabled experiment names."""
+    experiments = config.get("experiments") or {}
+    return [(c, e) for e in cfgmod.enabled_experiments(config) for c in experiments[e].get("claims", [])]
+
+
+def strict_status(overall: pd.DataFrame, configured, passed: str) -> int:
+    """--strict: 0 only when claims were judged, every configured one among them, and all PASS."""
+    judged = set(zip(overall["claim"], overall["experiment"]))
+    missing = [pair for pair in configured if pair not in judged]
+    if overall.empty or missing:
+        what = f"{len(missing)} configured claim(s) not judged, e.g. {missing[0]}" if missing else "no claim judged"
+        print(f"staircase audit --strict: {what}; not a pass", file=sys.stderr)
+        return 1
+    return 0 if (overall["verdict"] == passed).all() else 1
 
 
 def cmd_calibrate(args) -> int:
     calibration = _load("calibrate")
     config = json.loads(args.config_json) if args.config_json else _load_config(args.config, args.set)
-    size = args.size or (config.get("analysis") or {}).get("calibration_draws", 400)
+    size = args.size or (config.get("analysis") or {}).get("calibration_draws", 150)
     out = Path(args.out or Path(cfgmod.results_root(config)) / "calibration")
+    writable_folder("--out", str(out))
     table = calibration.run(config, out, size=size, n_null=args.null_samples)
     print(table.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
     print(f"per draw: {out / 'a1.csv'}, {out / 'a2.csv'}")
@@ -317,6 +330,7 @@ def cmd_calibrate(args) -> int:
 def cmd_compare(args) -> int:
     compare = _load("compare")
     labels = tuple(args.labels)
+    writable_folder("--out", args.out)
     try:
         result = compare.compare(args.a, args.b, args.out, labels=labels)
     except compare.CompareError as err:
@@ -439,7 +453,9 @@ def _add_calibrate(sub) -> None:
     _add_set(p)
     p.add_argument("--out", help="where to write summary.csv, a1.csv, a2.csv (default: <results root>/calibration)")
     p.add_argument(
-        "--size", type=int, help="draws per ensemble, null and alternative each (default: analysis.calibration_draws)"
+        "--size",
+        type=int,
+        help="draws per null family, half as many per power family (default: analysis.calibration_draws)",
     )
     p.add_argument("--null-samples", type=int, default=200, help="null simulations per test")
     p.set_defaults(func=cmd_calibrate)
@@ -516,7 +532,7 @@ def _add_cost(sub) -> None:
     p.add_argument("--config", default="config.yaml")
     _add_set(p, "e.g. scale=full")
     p.add_argument("--notebooks", type=int, default=0, help="figure and table notebooks to count")
-    p.add_argument("--cores", type=int, help="also say the wall time if this many cores stay busy")
+    p.add_argument("--cores", type=int, help="also say the wall time on this many cores (2 and 16 always)")
     p.add_argument("--table", default=None, help="the throughput table (default: staircase/workflow/throughput.csv)")
     p.add_argument("--record", nargs="+", metavar="RUN_DIR", help="add these finished runs' measurements to the table")
     p.set_defaults(func=cmd_cost)

@@ -1,24 +1,52 @@
+# The calibration depends on its settings (calibration_config: the schedules, the analysis
+# settings, alpha) and on the package's code (the tests it measures, the run it trains for its
+# trained-spectra families), so it is computed once per settings and code, in
+# results/calibration/<hash of both>/, and every results root whose settings are equal (another
+# tag, a changed threshold of another claim) copies it instead of recomputing it: it was the run's
+# largest job after the trainings. A changed test makes a new store, never a stale copy.
+CALIBRATION_SETTINGS = json.dumps(calibration_config(), sort_keys=True)
+CALIBRATION_STORE = "results/calibration/" + calibration_key(CALIBRATION_SETTINGS)
+CALIBRATION_FILES = ("summary.csv", "a1.csv", "a2.csv")
+
+
 rule calibrate:
     """False-positive rate and power of the A1 and A2 tests on synthetic ensembles drawn on this
     config's measurement schedules, with its settings (staircase.claims.calibration; docs/claims.md).
     """
     output:
-        summary=res("calibration/summary.csv"),
-        a1=res("calibration/a1.csv"),
-        a2=res("calibration/a2.csv"),
+        [f"{CALIBRATION_STORE}/{name}" for name in CALIBRATION_FILES],
+        settings=f"{CALIBRATION_STORE}/settings.json",
     log:
-        res("logs/calibrate.log"),
+        f"{CALIBRATION_STORE}/calibrate.log",
     conda:
         ENV
     threads: 1
     params:
-        # only what the tests and their schedules depend on: a new experiment with the same
-        # schedule, or a changed threshold of another claim, does not re-run the calibration
-        config=lambda w: json.dumps(calibration_config(), sort_keys=True),
-        out=lambda w, output: os.path.dirname(output.summary),
+        config=CALIBRATION_SETTINGS,
+        out=lambda w, output: os.path.dirname(output.settings),
     shell:
         "python -m staircase calibrate --config-json {params.config:q} --out {params.out}"
-        " > {log} 2>&1"
+        " > {log} 2>&1 && printf '%s\\n' {params.config:q} > {output.settings}"
+
+
+rule calibration:
+    """This results root's copy of the calibration of its settings (rule calibrate)."""
+    input:
+        [f"{CALIBRATION_STORE}/{name}" for name in CALIBRATION_FILES],
+    output:
+        [res(f"calibration/{name}") for name in CALIBRATION_FILES],
+    log:
+        res("logs/calibration.log"),
+    conda:
+        ENV
+    params:
+        folder=lambda w, output: os.path.dirname(output[0]),
+    shell:
+        "cp {input} {params.folder}/ > {log} 2>&1"
+
+
+localrules:
+    calibration,
 
 
 rule audit:
@@ -59,4 +87,5 @@ rule audit:
 
 
 TARGETS.extend(job_outputs(rules.calibrate))
+TARGETS.extend(job_outputs(rules.calibration))
 TARGETS.extend(job_outputs(rules.audit))

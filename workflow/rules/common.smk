@@ -1,12 +1,17 @@
+import atexit
+import hashlib
 import json
 import os
 import re
 import sys
+from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
+from staircase.records.provenance import AlreadyRunning, hold
 from staircase.workflow import config as cfgmod
+from staircase.workflow import loader
 from staircase.claims import registry as claims_registry
 
 min_version("9.0")
@@ -35,6 +40,10 @@ def config_error(where, problem):
 
 def validate_config():
     try:
+        # an override of one experiment must not change another that aliases the same block
+        plain = loader.unshared(dict(config), "config")
+        config.clear()
+        config.update(plain)
         # NaN and infinity first: they pass every minimum and maximum
         cfgmod.check_values(config)
         try:
@@ -67,6 +76,35 @@ def res(path):
 VARIANTS = {name: cfgmod.variants(config, name) for name in EXPERIMENTS}
 
 
+def check_results_folders():
+    """The workflow writes and deletes inside its results root only: a folder there that is a
+    symlink (runs/, checkpoints/, an experiment's or a run's folder) would send its writes or
+    deletions elsewhere, or onto another run. One line, before any job."""
+    folders = [res("runs"), res("checkpoints"), res("logs")]
+    for name in EXPERIMENTS:
+        folders += [res(f"runs/{name}"), res(f"checkpoints/{name}")]
+        folders += [run_dir(name, v) for v in VARIANTS[name]]
+    for folder in folders:
+        if os.path.islink(folder):
+            config_error(
+                folder,
+                f"is a symlink (to {os.path.realpath(folder)}); the workflow writes only inside its "
+                "results root: replace it with a folder",
+            )
+
+
+def hold_results_lock():
+    """One workflow writes into a results root at a time: a lock held by this Snakemake process
+    until it exits (the kernel drops it then, even on SIGKILL; --rerun-incomplete never deletes it).
+    """
+    try:
+        hold(res(".staircase.lock"), f"a workflow writing into {RESULTS}")
+    except AlreadyRunning as err:
+        print(f"error: {err}", file=sys.stderr)
+        # before any job; a SystemExit here would be reported as a failed handler
+        os._exit(1)
+
+
 wildcard_constraints:
     experiment="[A-Za-z0-9_-]+",
     variant="[A-Za-z0-9_.-]+",
@@ -74,6 +112,9 @@ wildcard_constraints:
 
 def run_dir(experiment, variant):
     return res(f"runs/{experiment}/{variant}")
+
+
+check_results_folders()
 
 
 def run_files(experiment, name="metrics.parquet"):
@@ -142,6 +183,18 @@ def shared_defaults():
     return {"defaults": experiments["defaults"]} if "defaults" in experiments else {}
 
 
+def calibration_key(settings: str) -> str:
+    """16 hex digits of the sha256 of the calibration's settings and of every source file of the
+    package (src/staircase/**/*.py, sorted by path): equal settings and code share one store.
+    """
+    digest = hashlib.sha256(settings.encode())
+    src = Path(workflow.basedir) / "src" / "staircase"
+    for path in sorted(src.rglob("*.py")):
+        digest.update(path.relative_to(src).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def calibration_config():
     """The part of the config the calibration depends on: the schedules of the experiments whose
     claims it calibrates, the analysis settings and alpha."""
@@ -177,13 +230,17 @@ def print_audit_summary():
 
 def print_cost_projection():
     """At scale full, before any job: what the run will cost (staircase.workflow.cost: jobs, model-steps,
-    CPU time projected from measured throughput). Never stops a run."""
+    CPU time projected from measured throughput), and, as the last lines of a dry run, the training
+    jobs' makespan on 2 and 16 cores. Never stops a run."""
     from staircase.workflow import cost
 
     try:
         cores = workflow.resource_settings.cores
         projection = cost.project(config, notebooks=len(FIGURES) + len(TABLES))
         text = cost.describe(projection, cores if isinstance(cores, int) else None)
+        # the last lines of a dry run (after Snakemake's job table): wall time on 2 and 16 cores
+        at_end = cost.describe_makespan(projection, (2, 16))
+        atexit.register(print, at_end, file=sys.stderr)
     except Exception as err:  # noqa: BLE001 - a projection must not stop the workflow
         text = f"projected cost: not available ({type(err).__name__}: {err})"
     print(text, file=sys.stderr)
@@ -194,6 +251,9 @@ def remove_empty_checkpoint_folders():
     <root>/checkpoints that its training jobs left empty (each job removes its checkpoint, lock and
     own folder when done; a folder above it may still hold another job's while that one runs).
     """
+    # never delete inside a folder outside the root
+    if os.path.islink(res("checkpoints")):
+        return
     for folder, _, _ in os.walk(res("checkpoints"), topdown=False):
         if not os.listdir(folder):
             os.rmdir(folder)
@@ -204,5 +264,9 @@ def remove_empty_checkpoint_folders():
 localrules:
     figure,
     table,
-    notebook_html,
     audit,
+
+
+# a real run (not a dry run) of the main process, once the DAG is built and before any job
+onstart:
+    hold_results_lock()
