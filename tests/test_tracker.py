@@ -618,3 +618,19 @@ def test_the_progress_line_shows_step_loss_and_rank(tmp_path, capsys):
     quiet.step(0, 0.25)
     quiet.close()
     assert capsys.readouterr().err == ""
+
+
+def test_the_tracker_page_examples_run_and_their_runs_pass_the_audit(tmp_path, monkeypatch, one_thread):
+    """docs/tracker.md's code blocks, in order in one namespace (the second reuses x and y)."""
+    monkeypatch.chdir(tmp_path)
+    blocks = re.findall(r"```python\n(.*?)```", (REPO / "docs/tracker.md").read_text(), re.S)
+    assert len(blocks) == 2
+    namespace: dict = {}
+    for block in blocks:
+        exec(compile(block, "docs/tracker.md", "exec"), namespace)
+    for name in ("my_model", "res"):
+        info = json.loads((tmp_path / f"results/runs/{name}/base/run.json").read_text())
+        assert info["complete"] and info["bound_note"] is None
+    assert info["config"]["model"]["layers"] == ["h", "block"]
+    metrics = pd.read_parquet(tmp_path / "results/runs/my_model/base/metrics.parquet")
+    assert metrics["eps_bound"].notna().all() and metrics["step"].max() == 2000

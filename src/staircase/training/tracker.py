@@ -14,7 +14,9 @@ the run as one of the pipeline's::
 
 or ``with Tracker(...) as tracker:`` around the loop, which closes it. Nothing measured is lost
 to a crash: the run is written after the first measurement and then at most ``save_every_s``
-seconds after each measurement, and an exception inside the ``with`` block (Ctrl-C too), or a
+seconds after each measurement (or 20 times the last write's duration, when writing a long run
+takes longer: writing stays under 5 % of the run; ``save_every_s=0``: after every measurement,
+whatever it costs), and an exception inside the ``with`` block (Ctrl-C too), or a
 script that ends without ``close()``, writes what was measured. Such a run is readable and
 auditable; run.json says ``"complete": false`` and why it stopped (``stopped``), and
 ``staircase audit --runs`` notes it. A progress line (tqdm, on stderr) shows the step, the loss and
@@ -174,7 +176,8 @@ class Tracker:
     (e.g. the optimiser's); blas_threads: numpy's BLAS threads during a measurement (small
     eigenproblems only slow down with more); progress: the progress line; total_steps: the last
     step, for the progress line's bar; save_every_s: the most seconds between a measurement and
-    the run on disk holding it (the first measurement is written at once).
+    the run on disk holding it (the first measurement is written at once; a run whose write takes
+    longer than save_every_s / 20 is written every 20 writes' time).
 
     Example, a residual block with a functional activation (the bound needs the output layer to
     read the last tracked features, here the block's output)::
@@ -239,7 +242,7 @@ class Tracker:
         self.device = str(self._device(self.models[0])[0])
         self.closed = False
         self.save_every_s = float(save_every_s)
-        self._saved_at = -np.inf
+        self._saved_at, self._save_cost = -np.inf, 0.0
         self._script = script_provenance()
         self._bar = tqdm(
             total=total_steps, desc=f"{self.experiment}/{self.variant}", unit="step", disable=not progress, leave=True
@@ -397,7 +400,10 @@ class Tracker:
         else:
             self._measure(step, loss)
         self._show_progress(step)
-        if time.perf_counter() - self._saved_at >= self.save_every_s:
+        # writing rewrites every measurement so far: at most one write per 20 writes' time keeps its
+        # cost under 5 % of the run when a long run's write takes longer than save_every_s / 20
+        interval = max(self.save_every_s, 20 * self._save_cost) if self.save_every_s > 0 else 0.0
+        if time.perf_counter() - self._saved_at >= interval:
             self._save(complete=False, stopped=f"running, or stopped without close() after step {step}")
         self.measure_wall += time.perf_counter() - wall0
 
@@ -436,7 +442,8 @@ class Tracker:
 
     def _save(self, complete: bool, stopped: str | None) -> None:
         """Write every measurement so far; run.json says whether the run is complete, and if not why."""
-        elapsed = time.perf_counter() - self._t0
+        start = time.perf_counter()
+        elapsed = start - self._t0
         train_cpu = time.thread_time() - self._c0 - self.clock.total()
         self.device = str(self._device(self.models[0])[0])  # where the models are now
         results.write_results(
@@ -458,6 +465,7 @@ class Tracker:
             extra={"complete": complete, "stopped": stopped, "bound_note": self.bound_note, **self._script},
         )
         self._saved_at = time.perf_counter()
+        self._save_cost = self._saved_at - start
 
     def _show_progress(self, step: int) -> None:
         """The progress line: the step, the median loss and last layer's eps-rank over the models."""
