@@ -205,7 +205,7 @@ def config_options():
         relative = os.path.relpath(path)
         options += [
             "--configfile",
-            shlex.quote(path if relative.startswith("..") else relative),
+            shlex.quote(str(path) if relative.startswith("..") else relative),
         ]
     for key, value in (workflow.config_settings.config or {}).items():
         text = json.dumps(value) if isinstance(value, list | dict) else str(value)
