@@ -10,6 +10,11 @@
 #         workflow/rules/audit.smk   - claim verdicts from the results (results/audit/claims.md)
 
 
+# config.yaml and every --configfile through staircase's strict loader first (duplicate keys,
+# YAML 1.1 readings, alias bombs, templates that run code): one line, before Snakemake reads them
+include: "workflow/rules/configfiles.smk"
+
+
 # config.yaml is the default configuration; a file given with --configfile replaces it instead of
 # being merged into it (Snakemake's own way), so that a tiny config runs only what it names.
 # --config KEY=VALUE still goes over either; --config set=PATH=VALUE gives typed, nested settings

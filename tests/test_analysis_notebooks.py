@@ -15,6 +15,7 @@ import yaml
 from helpers import mark_diverged
 
 from staircase.claims import audit
+from staircase.records import manifest
 from staircase.training import trainer as train
 from staircase.workflow import config as cfgmod
 
@@ -29,6 +30,7 @@ def diverge(run_dir: Path, seed: int, step: int, activation: str) -> None:
     info = json.loads((run_dir / "run.json").read_text())
     info["config"]["model"]["activation"] = activation
     (run_dir / "run.json").write_text(json.dumps(info))
+    manifest.seal(run_dir)  # edited on purpose
 
 
 def papermill(name: str, cwd: Path, **parameters) -> str:

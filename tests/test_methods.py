@@ -30,6 +30,7 @@ from staircase.networks.forward_laplacian import Jet
 from staircase.networks.mlp import StackedMLP
 from staircase.problems import make_task
 from staircase.problems.operators import autograd_laplacian, laplacian
+from staircase.records import manifest
 from staircase.records.runs import Run
 from staircase.training import methods
 from staircase.training import trainer as train
@@ -558,9 +559,11 @@ def test_audit_reports_a6_and_a7_from_the_comparison(tmp_path):
         out = tmp_path / "runs" / "exp" / variant
         out.mkdir(parents=True)
         run.info["config"] = dict(run.config, experiment="exp", variant=variant)  # as train writes it
+        run.info["seeds"] = [int(s) for s in run.info["status"]]
         run.metrics.to_parquet(out / "metrics.parquet")
         run.ranks.to_parquet(out / "ranks.parquet")
         (out / "run.json").write_text(json.dumps(run.info))
+        manifest.seal(out)  # the readers verify a run against its manifest
     experiment = yaml.safe_load((REPO / ".test/config/methods.yaml").read_text())["experiments"]["methods_tiny"]
     experiment["variants"] = {"base": {}, "fast": {}, "pre": {"train": {"pretrain": {"steps": 10}}}}
     experiment["comparison"] = COMPARISON

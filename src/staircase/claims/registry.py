@@ -1,6 +1,7 @@
 """The claims registry (``claims.yaml`` beside this file): each claim and figure declared once.
 
-The audit takes each claim's text and thresholds from here, the workflow registers the figures
+The audit takes each claim's text, thresholds and judge (the module holding its statistic, null
+and decision) from here, the workflow registers the figures
 with these notebooks and captions, and the README's claims table is generated from it
 (``staircase registry --markdown``). Threshold *defaults* are not here: they live in the config
 schema (section ``audit:``), the one place a user looks them up; :func:`thresholds` merges them
@@ -9,15 +10,16 @@ with a config's own values.
 
 from __future__ import annotations
 
+import importlib.util
 from functools import cache
 from pathlib import Path
 
 import yaml
 
-from staircase.workflow import config as cfgmod
+from staircase.workflow.schema import load_schema  # not workflow.config: it imports torch, a notebook needs none
 
 REGISTRY_PATH = Path(__file__).with_name("claims.yaml")
-CLAIM_FIELDS = ("paper", "text", "statistic", "null_model", "verdict", "thresholds", "figures")
+CLAIM_FIELDS = ("paper", "judge", "text", "statistic", "null_model", "verdict", "thresholds", "figures")
 FIGURE_FIELDS = ("notebook", "scope", "claims", "caption")
 SCOPES = ("experiment", "claim", "study", "family")
 
@@ -36,6 +38,8 @@ def load() -> dict:
         missing = [f for f in CLAIM_FIELDS if f not in c]
         if missing:
             raise RegistryError(f"claims.yaml: claim {cid} lacks {missing}")
+        if importlib.util.find_spec(c["judge"]) is None:
+            raise RegistryError(f"claims.yaml: claim {cid}'s judge {c['judge']!r} is not a module")
         for fig in c["figures"]:
             if fig not in figures:
                 raise RegistryError(f"claims.yaml: claim {cid} names an undeclared figure {fig!r}")
@@ -59,6 +63,11 @@ def claim_text(cid: str) -> str:
     return claims().get(cid, {}).get("text", "")
 
 
+def judge_module(cid: str) -> str:
+    """The module that judges claim ``cid`` (its statistic, null and decision)."""
+    return claims()[cid]["judge"]
+
+
 def figures(scope: str | None = None) -> dict[str, dict]:
     """Declared figures and tables (``kind: table``), optionally of one scope."""
     return {n: f for n, f in load()["figures"].items() if scope is None or f["scope"] == scope}
@@ -72,7 +81,7 @@ def caption(figure: str, name: str = "") -> str:
 def threshold_defaults() -> dict:
     """The defaults of the schema's `audit:` section (empty where the package runs without its
     checkout's workflow folder)."""
-    schema = cfgmod.load_schema()
+    schema = load_schema()
     if schema is None:
         return {}
     props = schema["properties"]["audit"]["properties"]
@@ -96,4 +105,14 @@ def markdown_table() -> str:
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["caption", "claim_text", "claims", "figures", "load", "markdown_table", "threshold_defaults", "thresholds"]
+__all__ = [
+    "caption",
+    "claim_text",
+    "claims",
+    "figures",
+    "judge_module",
+    "load",
+    "markdown_table",
+    "threshold_defaults",
+    "thresholds",
+]

@@ -13,10 +13,8 @@ This module is light (yaml only): the Snakefile imports it at every parse.
 
 from __future__ import annotations
 
-import yaml
-
 from staircase.errors import ConfigError
-from staircase.workflow import lowrank_settings
+from staircase.workflow import loader, lowrank_settings
 from staircase.workflow.schema import exponent_float, load_schema
 
 SET_HELP = (
@@ -38,11 +36,9 @@ def _numbers(value):
 
 
 def parse_value(item: str, value: str):
-    """The VALUE of a --set ``item`` (KEY=VALUE), read as YAML, exponent notation as floats."""
-    try:
-        return _numbers(yaml.safe_load(value))
-    except yaml.YAMLError:
-        raise ConfigError(f"--set {item}: the value is not valid YAML") from None
+    """The VALUE of a --set ``item`` (KEY=VALUE), read as YAML by the strict loader
+    (:mod:`staircase.workflow.loader`), exponent notation as floats."""
+    return _numbers(loader.load_text(value, f"--set {item}", lines=False))
 
 
 def apply_override(config: dict, item: str, experiment: str | None = None) -> None:
