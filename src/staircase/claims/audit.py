@@ -130,6 +130,21 @@ def load_given_runs(paths) -> list[Run]:
     return runs
 
 
+def given_run_notes(paths) -> list[str]:
+    """What the verdicts on runs given by hand should be read with: a run that stopped before its
+    Tracker's close() (run.json ``complete: false``), and bounds a Tracker left out (``bound_note``)."""
+    notes = []
+    for path in paths:
+        info = read_json(Path(path) / "run.json")
+        if info.get("complete") is False:
+            notes.append(
+                f"{path} is incomplete ({info.get('stopped') or 'stopped early'}): judged on the steps it holds."
+            )
+        if info.get("bound_note"):
+            notes.append(f"{path}: {info['bound_note']}.")
+    return notes
+
+
 def evaluate_runs(paths, config: dict | None = None, seed_records: list | None = None) -> pd.DataFrame:
     """claims.csv as a DataFrame for run directories given by hand (e.g. a :class:`staircase.training.tracker.
     Tracker`'s): each experiment among them judged on :func:`run_claims`, with ``config``'s thresholds
@@ -194,10 +209,14 @@ def figure_links(frame: pd.DataFrame, figures_dir: str) -> list[str]:
 
 
 def to_markdown(
-    frame: pd.DataFrame, versions: pd.DataFrame, calibration: pd.DataFrame | None = None, where: dict | None = None
+    frame: pd.DataFrame,
+    versions: pd.DataFrame,
+    calibration: pd.DataFrame | None = None,
+    where: dict | None = None,
+    figures: bool = True,
 ) -> str:
     """claims.md; ``where``: the results root, scale and tag it describes (the code versions follow
-    at the end)."""
+    at the end); ``figures``: link the workflow's figures of the claims (runs given by hand have none)."""
     lines = ["# Claims audit", ""]
     if where:
         commits = ", ".join(f"{v.git_commit}{' (dirty)' if v.git_dirty else ''}" for v in versions.itertuples())
@@ -241,7 +260,7 @@ def to_markdown(
         for c in calibration.itertuples():
             interval = f"[{rate(c.ci_low)}, {rate(c.ci_high)}]"
             lines.append(f"| {c.test} | {c.ensemble} | {c.measures} | {c.draws} | {rate(c.rate)} | {interval} |")
-    links = figure_links(frame, "../figures") if not frame.empty else []
+    links = figure_links(frame, "../figures") if figures and not frame.empty else []
     if links:
         lines += ["", "## Figures", "", *links]
     lines += ["", "## Code versions behind these runs", ""]
@@ -314,18 +333,19 @@ def run_audit(config: dict, results=None, out_dir=None, runs=None) -> pd.DataFra
     # a damaged table is one line naming it (read_table), not a traceback in the report
     calibration = read_table(calib_path, CALIBRATION_COLUMNS, CALIBRATION_NUMBERS) if calib_path.exists() else None
     out = Path(out_dir or results / "audit")
-    where = {
-        "results root": ", ".join(runs) if runs is not None else str(results),
-        "scale": config.get("scale", "small"),
-        "tag": config.get("tag") or "none",
-    }
+    where = {"results root": str(results), "scale": config.get("scale", "small"), "tag": config.get("tag") or "none"}
+    if runs is not None:  # runs given by hand have no scale or tag of the config, and no figures
+        where = {"runs": ", ".join(map(str, runs))}
+        notes = given_run_notes(runs)
+        if notes:
+            where["note"] = " ".join(notes)
     seeds = pd.DataFrame(
         seed_records,
         columns=["claim", "experiment", "variant", "seed", "statistic", "value", "p_value", "null", "detail"],
     )
     atomic_write(out / "claims.csv", lambda tmp: frame.to_csv(tmp, index=False))
     atomic_write(out / "seeds.csv", lambda tmp: seeds.to_csv(tmp, index=False))
-    markdown = to_markdown(frame, versions, calibration, where)
+    markdown = to_markdown(frame, versions, calibration, where, figures=runs is None)
     atomic_write(out / "claims.md", lambda tmp: Path(tmp).write_text(markdown))
     atomic_write(out / "results_table.md", lambda tmp: Path(tmp).write_text(results_table(frame)))
     return frame
