@@ -296,6 +296,8 @@ def cmd_audit(args) -> int:
             )
         out = Path(args.out or Path(results) / "audit")
         frame = audit.run_audit(config, results, out)
+        if coverage := audit.coverage_line(config, results):
+            print(coverage)
     print(audit.summary_line(frame))
     print(f"details: {out / 'claims.md'}")
     if args.strict and not (audit.overall(frame)["verdict"] == audit.PASS).all():
