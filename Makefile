@@ -6,8 +6,11 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 CORES ?= all
+# pytest-xdist workers: the suite runs in parallel, tests sharing a module's results folder on one
+# worker (--dist loadscope; docs/testing.md)
+TEST_WORKERS ?= 2
 
-.PHONY: setup run test test-slurm check lint format e2e clean lock bench
+.PHONY: setup run test test-slurm check lint format e2e clean lock bench docs
 
 $(VENV)/.installed: envs/requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,9 +25,14 @@ setup: $(VENV)/.installed
 run: setup
 	$(BIN)/snakemake --profile workflow/profiles/default --cores $(CORES)
 
-test: setup lint
+test: setup lint docs
 	$(BIN)/snakemake --dry-run --cores $(CORES) --quiet rules
-	$(BIN)/pytest -q -rs
+	$(BIN)/pytest -q -rs -n $(TEST_WORKERS) --dist loadscope --durations=15
+
+# the documentation site (mkdocs.yml) into site/, warnings as errors: a broken link or a reference
+# page that no longer builds fails `make test`
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet  # without Material's banner about its successor
 
 # Installs Debian's slurm-wlm and munge if missing, starts a single-node cluster, runs the tiny
 # config through workflow/profiles/slurm and slurm-gpu, compares with a local run, stops the daemons.
@@ -58,4 +66,4 @@ lock: setup
 	  $(BIN)/python -m pip freeze --exclude-editable | sed 's/^torch==2.13.0+cpu$$/torch==2.13.0/' ) > envs/requirements.txt
 
 clean:
-	rm -rf results .snakemake
+	rm -rf results .snakemake site

@@ -10,6 +10,11 @@
 #         workflow/rules/audit.smk   - claim verdicts from the results (results/audit/claims.md)
 
 
+# config.yaml and every --configfile through staircase's strict loader first (duplicate keys,
+# YAML 1.1 readings, alias bombs, templates that run code): one line, before Snakemake reads them
+include: "workflow/rules/configfiles.smk"
+
+
 configfile: "config.yaml"
 
 

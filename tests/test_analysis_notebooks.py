@@ -15,6 +15,7 @@ import yaml
 from helpers import mark_diverged
 
 from staircase.claims import audit
+from staircase.records import manifest
 from staircase.training import trainer as train
 from staircase.workflow import config as cfgmod
 
@@ -29,6 +30,7 @@ def diverge(run_dir: Path, seed: int, step: int, activation: str) -> None:
     info = json.loads((run_dir / "run.json").read_text())
     info["config"]["model"]["activation"] = activation
     (run_dir / "run.json").write_text(json.dumps(info))
+    manifest.seal(run_dir)  # edited on purpose
 
 
 def papermill(name: str, cwd: Path, **parameters) -> str:
@@ -46,7 +48,7 @@ def papermill(name: str, cwd: Path, **parameters) -> str:
 
 @pytest.mark.slow
 def test_notebooks_flag_a_diverged_seed(tmp_path):
-    config = yaml.safe_load((REPO / "tests/config/config.yaml").read_text())
+    config = yaml.safe_load((REPO / ".test/config/config.yaml").read_text())
     cfg = cfgmod.variants(config, "fit1d")["base"]
     cfg["train"]["steps"] = 60
     runs = [tmp_path / "runs/exp/activation-tanh", tmp_path / "runs/exp/activation-relu"]

@@ -17,6 +17,7 @@ import yaml
 
 from staircase.claims import audit, synthetic
 from staircase.core.schedule import log_schedule
+from staircase.records import manifest
 
 REPO = Path(__file__).resolve().parents[1]
 STEPS = log_schedule(3000, 10, 1000, 50)
@@ -28,7 +29,7 @@ SEEDS = (0, 1, 2)
 
 
 def make_config(claims=("A1", "A2", "A3", "A5"), experiment="fit1d", **sweep):
-    config = yaml.safe_load((REPO / "tests/config/config.yaml").read_text())
+    config = yaml.safe_load((REPO / ".test/config/config.yaml").read_text())
     exp = config["experiments"]["fit1d"]
     exp.update(claims=list(claims), seeds=list(SEEDS))
     if sweep:
@@ -157,6 +158,7 @@ def test_a_bound_violation_is_an_error_not_a_failure(tmp_path):
     m = pd.read_parquet(path / "metrics.parquet")
     m.loc[5, "eps_bound_violation"] = True
     m.to_parquet(path / "metrics.parquet")
+    manifest.seal(path)  # edited on purpose
     v, frame = verdicts(make_config(), tmp_path)
     assert v["A3"] == "ERROR"
     check = rows(frame, "A3", "self-check").iloc[0]
@@ -168,6 +170,7 @@ def test_runs_without_the_eps_bound_are_inconclusive_for_a3(tmp_path):
     path = run_files(tmp_path)
     m = pd.read_parquet(path / "metrics.parquet").drop(columns=["eps_bound", "error_sq", "eps_bound_violation"])
     m.to_parquet(path / "metrics.parquet")
+    manifest.seal(path)  # edited on purpose
     v, frame = verdicts(make_config(), tmp_path)
     assert v["A3"] == "INCONCLUSIVE" and "re-run" in rows(frame, "A3", "guard").iloc[0]["detail"]
 
@@ -177,6 +180,7 @@ def test_too_few_healthy_seeds_is_inconclusive_and_says_why(tmp_path):
     m = pd.read_parquet(path / "metrics.parquet")
     m.loc[m.seed > 0, ["loss", "eps_rank"]] = np.nan
     m.to_parquet(path / "metrics.parquet")
+    manifest.seal(path)  # edited on purpose
     v, frame = verdicts(make_config(), tmp_path)
     assert v["A1"] == v["A2"] == "INCONCLUSIVE"
     detail = rows(frame, "A2").iloc[0]["detail"]
@@ -281,6 +285,7 @@ def test_a_single_hidden_layer_is_not_tested_for_a5(tmp_path):
     path = run_files(tmp_path)
     ranks = pd.read_parquet(path / "ranks.parquet")
     ranks[ranks["layer"] == 2].assign(layer=0).to_parquet(path / "ranks.parquet")
+    manifest.seal(path)  # edited on purpose
     v, frame = verdicts(make_config(("A5",)), tmp_path)
     assert v["A5"] == "INCONCLUSIVE" and "1 hidden layer" in rows(frame, "A5", "guard").iloc[0]["detail"]
 
@@ -302,6 +307,7 @@ def test_files_columns_and_mixed_code_versions(tmp_path):
     info = json.loads((tmp_path / "runs/fit1d/base/run.json").read_text())
     info["git_dirty"] = True
     (tmp_path / "runs/fit1d/base/run.json").write_text(json.dumps(info))
+    manifest.seal(tmp_path / "runs/fit1d/base")  # edited on purpose
     audit.run_audit(config, tmp_path, tmp_path / "audit")
     assert "not all produced by one clean commit" in (tmp_path / "audit/claims.md").read_text()
 
@@ -336,11 +342,11 @@ def test_cli_with_no_results_says_so_in_one_line(tmp_path):
     assert not (tmp_path / "typo").exists()
 
 
-def test_readme_claims_table_is_the_registry(tmp_path):
-    """The README's claims table is generated from the registry (staircase registry --markdown)."""
+def test_docs_claims_table_is_the_registry(tmp_path):
+    """The claims table of docs/auditing.md is generated from the registry (staircase registry)."""
     table = cli("registry").stdout
-    readme = (REPO / "README.md").read_text()
-    assert table and table in readme
+    page = (REPO / "docs/auditing.md").read_text()
+    assert table and table in page
 
 
 def test_readme_results_table_comes_from_the_reference_audit():

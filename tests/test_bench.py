@@ -24,7 +24,7 @@ needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 
 
 def tiny_config(steps=30) -> dict:
-    config = yaml.safe_load((REPO / "tests/config/config.yaml").read_text())
+    config = yaml.safe_load((REPO / ".test/config/config.yaml").read_text())
     config["experiments"]["fit1d"]["train"]["steps"] = steps
     return config
 
@@ -179,3 +179,19 @@ def test_gpu_comparison_runs(tmp_path):
     summary = bench.run_benchmarks(tiny_config(steps=20), tmp_path, only=["gpu"], repeats=1, gpu_models=4)
     assert summary["gpu"]["speedup_wall_median"] > 0
     assert not summary["gpu"]["cuda_graph_errors"]
+
+
+def test_cpu_kind_names_the_model_and_the_speed_flags():
+    """A benchmark says which kind of CPU it ran on: the same ratio differs between kinds."""
+    from staircase.benchmarks.bench import cpu_kind
+
+    xeon = (
+        "processor\t: 0\nvendor_id\t: GenuineIntel\nmodel name\t: Intel(R) Xeon(R) Platinum 8481C CPU @ 2.70GHz\n"
+        "flags\t\t: fpu sse avx avx2 fma avx512f avx512_vnni\n\nprocessor\t: 1\nmodel name\t: other\n"
+    )
+    kind = cpu_kind(xeon)
+    assert kind["cpu_model"] == "Intel(R) Xeon(R) Platinum 8481C CPU @ 2.70GHz"
+    assert kind["cpu_flags"] == ["avx512f", "avx512_vnni", "avx2", "fma", "avx"]
+    assert kind["cpu_kind"].endswith("(avx512f)") and kind["cpu_vendor"] == "GenuineIntel"
+    epyc = cpu_kind("vendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC\nflags\t\t: fpu avx avx2 fma\n")
+    assert epyc["cpu_kind"] == "AMD EPYC (avx2)" and "avx512f" not in epyc["cpu_flags"]

@@ -1,6 +1,6 @@
 """Tests of the epsilon-rank loss lower bound (src/staircase/bounds.py).
 
-The bound must never exceed the measured loss (README.md, "The quantities": it is checked at every
+The bound must never exceed the measured loss (docs/quantities.md: it is checked at every
 measurement), and it must be tight in the cases where theory says it is.
 """
 

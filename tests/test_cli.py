@@ -13,7 +13,7 @@ from staircase import cli
 from staircase.workflow import config as cfgmod
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = REPO / "tests/config/config.yaml"
+TINY = REPO / ".test/config/config.yaml"
 
 
 def run(*args):

@@ -8,7 +8,6 @@ config.yaml: test_fuzz_config.py.)"""
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -21,10 +20,10 @@ from helpers import REPO
 from staircase import cli
 from staircase.core.schedule import log_schedule
 from staircase.workflow import config as cfgmod
-from staircase.workflow import lowrank_settings, memory
+from staircase.workflow import loader, lowrank_settings, memory
 
-TINY = REPO / "tests" / "config" / "config.yaml"
-LOWRANK = REPO / "tests" / "config" / "lowrank.yaml"
+TINY = REPO / ".test" / "config" / "config.yaml"
+LOWRANK = REPO / ".test" / "config" / "lowrank.yaml"
 
 
 def load(path=TINY) -> dict:
@@ -312,11 +311,94 @@ def test_names_made_by_a_sweep_are_checked_too(tmp_path):
     assert "is not a safe file name" in message and "(from sweep model.activation, task.rank_points" in message
 
 
+def _patterns(node):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "pattern" and value.startswith("^[A-Za-z0-9_]["):
+                yield value
+            yield from _patterns(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _patterns(value)
+
+
 def test_the_schema_patterns_are_the_checked_ones():
-    schema = cfgmod.load_schema()
-    text = json.dumps(schema)
-    patterns = set(re.findall(r'"pattern": "(\^\[A-Za-z0-9_\]\[[^"]*)"', text))
+    patterns = set(_patterns(cfgmod.load_schema()))
     assert patterns == set(cfgmod.NAME_RULES) and cfgmod.VARIANT_NAME.pattern in patterns
+    assert all(p.endswith("\\Z") for p in patterns)  # $ would match before a trailing newline
+
+
+@pytest.mark.parametrize(
+    "edit, expected",
+    [
+        (lambda c: c["experiments"].update({1: c["experiments"].pop("fit1d")}), "experiments.1: the key 1 is a number"),
+        (lambda c: c["experiments"].update({True: c["experiments"].pop("fit1d")}), "experiments.True: the key True is"),
+        (lambda c: c["experiments"].update({None: c["experiments"].pop("fit1d")}), "experiments.None: the key None is"),
+        (
+            lambda c: c["experiments"].update({__import__("datetime").date(2024, 1, 2): c["experiments"].pop("fit1d")}),
+            "experiments.2024-01-02: the key datetime.date(2024, 1, 2) is a date",
+        ),
+        (lambda c: fit1d(c).update(variants={"base": {}, "base\n": {}}), "experiments.fit1d.variants: 'base\\n' is"),
+        (lambda c: c["experiments"].update({"fit1d\n": c["experiments"].pop("fit1d")}), "experiments: 'fit1d\\n' is"),
+        (lambda c: c["experiments"].update(FIT1D=fit1d(c)), "experiments: 'FIT1D' and 'fit1d' differ only in case"),
+        (
+            lambda c: fit1d(c).update(variants={"lr": {}, "LR": {}}),
+            "experiments.fit1d: two variants are named 'LR' and 'lr' (equal but for case)",
+        ),
+    ],
+)
+def test_names_are_strings_without_newlines_and_unique_when_folded(tmp_path, edit, expected):
+    assert rejected(tmp_path, edited(edit)).startswith(expected)
+
+
+def test_an_override_of_one_experiment_changes_no_other():
+    """config.yaml's shared blocks are YAML anchors: an override through one experiment must not
+    reach the others that alias the block."""
+    config = loader.load_config_file(REPO / "config.yaml")
+    names = cfgmod.experiment_names(config)
+    before = {name: json.dumps(cfgmod.experiment_settings(config, name), sort_keys=True) for name in names}
+    for name in names:
+        changed = loader.load_config_file(REPO / "config.yaml")
+        for section in ("task", "model", "train", "rank", "log"):
+            cli.apply_override(changed, f"{section}.zz_marker=1", name)
+        after = {other: json.dumps(cfgmod.experiment_settings(changed, other), sort_keys=True) for other in names}
+        assert after[name] != before[name]
+        assert {o: after[o] for o in names if o != name} == {o: before[o] for o in names if o != name}, name
+
+
+# ---- numbers that can train ----------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "edit, expected",
+    [
+        (lambda c: fit1d(c)["train"].update(lr=5e-324), "experiments.fit1d.train.lr: 5e-324 is zero or subnormal"),
+        (lambda c: fit1d(c)["train"].update(lr=1e-40), "experiments.fit1d.train.lr: 1e-40 is zero or subnormal in"),
+        (
+            lambda c: fit1d(c)["model"].update(init_gain=5e-324),
+            "experiments.fit1d.model.init_gain: 5e-324 is zero or subnormal in float32",
+        ),
+        (lambda c: c.update(job_memory_gb=1e308), "job_memory_gb: 1e+308 is not valid"),
+    ],
+)
+def test_numbers_that_cannot_train_or_size_are_rejected(tmp_path, edit, expected):
+    assert rejected(tmp_path, edited(edit)).startswith(expected)
+
+
+def test_a_float64_run_takes_a_learning_rate_float32_cannot_hold(tmp_path):
+    config = edited(lambda c: fit1d(c)["train"].update(lr=1e-40, dtype="float64"))
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    cli._load_config(str(path), [])
+
+
+def test_rank_thresholds_above_the_width_are_refused():
+    config = loader.load_config_file(REPO / "config.yaml")
+    methods = config["experiments"]["methods_fit1d"]
+    width = min(v["model"]["width"] for v in cfgmod.variants(config, "methods_fit1d").values())
+    methods["comparison"]["rank_thresholds"] = [6, width + 1]
+    problems = cfgmod.check_experiment(methods, cfgmod.variants(config, "methods_fit1d"))
+    assert problems == [
+        ("comparison.rank_thresholds", f"[{width + 1}] above the network's width {width}: no run can reach them")
+    ]
 
 
 # ---- 7. sweeps over a whole mapping -------------------------------------------------------------------
@@ -451,3 +533,47 @@ def test_studies_take_the_same_grammar():
     # defaults at scale full < the study < its full:
     assert (full["train"]["steps"], full["seeds"], full["train"]["lr"]) == (400, [5], 0.1)
     assert "full" not in full
+
+
+# ---- the strict loader (staircase.workflow.loader) -----------------------------------------------------
+BOMB = "".join(f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9) if i else ', '.join(['lol'] * 9)}]\n" for i in range(10))
+YAML_SURPRISES = {
+    "duplicate key": ("a: 1\nb: 2\na: 3\n", "f.yaml:3: the key 'a' is given twice in one mapping (also on line 1)"),
+    "duplicate in flow": ("m: {width: 4, width: 8}\n", "f.yaml:1: the key 'width' is given twice"),
+    "octal": ("steps: 0150\n", "f.yaml:1: 0150 reads as an octal number in YAML 1.1; write 150, or quote it"),
+    "sexagesimal": ("width: 1:30\n", "f.yaml:1: 1:30 reads as a base-60 number in YAML 1.1"),
+    "sexagesimal float": ("lr: 1:30.5\n", "f.yaml:1: 1:30.5 reads as a base-60 number in YAML 1.1"),
+    "yes": ("activation: yes\n", "f.yaml:1: 'yes' reads as true/false in YAML 1.1; write true or false"),
+    "off": ("lr: off\n", "f.yaml:1: 'off' reads as true/false in YAML 1.1"),
+    "self alias": ("a: &x [1, *x]\n", "f.yaml:1: the alias *x refers to a block it is inside"),
+    "self alias in a mapping": ("a: &x {b: {c: *x}}\n", "f.yaml:1: the alias *x refers to a block it is inside"),
+    "deep nesting": ("a: " + "[" * 3000 + "]" * 3000 + "\n", "f.yaml:1: nested deeper than 32 levels"),
+    "alias bomb": (BOMB, "f.yaml: more than 200000 values once its aliases are expanded"),
+    "template": ("__use_yte__: true\nsteps: ?1 + 1\n", "f.yaml: __use_yte__: templates run code"),
+    "invalid": ("a: [1\n", "f.yaml: not valid YAML (while parsing a flow sequence"),
+}
+
+
+@pytest.mark.parametrize("case", YAML_SURPRISES)
+def test_the_loader_refuses_what_yaml_would_misread_in_one_line(case):
+    text, expected = YAML_SURPRISES[case]
+    with pytest.raises(cfgmod.ConfigError) as err:
+        loader.load_text(text, "f.yaml")
+    assert str(err.value).startswith(expected) and "\n" not in str(err.value)
+
+
+def test_the_loader_reads_plain_yaml_as_before_and_shares_no_block():
+    text = "a: &x {b: [1, 2]}\nc: *x\nd: 0\ne: '0150'\nf: true\ng: 1.0e-3\nh: 12\n"
+    value = loader.load_text(text, "f.yaml")
+    assert value == yaml.safe_load(text)
+    value["a"]["b"].append(3)
+    assert value["c"] == {"b": [1, 2]}  # an alias is a copy
+    assert loader.load_file(REPO / "config.yaml") == yaml.safe_load((REPO / "config.yaml").read_text())
+
+
+def test_set_goes_through_the_loader(tmp_path):
+    assert rejected(tmp_path, load(), "experiments.fit1d.train.steps=0150").startswith(
+        "--set experiments.fit1d.train.steps=0150: 0150 reads as an octal number"
+    )
+    message = rejected(tmp_path, load(), "experiments.fit1d.task=&x [*x]")
+    assert message.startswith("--set experiments.fit1d.task=&x [*x]: the alias *x refers to a block it is inside")

@@ -15,7 +15,7 @@ from staircase.training import trainer as train
 from staircase.workflow import config as cfgmod
 from staircase.workflow import cost
 
-TINY = REPO / "tests" / "config" / "config.yaml"
+TINY = REPO / ".test" / "config" / "config.yaml"
 
 
 def _config(scale="small"):

@@ -7,7 +7,7 @@ overflows before any step).
 Most mutations go through `staircase check-config` in-process (the same checks the workflow runs);
 a sample also goes through `staircase check-config` and `snakemake -n` as processes, next to an
 existing results/ folder that must stay untouched. The list is built by code from
-tests/config/config.yaml and is the same on every run."""
+.test/config/config.yaml and is the same on every run."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from helpers import REPO, snakemake
 from staircase import cli
 from staircase.workflow import config as cfgmod
 
-TINY = REPO / "tests" / "config" / "config.yaml"
+TINY = REPO / ".test" / "config" / "config.yaml"
 NAN, INF = float("nan"), float("inf")
 
 
@@ -101,6 +101,94 @@ def _defaults_mutations(base: dict) -> list[tuple[str, object]]:
     return out
 
 
+def _replaced(text: str, old: str, new: str) -> bytes:
+    assert old in text, old
+    return text.replace(old, new, 1).encode()
+
+
+def _yaml_mutations(text: str) -> list[tuple[str, bytes]]:
+    """Issue 26's class 1, as raw files: YAML that is not what it looks like (duplicate keys,
+    YAML 1.1 readings, aliases that bomb or recurse, nesting, templates)."""
+    bomb = "".join(f"b{i}: &b{i} [{', '.join([f'*b{i - 1}' if i else 'x'] * 10)}]\n" for i in range(8))
+    return [
+        ("yaml: experiments twice", (text + "experiments: {}\n").encode()),
+        ("yaml: seeds twice", _replaced(text, "    seeds: [0, 1]\n", "    seeds: [0, 1]\n    seeds: [0]\n")),
+        ("yaml: width twice in a flow mapping", _replaced(text, "width: 12,", "width: 4, width: 12,")),
+        ("yaml: octal steps", _replaced(text, "steps: 150", "steps: 0150")),
+        ("yaml: base-60 width", _replaced(text, "width: 12", "width: 1:30")),
+        ("yaml: yes for an activation", _replaced(text, "activation: tanh", "activation: yes")),
+        ("yaml: off for a learning rate", _replaced(text, "lr: 5.0e-3", "lr: off")),
+        ("yaml: alias bomb", (text + bomb).encode()),
+        (
+            "yaml: alias bomb of mappings",
+            (
+                text
+                + "m0: &m0 {a: 1, b: 2}\n"
+                + "".join(f"m{i}: &m{i} {{{', '.join(f'k{j}: *m{i - 1}' for j in range(10))}}}\n" for i in range(1, 8))
+            ).encode(),
+        ),
+        ("yaml: an alias inside itself", (text + "loop: &loop [1, *loop]\n").encode()),
+        ("yaml: nested 5000 deep", (text + "deep: " + "[" * 5000 + "]" * 5000 + "\n").encode()),
+        ("yaml: a template", ("__use_yte__: true\n" + text).encode()),
+    ]
+
+
+def _reliability_mutations(base: dict) -> list[tuple[str, object]]:
+    """Issue 26's classes 2 and 3: names that are no strings, end in a newline or collide when
+    case is folded; numbers that train nothing in the run's precision or overflow a size."""
+    import datetime
+
+    def exp(c):
+        return c["experiments"]["fit1d"]
+
+    def rename(new):
+        return lambda c: c["experiments"].update({new: c["experiments"].pop("fit1d")})
+
+    return [
+        *((f"experiment named {n!r} (not a string)", _edit(base, rename(n))) for n in (7, True, None)),
+        ("experiment named a date", _edit(base, rename(datetime.date(2024, 1, 2)))),
+        (
+            "variant named 'base\\n' beside 'base'",
+            _edit(base, lambda c: exp(c).update(variants={"base": {}, "base\n": {}})),
+        ),
+        ("experiment named 'fit1d\\n'", _edit(base, rename("fit1d\n"))),
+        ("experiments fit1d and FIT1D", _edit(base, lambda c: c["experiments"].update(FIT1D=copy.deepcopy(exp(c))))),
+        ("variants lr and LR", _edit(base, lambda c: exp(c).update(variants={"lr": {}, "LR": {}}))),
+        ("lr 5e-324", _set(base, ("experiments", "fit1d", "train", "lr"), 5e-324)),
+        ("lr 1e-40 in float32", _set(base, ("experiments", "fit1d", "train", "lr"), 1e-40)),
+        ("init_gain 5e-324", _set(base, ("experiments", "fit1d", "model", "init_gain"), 5e-324)),
+        ("job_memory_gb 1e308", _edit(base, lambda c: c.update(job_memory_gb=1e308))),
+    ]
+
+
+RELIABILITY_LABELS = [
+    "yaml: experiments twice",
+    "yaml: seeds twice",
+    "yaml: width twice in a flow mapping",
+    "yaml: octal steps",
+    "yaml: base-60 width",
+    "yaml: yes for an activation",
+    "yaml: off for a learning rate",
+    "yaml: alias bomb",
+    "yaml: alias bomb of mappings",
+    "yaml: an alias inside itself",
+    "yaml: nested 5000 deep",
+    "yaml: a template",
+    "experiment named 7 (not a string)",
+    "experiment named True (not a string)",
+    "experiment named None (not a string)",
+    "experiment named a date",
+    "variant named 'base\\n' beside 'base'",
+    "experiment named 'fit1d\\n'",
+    "experiments fit1d and FIT1D",
+    "variants lr and LR",
+    "lr 5e-324",
+    "lr 1e-40 in float32",
+    "init_gain 5e-324",
+    "job_memory_gb 1e308",
+]
+
+
 def mutations() -> list[tuple[str, object]]:
     """[(label, config dict or raw file bytes)], deterministic."""
     base = yaml.safe_load(TINY.read_text())
@@ -165,6 +253,8 @@ def mutations() -> list[tuple[str, object]]:
         ("whole file broken YAML", b"scale: [small\nexperiments: {\n"),
         ("whole file tabs", b"scale:\tsmall\n\texperiments: x\n"),
     ]
+    out += _yaml_mutations(TINY.read_text())
+    out += _reliability_mutations(base)
     return out
 
 
@@ -245,6 +335,7 @@ def test_every_mutation_is_rejected_cleanly_or_trains(tmp_path, capsys):
         "audit inf",
         "defaults experiments.defaults.model.width: float",
         "defaults experiments.defaults.log: unknown key",
+        *RELIABILITY_LABELS,
     ):
         assert outcome[label] == "rejected", label
     assert counts.get("ran", 0) >= 10 and counts.get("rejected", 0) >= 100
@@ -252,6 +343,9 @@ def test_every_mutation_is_rejected_cleanly_or_trains(tmp_path, capsys):
 
 # a sample through the real commands, beside an existing results/ folder
 SAMPLE = [
+    "yaml: alias bomb",
+    "yaml: a template",
+    "experiment named 7 (not a string)",
     "experiments.fit1d.train.lr: nan",
     "defaults experiments.defaults.model.width: float",
     "variant named '..'",

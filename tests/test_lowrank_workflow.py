@@ -12,7 +12,7 @@ from helpers import REPO, snakemake
 from staircase.claims import lowrank as lowrank_claims
 from staircase.claims import verdicts
 
-TINY = REPO / "tests" / "config" / "lowrank.yaml"
+TINY = REPO / ".test" / "config" / "lowrank.yaml"
 
 
 def test_bad_lowrank_config_fails_before_any_job(tmp_path):

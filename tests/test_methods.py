@@ -31,6 +31,7 @@ from staircase.networks.forward_laplacian import Jet
 from staircase.networks.mlp import StackedMLP
 from staircase.problems import make_task
 from staircase.problems.operators import autograd_laplacian, laplacian
+from staircase.records import manifest
 from staircase.records.runs import Run
 from staircase.training import methods
 from staircase.training import trainer as train
@@ -251,7 +252,7 @@ def test_pretraining_touches_only_the_first_layer():
 
 # ---- optimisers --------------------------------------------------------------------------------
 def tiny_cfg(**train_overrides):
-    config = yaml.safe_load((REPO / "tests/config/config.yaml").read_text())
+    config = yaml.safe_load((REPO / ".test/config/config.yaml").read_text())
     cfg = cfgmod.variants(config, "fit1d")["base"]
     cfg["train"].update(train_overrides)
     return cfg
@@ -525,7 +526,7 @@ def test_methods_workflow_end_to_end(tmp_path):
     snakemake = str(Path(sys.executable).parent / "snakemake")
     targets = [f"results/small/tables/methods_{k}_methods_tiny.csv" for k in ("summary", "seeds", "verdicts")]
     targets += ["results/small/figures/methods_curves_methods_tiny.png"]
-    config = REPO / "tests" / "config" / "methods.yaml"
+    config = REPO / ".test" / "config" / "methods.yaml"
     res = subprocess.run(
         [snakemake, "--snakefile", str(REPO / "Snakefile"), *targets, "--cores", "2", "--configfile", str(config)],
         cwd=tmp_path,
@@ -561,10 +562,12 @@ def test_audit_reports_a6_and_a7_from_the_comparison(tmp_path):
         out = tmp_path / "runs" / "exp" / variant
         out.mkdir(parents=True)
         run.info["config"] = dict(run.config, experiment="exp", variant=variant)  # as train writes it
+        run.info["seeds"] = [int(s) for s in run.info["status"]]
         run.metrics.to_parquet(out / "metrics.parquet")
         run.ranks.to_parquet(out / "ranks.parquet")
         (out / "run.json").write_text(json.dumps(run.info))
-    experiment = yaml.safe_load((REPO / "tests/config/methods.yaml").read_text())["experiments"]["methods_tiny"]
+        manifest.seal(out)  # the readers verify a run against its manifest
+    experiment = yaml.safe_load((REPO / ".test/config/methods.yaml").read_text())["experiments"]["methods_tiny"]
     experiment["variants"] = {"base": {}, "fast": {}, "pre": {"train": {"pretrain": {"steps": 10}}}}
     experiment["comparison"] = COMPARISON
     config = {"scale": "small", "audit": {"min_seeds": 2}, "experiments": {"exp": experiment}}

@@ -9,7 +9,7 @@ from helpers import REPO, snakemake
 from snakemake.profiles import ProfileConfigFileParser
 
 PROFILES = REPO / "workflow" / "profiles"
-TINY = REPO / "tests" / "config" / "config.yaml"
+TINY = REPO / ".test" / "config" / "config.yaml"
 VARIABLES = [
     "STAIRCASE_SLURM_ACCOUNT",
     "STAIRCASE_SLURM_PARTITION",

@@ -41,7 +41,7 @@ def test_near_eps_and_eigenvalue_error():
 
 
 def test_check_on_a_tiny_experiment(capsys):
-    config = yaml.safe_load((REPO / "tests/config/config.yaml").read_text())
+    config = yaml.safe_load((REPO / ".test/config/config.yaml").read_text())
     cfg = cfgmod.variants(config, "fit1d")["base"]
     table, summary = quadcheck.check_experiment(cfg, candidates=[11, 101], max_checkpoints=4)
     assert summary["checkpoints"] == 4 and summary["reference_points"] == 3000 and summary["layers"] == 2

@@ -201,3 +201,81 @@ def test_gauss_box_and_qmc_integrate_a_smooth_function():
     assert errors["qmc"] < errors["monte_carlo"] and errors["qmc"] < 1e-3
     with pytest.raises(ValueError, match="unknown quadrature rule"):
         rule("simpson", bounds, 3)
+
+
+# ---- a task's Gram quadrature by name (task keys rank_rule, error_points; docs/quadrature.md) ----
+
+
+def _fit1d(**keys):
+    from staircase.problems import make_task
+
+    return make_task("multifreq1d", frequencies=[1.0, 3.0], amplitudes=[1.0, 0.5], train_points=64, **keys)
+
+
+def test_a_task_without_rank_rule_measures_on_the_points_it_always_did():
+    """The default is the rule and error grid every task used before the keys existed: the trapezoid
+    rule, and an error grid of 2 n - 1 points that contains the rank grid."""
+    task = _fit1d(rank_points=101)
+    x, w = task.rank_points()
+    x_ref, w_ref = trapezoid_1d(-1.0, 1.0, 101)
+    np.testing.assert_array_equal(x[:, 0], x_ref)
+    np.testing.assert_array_equal(w, w_ref)
+    np.testing.assert_array_equal(task.error_points()[:, 0], np.linspace(-1.0, 1.0, 201))
+    assert task.point_counts() == {"train": 64, "rank": 101, "error": 201}
+
+
+def test_rank_rule_gauss_keeps_the_error_grid_it_is_given():
+    from staircase.core.quadrature import gauss_legendre_1d
+
+    task = _fit1d(rank_points=21, rank_rule="gauss", error_points=201)
+    x, w = task.rank_points()
+    x_ref, w_ref = gauss_legendre_1d(-1.0, 1.0, 21)
+    np.testing.assert_allclose(x[:, 0], x_ref)
+    np.testing.assert_allclose(w, w_ref)
+    np.testing.assert_array_equal(task.error_points()[:, 0], np.linspace(-1.0, 1.0, 201))
+    assert task.point_counts() == {"train": 64, "rank": 21, "error": 201}
+
+
+def test_rank_rule_counts_tensor_rules_per_dimension_and_random_rules_in_all():
+    from staircase.problems import make_task
+
+    grid = make_task(
+        "multifreq2d", wavevectors=[[1.0, 1.0]], amplitudes=[1.0], phases=[[0.0, 0.0]], train_points=8,
+        rank_points=16, rank_rule="gauss", error_points=41,
+    )  # fmt: skip
+    assert len(grid.rank_points()[0]) == 256 and grid.point_counts()["rank"] == 256
+    assert len(grid.error_points()) == 41**2
+    ridge = make_task(
+        "ridge", dim=8, frequencies=[1.0], amplitudes=[1.0], train_points=64, rank_points=512, seed=0, rank_rule="qmc",
+        error_points=300,
+    )  # fmt: skip
+    x, w = ridge.rank_points()
+    assert x.shape == (512, 8) and np.allclose(w, 256 / 512) and len(ridge.error_points()) == 300
+    assert np.array_equal(x, ridge.rank_points()[0])  # seeded: the same points every time
+
+
+def test_an_unknown_rank_rule_is_refused_by_name():
+    with pytest.raises(ValueError, match="rank_rule 'simpson' is not a rule"):
+        _fit1d(rank_points=101, rank_rule="simpson")
+
+
+def test_gram_cost_follows_the_point_count():
+    """Forming the Gram matrix on a quarter of the points costs well under half the time (the
+    measured ratio, on a shared machine, is in PERFORMANCE.md)."""
+    import time
+
+    from staircase.core import rank as rk
+
+    rng = np.random.default_rng(0)
+    phi = {n: rng.standard_normal((3, n, 40)) for n in (201, 801)}
+    cost = {}
+    for n, features in phi.items():
+        w = np.full(n, 2.0 / n)
+        best = np.inf
+        for _ in range(5):
+            t0 = time.thread_time()
+            for _ in range(20):
+                rk.gram(features, w)
+            best = min(best, time.thread_time() - t0)
+        cost[n] = best
+    assert cost[201] < 0.5 * cost[801], cost

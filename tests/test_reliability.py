@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -26,13 +28,15 @@ import yaml
 from helpers import REPO, snakemake_command
 
 from staircase import cli
+from staircase.errors import UnreadableResult
+from staircase.records import manifest, runs
 from staircase.records.provenance import AlreadyRunning, atomic_write, exclusive
 from staircase.training import trainer as train
 from staircase.training.recorder import TIMING_COLUMNS
 from staircase.workflow import config as cfgmod
 from staircase.workflow.notebooks import failure_message
 
-TINY = REPO / "tests" / "config" / "config.yaml"
+TINY = REPO / ".test" / "config" / "config.yaml"
 
 
 def tiny_config(**fit1d_overrides) -> dict:
@@ -40,6 +44,9 @@ def tiny_config(**fit1d_overrides) -> dict:
     config = yaml.safe_load(TINY.read_text())
     config["experiments"] = {"fit1d": cfgmod.deep_merge(config["experiments"]["fit1d"], fit1d_overrides)}
     return config
+
+
+RUN_FILES = ("metrics.parquet", "ranks.parquet", "spectra.npz", "run.json", "manifest.json")
 
 
 def files_under(root: Path) -> set[str]:
@@ -99,7 +106,9 @@ def test_training_writes_only_into_its_output_and_checkpoint_folders(tmp_path, m
     assert len(seen) == 2  # checkpoints at steps 20 and 40 (none at the last step)
     for during in seen:
         assert during == {"ckpt/checkpoint.pt", "ckpt/lock"}  # nothing in out/ until the end
-    outputs = {f"out/{name}" for name in ("metrics.parquet", "ranks.parquet", "spectra.npz", "run.json")}
+    outputs = {
+        f"out/{name}" for name in ("metrics.parquet", "ranks.parquet", "spectra.npz", "run.json", "manifest.json")
+    }
     assert files_under(tmp_path) == outputs  # checkpoint and lock are gone after success ...
     assert not (tmp_path / "ckpt").exists()  # ... and so is their folder
 
@@ -112,7 +121,7 @@ def lock_held_elsewhere(lock: Path):
     """Another process holding ``lock`` (as a running job does) for the block; SIGKILLed after it."""
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, time; from staircase.records.provenance import exclusive\n"
-         f"with exclusive({str(lock)!r}, 'job'):\n    print('held', flush=True); time.sleep(60)"],
+         f"with exclusive({str(lock)!r}, 'job'):\n    print('held', flush=True); time.sleep(600)"],
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
@@ -221,13 +230,13 @@ def test_train_into_an_unwritable_folder_is_refused_before_training(tmp_path, ca
         ("align", ["--run-config", "NAN"], "alignment.studies.gauss.train.lr: nan is not a finite number"),
         ("align", ["--run-config", "WIDTH"], "alignment.studies.gauss.model.width: 6.0 is not an integer"),
         ("align", ["--run-config", "STUDY", "--device", "tpu"], "--device: 'tpu' is not a device"),
-        ("collapse", ["--config", str(REPO / "tests/config/lowrank.yaml"), "--study", "nope"], "has no enabled study"),
+        ("collapse", ["--config", str(REPO / ".test/config/lowrank.yaml"), "--study", "nope"], "has no enabled study"),
     ],
 )
 def test_lowrank_cli_rejects_a_bad_run_config_in_one_line(tmp_path, capsys, command, argv, expected):
     from staircase.workflow import lowrank_settings as settings
 
-    study = settings.studies(yaml.safe_load((REPO / "tests/config/lowrank.yaml").read_text()), "alignment")["gauss"]
+    study = settings.studies(yaml.safe_load((REPO / ".test/config/lowrank.yaml").read_text()), "alignment")["gauss"]
     bad = {
         "STUDY": study,
         "NO_STUDY": {k: v for k, v in study.items() if k != "study"},
@@ -265,6 +274,230 @@ def test_two_variants_of_one_name_are_a_config_error():
     config = tiny_config(sweep={"model.width": [8, 8]})
     with pytest.raises(cfgmod.ConfigError, match="two variants are named 'width-8'"):
         cfgmod.variants(config, "fit1d")
+
+
+# ---- results that prove they are intact (staircase.records.manifest) -----------------------------------
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """A results root with two finished runs of fit1d: base and lr2 (another learning rate)."""
+    root = tmp_path_factory.mktemp("root")
+    for variant, lr in (("base", 5.0e-3), ("lr2", 1.0e-2)):
+        cfg = cfgmod.variants(tiny_config(train={"steps": 40, "lr": lr}), "fit1d")["base"]
+        cfg["variant"] = variant
+        train.run(cfg, root / "runs" / "fit1d" / variant, progress=False)
+    return root
+
+
+def copy_run(finished, tmp_path, variant="base") -> Path:
+    out = tmp_path / "runs" / "fit1d" / variant
+    shutil.copytree(finished / "runs" / "fit1d" / variant, out)
+    return out
+
+
+def refused(folder: Path) -> str:
+    """The one line with which the runs reader refuses ``folder``."""
+    with pytest.raises(UnreadableResult) as err:
+        run = runs.load_run(folder)
+        run.ranks, run.spectra  # noqa: B018  (read lazily)
+    message = str(err.value)
+    assert "\n" not in message and message.startswith(str(folder)), message
+    return message
+
+
+def test_a_bit_flip_anywhere_in_a_finished_run_is_detected(finished, tmp_path):
+    """Fault injection: one flipped bit at 40 places of every file of a finished run (evenly spread
+    and random, the first and last byte among them); the next reader refuses each, naming a file."""
+    rng = np.random.default_rng(26)
+    folder = copy_run(finished, tmp_path)
+    runs.load_run(folder)  # whole, it reads
+    trials = 0
+    for name in RUN_FILES:
+        path = folder / name
+        original = path.read_bytes()
+        places = np.unique(
+            np.r_[np.linspace(0, len(original) - 1, 20).astype(int), rng.integers(len(original), size=20)]
+        )
+        for place in places:
+            damaged = bytearray(original)
+            damaged[place] ^= 1 << int(rng.integers(8))
+            path.write_bytes(bytes(damaged))
+            message = refused(folder)
+            assert "delete the run's folder and run snakemake again" in message
+            trials += 1
+        path.write_bytes(original)
+    runs.load_run(folder)
+    assert trials >= 150
+
+
+def test_a_file_swapped_in_from_another_run_is_refused(finished, tmp_path):
+    for name in ("metrics.parquet", "ranks.parquet", "spectra.npz", "run.json"):
+        folder = copy_run(finished, tmp_path / name)
+        shutil.copy(finished / "runs/fit1d/lr2" / name, folder / name)
+        assert refused(folder).startswith(f"{folder / name}: does not match its manifest.json")
+
+
+def test_a_run_folder_copied_or_linked_under_another_name_is_refused(finished, tmp_path):
+    folder = tmp_path / "runs" / "fit1d" / "base"
+    shutil.copytree(finished / "runs/fit1d/lr2", folder)  # the whole folder, manifest and all
+    assert refused(folder) == (
+        f"{folder}: holds the run of fit1d/lr2 (copied, moved or linked from there); delete the run's folder "
+        "and run snakemake again, which re-runs the job that writes it"
+    )
+    link = tmp_path / "runs" / "fit1d" / "alias"
+    link.symlink_to(finished / "runs/fit1d/base")
+    assert "holds the run of fit1d/base" in refused(link)
+
+
+def rehash(folder: Path, name: str) -> None:
+    """Make the manifest agree with an edited ``name`` (its sha256 and size only): the contents
+    checks behind the manifest's are then what refuses the file."""
+    manifest = json.loads((folder / "manifest.json").read_text())
+    entry = manifest["files"][name]
+    entry.update(sha256=hashlib.sha256((folder / name).read_bytes()).hexdigest(), bytes=(folder / name).stat().st_size)
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+
+
+def _metrics(edit):
+    def apply(folder):
+        m = pd.read_parquet(folder / "metrics.parquet")
+        pd.DataFrame(edit(m)).to_parquet(folder / "metrics.parquet", index=False)
+        manifest.seal(folder)
+
+    return apply
+
+
+def _run_json(value):
+    def apply(folder):
+        info = json.loads((folder / "run.json").read_text())
+        (folder / "run.json").write_text(json.dumps(value(info) if callable(value) else value))
+        rehash(folder, "run.json")
+
+    return apply
+
+
+WRONG_CONTENTS = {
+    "NaN losses in a finished run": (
+        _metrics(lambda m: m.assign(loss=np.where(m["step"] > 20, np.nan, m["loss"]))),
+        "metrics.parquet: seed 0 has NaN or infinite losses though run.json says it finished ok",
+    ),
+    "a missing column": (_metrics(lambda m: m.drop(columns=["eps_rank"])), "metrics.parquet: missing column(s)"),
+    "a lost seed": (_metrics(lambda m: m[m["seed"] == 0]), "metrics.parquet: its seeds [0] are not run.json's [0, 1]"),
+    "run.json {}": (_run_json({}), "run.json: its config lacks experiment"),
+    "run.json []": (_run_json([]), "run.json: expected a mapping, got list"),
+    "run.json without status": (
+        _run_json(lambda i: {k: v for k, v in i.items() if k != "status"}),
+        "run.json: status: expected one status per seed",
+    ),
+    "run.json with wrong seeds": (_run_json(lambda i: {**i, "seeds": [0, 7]}), "run.json: status: expected one"),
+}
+
+
+@pytest.mark.parametrize("case", WRONG_CONTENTS)
+def test_contents_that_cannot_be_right_are_refused_in_one_line(finished, tmp_path, case):
+    edit, expected = WRONG_CONTENTS[case]
+    folder = copy_run(finished, tmp_path)
+    edit(folder)
+    message = refused(folder)
+    assert message.startswith(f"{folder}/{expected}"), message
+
+
+def test_the_audit_command_refuses_a_damaged_run_in_one_line(finished, tmp_path):
+    folder = copy_run(finished, tmp_path)
+    data = bytearray((folder / "ranks.parquet").read_bytes())
+    data[len(data) // 2] ^= 4
+    (folder / "ranks.parquet").write_bytes(bytes(data))
+    res = subprocess.run(
+        [sys.executable, "-m", "staircase", "audit", "--runs", str(folder)], capture_output=True, text=True
+    )
+    lines = res.stderr.strip().splitlines()
+    assert res.returncode == 2 and len(lines) == 1, res.stderr
+    assert lines[0].startswith(f"staircase: error: {folder / 'ranks.parquet'}: does not match its manifest.json")
+
+
+@pytest.mark.parametrize(
+    "table",
+    [
+        "test,ensemble\nA1,x\n",
+        "\x00\x01garbage",
+        "test,ensemble,measures,draws,rate,ci_low,ci_high\nA1,x,y,10,lots,0,1\n",
+    ],
+)
+def test_a_damaged_calibration_table_is_named_in_one_line(finished, tmp_path, capsys, table):
+    (tmp_path / "calibration").mkdir()
+    (tmp_path / "calibration/summary.csv").write_text(table)
+    argv = [
+        "audit",
+        "--runs",
+        str(finished / "runs/fit1d/base"),
+        "--results",
+        str(tmp_path),
+        "--out",
+        str(tmp_path / "a"),
+    ]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"staircase: error: {tmp_path / 'calibration/summary.csv'}: "), err
+
+
+def test_a_run_without_a_manifest_is_unfinished(finished, tmp_path):
+    folder = copy_run(finished, tmp_path)
+    (folder / "manifest.json").unlink()
+    assert "manifest.json: missing (the run is unfinished" in refused(folder)
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027, 0o002])
+def test_result_files_follow_the_umask(tmp_path, umask):
+    old = os.umask(umask)
+    try:
+        atomic_write(tmp_path / "claims.csv", lambda tmp: Path(tmp).write_text("claim\n"))
+    finally:
+        os.umask(old)
+    assert (tmp_path / "claims.csv").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_a_run_folder_that_is_a_symlink_is_not_written_through(finished, tmp_path, capsys):
+    other = tmp_path / "runs" / "fit1d" / "lr2"
+    shutil.copytree(finished / "runs/fit1d/lr2", other)
+    before = {p.name: p.read_bytes() for p in other.iterdir()}
+    (tmp_path / "runs/fit1d/base").symlink_to(other)
+    argv = ["train", "--config", str(TINY), "--experiment", "fit1d", "--out", str(tmp_path / "runs/fit1d/base")]
+    assert cli.main([*argv, "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is a symlink" in err[0]
+    assert {p.name: p.read_bytes() for p in other.iterdir()} == before
+
+
+# ---- commands' outputs and --strict ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["compare", "a", "b", "--out", "{file}"],
+        ["calibrate", "--config", str(TINY), "--out", "{file}"],
+        ["audit", "--runs", "{run}", "--out", "{file}"],
+    ],
+)
+def test_an_output_folder_that_is_a_file_is_refused_before_work(finished, tmp_path, capsys, argv):
+    file = tmp_path / "taken"
+    file.write_text("mine")
+    argv = [a.format(file=file, run=finished / "runs/fit1d/base") for a in argv]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"staircase: error: --out {file}: exists and is not a folder"]
+    assert file.read_text() == "mine"
+
+
+def test_strict_needs_every_configured_claim_judged_and_passed(capsys):
+    frame = pd.DataFrame({"claim": ["A1", "A2"], "experiment": ["fit1d", "fit1d"], "verdict": ["PASS", "PASS"]})
+    assert cli.strict_status(frame, [("A1", "fit1d"), ("A2", "fit1d")], "PASS") == 0
+    assert cli.strict_status(frame, [("A1", "fit1d"), ("A4", "sweep1d")], "PASS") == 1
+    assert "1 configured claim(s) not judged, e.g. ('A4', 'sweep1d')" in capsys.readouterr().err
+    assert cli.strict_status(frame.iloc[:0], [], "PASS") == 1
+    assert "no claim judged" in capsys.readouterr().err
+    assert cli.strict_status(frame.assign(verdict=["PASS", "FAIL"]), [("A1", "fit1d")], "PASS") == 1
 
 
 # ---- failing notebooks ------------------------------------------------------------------------------
@@ -341,6 +574,30 @@ def same_results(a: Path, b: Path) -> None:
         assert sorted(sa.files) == sorted(sb.files)
         for key in sa.files:
             np.testing.assert_array_equal(sa[key], sb[key])
+
+
+def test_one_workflow_per_results_root_and_no_symlinks_out_of_it(tmp_path):
+    """A second Snakemake on the same results root stops before any job, in one line (the first
+    holds the root's lock for its life); a checkpoints folder linked elsewhere stops a dry run."""
+    shutil.copy(TINY, tmp_path / "tiny.yaml")
+    (tmp_path / "results/small").mkdir(parents=True)
+    (tmp_path / "elsewhere/kept").mkdir(parents=True)
+    (tmp_path / "results/small/checkpoints").symlink_to(tmp_path / "elsewhere")
+    res = snakemake("--dry-run", "--cores", "1", "--configfile", "tiny.yaml", cwd=tmp_path)
+    errors = [line for line in (res.stdout + res.stderr).splitlines() if "error" in line.lower()]
+    assert res.returncode == 1 and errors == [
+        f"config error: results/small/checkpoints: is a symlink (to {tmp_path / 'elsewhere'}); the workflow "
+        "writes only inside its results root: replace it with a folder"
+    ]
+    (tmp_path / "results/small/checkpoints").unlink()
+    target = "results/small/runs/sweep1d/activation-tanh/run.json"
+    with lock_held_elsewhere(tmp_path / "results/small/.staircase.lock") as holder:
+        res = snakemake("--cores", "1", target, "--configfile", "tiny.yaml", cwd=tmp_path)
+    out = res.stdout + res.stderr
+    errors = [line for line in out.splitlines() if "error" in line.lower()]
+    assert res.returncode == 1 and "Traceback" not in out and len(errors) == 1, out
+    assert errors[0].startswith(f"error: a workflow writing into results/small is already running (pid {holder.pid} ")
+    assert not (tmp_path / "results/small/runs").exists() and (tmp_path / "elsewhere/kept").is_dir()
 
 
 @pytest.mark.slow

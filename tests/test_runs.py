@@ -16,7 +16,7 @@ from staircase.records import runs
 from staircase.training import trainer as train
 from staircase.workflow import config as cfgmod
 
-TINY = Path(__file__).resolve().parent / "config" / "config.yaml"
+TINY = Path(__file__).resolve().parents[1] / ".test" / "config" / "config.yaml"
 
 
 def tiny_cfg(steps):
@@ -107,12 +107,12 @@ def test_a_truncated_result_file_is_named_with_its_remedy(tiny_run, tmp_path, na
     with pytest.raises(runs.UnreadableResult) as err:
         run = runs.load_run(damaged)
         run.ranks, run.spectra  # noqa: B018  (read lazily)
-    message = str(err.value)
-    assert message.startswith(f"{damaged / name}: cannot be read (") and "\n" not in message
-    assert message.endswith(
-        "the file is damaged or incomplete: delete it and run snakemake again, which re-runs the job that writes it"
+    message = str(err.value)  # the manifest says so before any reader parses the file
+    assert message == (
+        f"{damaged / name}: does not match its manifest.json (damaged, or swapped in from another run); delete "
+        "the run's folder and run snakemake again, which re-runs the job that writes it"
     )
     (damaged / name).unlink()
-    with pytest.raises(runs.UnreadableResult, match="missing; run snakemake again"):
+    with pytest.raises(runs.UnreadableResult, match="missing, though the manifest names it"):
         run = runs.load_run(damaged)
         run.ranks, run.spectra  # noqa: B018

@@ -48,7 +48,7 @@ def readme_example() -> str:
 
 
 def tiny_cfg(steps=40) -> dict:
-    config = yaml.safe_load((REPO / "tests/config/config.yaml").read_text())
+    config = yaml.safe_load((REPO / ".test/config/config.yaml").read_text())
     cfg = cfgmod.variants(config, "fit1d")["base"]
     cfg["train"]["steps"] = steps
     return cfg

@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def tiny_cfg(**train_overrides):
-    config = yaml.safe_load((REPO / "tests/config/config.yaml").read_text())
+    config = yaml.safe_load((REPO / ".test/config/config.yaml").read_text())
     cfg = cfgmod.variants(config, "fit1d")["base"]
     cfg["train"].update(train_overrides)
     return cfg

@@ -15,7 +15,7 @@ import pytest
 import yaml
 from helpers import REPO, SNAKEMAKE, snakemake
 
-TINY = REPO / "tests" / "config" / "config.yaml"
+TINY = REPO / ".test" / "config" / "config.yaml"
 
 
 def _jobs(dry_run_output: str) -> list[dict]:
@@ -260,8 +260,8 @@ def test_bad_config_fails_before_any_job_with_one_line(tiny_run, tmp_path, case)
 
 # One file of every kind a job declares, each in a different job, grouped so that no deleted file's
 # job is downstream of another's in the same group (else it would be planned anyway): the train
-# rule's four files (sweep1d's spectra are read by no notebook), a figure's, a table's and an HTML
-# copy's, and the audit's.
+# rule's four files (sweep1d's spectra are read by no notebook), a figure's (its HTML copy too: the
+# figure job makes it), a table's, and the audit's.
 DELETIONS = [
     {
         "results/small/runs/fit1d/base/metrics.parquet": "train",
@@ -273,7 +273,7 @@ DELETIONS = [
         "results/small/notebooks/spectra_fit1d.ipynb": "figure",
         "results/small/figures/universality_sweep1d.png": "figure",
         "results/small/tables/summary.pdf": "table",
-        "results/small/notebooks/bound.html": "notebook_html",
+        "results/small/notebooks/bound.html": "figure",
     },
     {"results/small/runs/sweep1d/activation-tanh/run.json": "train", "results/small/audit/claims.csv": "audit"},
 ]
@@ -348,3 +348,28 @@ def test_a_checkout_moved_with_its_results_reruns_nothing_and_roots_keep_runs_ap
         out = res.stdout + res.stderr
         assert res.returncode == 0 and f"{root}/runs/fit1d/base/metrics.parquet" in out, out[-2000:]
         assert "results/small/runs" not in out
+
+
+def test_results_roots_with_equal_analysis_settings_share_one_calibration(tmp_path):
+    """The calibration is keyed by its settings, not by the results root: another tag plans the same
+    calibrate job (Snakemake makes it once), a changed analysis setting plans another."""
+
+    more_draws = yaml.safe_load(TINY.read_text())
+    more_draws["analysis"]["calibration_draws"] = 20
+    (tmp_path / "more_draws.yaml").write_text(yaml.safe_dump(more_draws))
+
+    def calibration_of(tag, configfile=TINY):
+        res = snakemake(
+            "--dry-run", "--forceall", "--printshellcmds", "--cores", "1", "--configfile", str(configfile),
+            "--config", f"tag={tag}", cwd=tmp_path,
+        )  # fmt: skip
+        assert res.returncode == 0, res.stderr
+        jobs = {job["rule"]: job for job in _jobs(res.stdout)}
+        return jobs["calibrate"]["output"], jobs["calibration"]["output"]
+
+    store, copy = calibration_of("one")
+    store_two, copy_two = calibration_of("two")
+    store_other, _ = calibration_of("one", tmp_path / "more_draws.yaml")
+    assert store == store_two and copy != copy_two
+    assert all(path.startswith("results/small-one/calibration/") for path in copy)
+    assert store_other != store

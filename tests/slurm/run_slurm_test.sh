@@ -25,7 +25,7 @@
 # at the end. munged gets its own key and socket in the state folder, leaving any system munge
 # alone.
 #
-# Environment: VENV (default: .venv of this checkout), CONFIG (default: tests/config/config.yaml),
+# Environment: VENV (default: .venv of this checkout), CONFIG (default: .test/config/config.yaml),
 # RUN_TIMEOUT (seconds per workflow run, default 1200: three runs share the cores), KEEP_STATE=1 keeps the state folder.
 set -euo pipefail
 
@@ -33,7 +33,7 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 VENV=${VENV:-$REPO/.venv}
 SNAKEMAKE=$VENV/bin/snakemake
 PYTHON=$VENV/bin/python
-CONFIG=${CONFIG:-$REPO/tests/config/config.yaml}
+CONFIG=${CONFIG:-$REPO/.test/config/config.yaml}
 RUN_TIMEOUT=${RUN_TIMEOUT:-1200}
 CONF=/etc/slurm/slurm.conf
 GRES_CONF=/etc/slurm/gres.conf

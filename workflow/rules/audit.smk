@@ -1,24 +1,51 @@
+import hashlib
+
+# The calibration depends on its settings only (calibration_config: the schedules, the analysis
+# settings, alpha), so it is computed once per settings, in results/calibration/<hash of them>/,
+# and every results root whose settings are equal (another tag, a changed threshold of another
+# claim) copies it instead of recomputing it: it was the run's largest job after the trainings.
+CALIBRATION_SETTINGS = json.dumps(calibration_config(), sort_keys=True)
+CALIBRATION_STORE = (
+    "results/calibration/"
+    + hashlib.sha256(CALIBRATION_SETTINGS.encode()).hexdigest()[:16]
+)
+CALIBRATION_FILES = ("summary.csv", "a1.csv", "a2.csv")
+
+
 rule calibrate:
     """False-positive rate and power of the A1 and A2 tests on synthetic ensembles drawn on this
     config's measurement schedules, with its settings (staircase.claims.calibration; docs/claims.md).
     """
     output:
-        summary=res("calibration/summary.csv"),
-        a1=res("calibration/a1.csv"),
-        a2=res("calibration/a2.csv"),
+        [f"{CALIBRATION_STORE}/{name}" for name in CALIBRATION_FILES],
+        settings=f"{CALIBRATION_STORE}/settings.json",
     log:
-        res("logs/calibrate.log"),
+        f"{CALIBRATION_STORE}/calibrate.log",
     conda:
         ENV
     threads: 1
     params:
-        # only what the tests and their schedules depend on: a new experiment with the same
-        # schedule, or a changed threshold of another claim, does not re-run the calibration
-        config=lambda w: json.dumps(calibration_config(), sort_keys=True),
-        out=lambda w, output: os.path.dirname(output.summary),
+        config=CALIBRATION_SETTINGS,
+        out=CALIBRATION_STORE,
     shell:
         "python -m staircase calibrate --config-json {params.config:q} --out {params.out}"
-        " > {log} 2>&1"
+        " > {log} 2>&1 && printf '%s\\n' {params.config:q} > {output.settings}"
+
+
+rule calibration:
+    """This results root's copy of the calibration of its settings (rule calibrate)."""
+    input:
+        [f"{CALIBRATION_STORE}/{name}" for name in CALIBRATION_FILES],
+    output:
+        [res(f"calibration/{name}") for name in CALIBRATION_FILES],
+    params:
+        folder=res("calibration"),
+    shell:
+        "cp {input} {params.folder}/"
+
+
+localrules:
+    calibration,
 
 
 rule audit:
@@ -58,5 +85,5 @@ rule audit:
         " --out {params.out} > {log} 2>&1"
 
 
-TARGETS.extend(job_outputs(rules.calibrate))
+TARGETS.extend(job_outputs(rules.calibration))
 TARGETS.extend(job_outputs(rules.audit))

@@ -6,7 +6,9 @@ import sys
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
+from staircase.records.provenance import AlreadyRunning, hold
 from staircase.workflow import config as cfgmod
+from staircase.workflow import loader
 from staircase.claims import registry as claims_registry
 
 min_version("9.0")
@@ -35,6 +37,10 @@ def config_error(where, problem):
 
 def validate_config():
     try:
+        # an override of one experiment must not change another that aliases the same block
+        plain = loader.unshared(dict(config), "config")
+        config.clear()
+        config.update(plain)
         # NaN and infinity first: they pass every minimum and maximum
         cfgmod.check_values(config)
         try:
@@ -67,6 +73,35 @@ def res(path):
 VARIANTS = {name: cfgmod.variants(config, name) for name in EXPERIMENTS}
 
 
+def check_results_folders():
+    """The workflow writes and deletes inside its results root only: a folder there that is a
+    symlink (runs/, checkpoints/, an experiment's or a run's folder) would send its writes or
+    deletions elsewhere, or onto another run. One line, before any job."""
+    folders = [res("runs"), res("checkpoints"), res("logs")]
+    for name in EXPERIMENTS:
+        folders += [res(f"runs/{name}"), res(f"checkpoints/{name}")]
+        folders += [run_dir(name, v) for v in VARIANTS[name]]
+    for folder in folders:
+        if os.path.islink(folder):
+            config_error(
+                folder,
+                f"is a symlink (to {os.path.realpath(folder)}); the workflow writes only inside its "
+                "results root: replace it with a folder",
+            )
+
+
+def hold_results_lock():
+    """One workflow writes into a results root at a time: a lock held by this Snakemake process
+    until it exits (the kernel drops it then, even on SIGKILL; --rerun-incomplete never deletes it).
+    """
+    try:
+        hold(res(".staircase.lock"), f"a workflow writing into {RESULTS}")
+    except AlreadyRunning as err:
+        print(f"error: {err}", file=sys.stderr)
+        # before any job; a SystemExit here would be reported as a failed handler
+        os._exit(1)
+
+
 wildcard_constraints:
     experiment="[A-Za-z0-9_-]+",
     variant="[A-Za-z0-9_.-]+",
@@ -74,6 +109,9 @@ wildcard_constraints:
 
 def run_dir(experiment, variant):
     return res(f"runs/{experiment}/{variant}")
+
+
+check_results_folders()
 
 
 def run_files(experiment, name="metrics.parquet"):
@@ -194,6 +232,9 @@ def remove_empty_checkpoint_folders():
     <root>/checkpoints that its training jobs left empty (each job removes its checkpoint, lock and
     own folder when done; a folder above it may still hold another job's while that one runs).
     """
+    # never delete inside a folder outside the root
+    if os.path.islink(res("checkpoints")):
+        return
     for folder, _, _ in os.walk(res("checkpoints"), topdown=False):
         if not os.listdir(folder):
             os.rmdir(folder)
@@ -204,5 +245,9 @@ def remove_empty_checkpoint_folders():
 localrules:
     figure,
     table,
-    notebook_html,
     audit,
+
+
+# a real run (not a dry run) of the main process, once the DAG is built and before any job
+onstart:
+    hold_results_lock()

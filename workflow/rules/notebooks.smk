@@ -5,10 +5,13 @@
 # papermill writes the executed notebook into the log folder first: Snakemake deletes a failed
 # job's outputs, and the partially executed copy is what shows the failing cell. On failure,
 # `staircase notebook-failure` names that cell (In [n]), the error, and where the copy is.
+# The static HTML copy (readable without Jupyter) is made in the same job: a job of its own per
+# notebook cost a Snakemake job and a process start-up each (PERFORMANCE.md, "The default run").
 PAPERMILL = (
     "papermill {input.notebook} {log.notebook} -k python3 --cwd . -y {params.parameters:q}"
     " > {log.stderr} 2>&1 || {{ python -m staircase notebook-failure {log.notebook} {log.stderr} >&2;"
     " exit 1; }}; cp {log.notebook} {output.notebook}"
+    " && jupyter nbconvert --to html {output.notebook} --output-dir {params.folder:q} >> {log.stderr} 2>&1"
 )
 
 
@@ -25,6 +28,7 @@ rule figure:
         ),
         pdf=res("figures/{name}.pdf"),
         notebook=res("notebooks/{name}.ipynb"),
+        html=res("notebooks/{name}.html"),
     log:
         notebook=res("logs/notebooks/{name}.ipynb"),
         stderr=res("logs/notebooks/{name}.log"),
@@ -35,6 +39,7 @@ rule figure:
     params:
         parameters=lambda w: json.dumps(FIGURES[w.name]["parameters"]),
         caption=lambda w: FIGURES[w.name]["caption"],
+        folder=lambda w, output: os.path.dirname(output.html),
     shell:
         PAPERMILL
 
@@ -53,6 +58,7 @@ rule table:
         png=res("tables/{name}.png"),
         pdf=res("tables/{name}.pdf"),
         notebook=res("notebooks/{name}.ipynb"),
+        html=res("notebooks/{name}.html"),
     log:
         notebook=res("logs/notebooks/{name}.ipynb"),
         stderr=res("logs/notebooks/{name}.log"),
@@ -63,28 +69,10 @@ rule table:
     params:
         parameters=lambda w: json.dumps(TABLES[w.name]["parameters"]),
         caption=lambda w: TABLES[w.name]["caption"],
+        folder=lambda w, output: os.path.dirname(output.html),
     shell:
         PAPERMILL
 
 
-rule notebook_html:
-    """A static HTML copy of an executed notebook, readable without Jupyter."""
-    input:
-        res("notebooks/{name}.ipynb"),
-    output:
-        res("notebooks/{name}.html"),
-    log:
-        res("logs/notebooks/{name}.html.log"),
-    wildcard_constraints:
-        name=_one_of([*FIGURES, *TABLES]),
-    conda:
-        ENV
-    params:
-        folder=lambda w, output: os.path.dirname(output[0]),
-    shell:
-        "jupyter nbconvert --to html {input} --output-dir {params.folder} > {log} 2>&1"
-
-
 TARGETS.extend(job_outputs(rules.figure, name=list(FIGURES)))
 TARGETS.extend(job_outputs(rules.table, name=list(TABLES)))
-TARGETS.extend(job_outputs(rules.notebook_html, name=[*FIGURES, *TABLES]))

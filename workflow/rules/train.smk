@@ -7,6 +7,8 @@ rule train:
         ranks=res("runs/{experiment}/{variant}/ranks.parquet"),
         spectra=res("runs/{experiment}/{variant}/spectra.npz"),
         run=res("runs/{experiment}/{variant}/run.json"),
+        # written last: the files' checksums and the run's identity (staircase.records.manifest)
+        manifest=res("runs/{experiment}/{variant}/manifest.json"),
     log:
         res("logs/train/{experiment}/{variant}.log"),
     # only configured runs: a misspelt experiment in a target has no rule (instead of a KeyError)
@@ -27,8 +29,8 @@ rule train:
     # the job writes its log itself (--log), once it holds the lock of its checkpoint folder: a
     # duplicate of a running job stops, printing why, without emptying the running job's log
     shell:
-        "python -m staircase train --run-config {params.run_config:q} --out {params.out}"
-        " --checkpoint-dir {params.checkpoint_dir} --log {log}"
+        "python -m staircase train --run-config {params.run_config:q} --out {params.out:q}"
+        " --checkpoint-dir {params.checkpoint_dir:q} --log {log:q}"
 
 
 _jobs = [(e, v) for e in EXPERIMENTS for v in VARIANTS[e]]

@@ -70,6 +70,7 @@ from staircase.workflow import config as cfgmod
 __all__ = [
     "COMPARISONS",
     "POISSON_BENCH",
+    "cpu_kind",
     "deepxde_available",
     "machine",
     "report",
@@ -77,17 +78,43 @@ __all__ = [
 ]
 
 
-def machine() -> dict:
-    """The machine the benchmarks ran on: provenance, CPU model, cores, load."""
-    info = provenance("cuda" if torch.cuda.is_available() else "cpu")
+# the CPU features that change the speed of small float32 / float64 kernels the most: a number
+# from a CPU with AVX-512 is not one from a CPU without it (PERFORMANCE.md keeps a row per kind)
+SPEED_FLAGS = ("avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "avx2", "fma", "avx")
+
+
+def cpu_kind(cpuinfo: str | None = None) -> dict:
+    """The CPU's model name, vendor and speed flags (SPEED_FLAGS present), from /proc/cpuinfo (or
+    lscpu / platform where it is missing), and a short ``kind`` label for tables."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            cpuinfo = ""
+    fields = {}
+    for line in cpuinfo.splitlines():  # the first processor's block is enough: all cores are alike here
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    model = fields.get("model name") or _lscpu_model() or platform.processor() or "unknown"
+    flags = [f for f in SPEED_FLAGS if f in fields.get("flags", "").split()]
+    top = next((f for f in ("avx512f", "avx2", "avx") if f in flags), "no AVX")
+    vendor = fields.get("vendor_id", "")
+    return {"cpu_model": model, "cpu_vendor": vendor, "cpu_flags": flags, "cpu_kind": f"{model} ({top})"}
+
+
+def _lscpu_model() -> str | None:
     try:
         lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
-        model = next((ln.split(":", 1)[1].strip() for ln in lscpu.splitlines() if ln.startswith("Model name")), None)
     except (OSError, subprocess.SubprocessError):
-        model = None
+        return None
+    return next((ln.split(":", 1)[1].strip() for ln in lscpu.splitlines() if ln.startswith("Model name")), None)
+
+
+def machine() -> dict:
+    """The machine the benchmarks ran on: provenance, CPU model and speed flags, cores, load."""
     return {
-        **info,
-        "cpu_model": model or platform.processor(),
+        **provenance("cuda" if torch.cuda.is_available() else "cpu"),
+        **cpu_kind(),
         "nproc": os.cpu_count(),
         "load_average": os.getloadavg(),
         "torch_threads_per_process": 1,

@@ -13,8 +13,8 @@ enough when its eps-ranks are the reference's everywhere.
   there no rule short of exact integration decides the count, :func:`near_eps`), and the smallest
   candidate that agrees (with all larger ones); :func:`eigenvalue_error`, the eigenvalues' error;
 * :func:`check_experiment` - both on an experiment of config.yaml, trained by the pipeline's own
-  trainer (``staircase rank-points``): candidates of the task's own rule family (trapezoid on
-  grids, Monte Carlo in high dimension) against 3000-point Gauss-Legendre in 1-D, a 200 x 200
+  trainer (``staircase rank-points``): candidates of the task's own rule family (its ``rank_rule``;
+  ``--family`` another) against 3000-point Gauss-Legendre in 1-D, a 200 x 200
   Gauss-Legendre tensor rule in 2-D and 2^17 scrambled Sobol points beyond.
 """
 
@@ -119,13 +119,13 @@ def agreement(
 
 
 def _rules(task, candidates=None, family=None, reference=None) -> tuple[dict, dict, str]:
-    """Candidate rules of the task's own family (trapezoid on grids up to 2-D, else Monte Carlo with
-    the task's own seed) and the reference: ({name: (x, w)}, {candidate: n}, reference name)."""
+    """Candidate rules of the task's own family (its ``rank_rule``, with the task's own seed for the
+    random rules) and the reference: ({name: (x, w)}, {candidate: n}, reference name)."""
     d, bounds = task.d, task.bounds
-    family = family or ("trapezoid" if d <= 2 else "monte_carlo")
+    family = family or task.rank_rule
     if candidates is None:
         candidates = CANDIDATES[d] if family in ("trapezoid", "gauss") and d in CANDIDATES else CANDIDATES_MC
-    seed = getattr(task, "_seeds", [0, 0])[1]  # RidgeFunction's rank-point stream
+    seed = task.rank_seed
     rules, sizes = {}, {}
     for n in candidates:
         name = f"{family} {n}" + ("^d" if family in ("trapezoid", "gauss") and d > 1 else "")

@@ -81,6 +81,10 @@ SECTIONS = (
 def report(summary: dict) -> str:
     """The ratios, one line each, with the targets of the performance issue."""
     lines = ["", "benchmark ratios: steps/s per model, ours over theirs (median of the repeats, CPU time [wall])"]
+    m = summary.get("machine") or {}
+    if m.get("cpu_model"):  # a ratio from one kind of CPU is not another's (PERFORMANCE.md: a row per kind)
+        flags = ", ".join(m.get("cpu_flags") or []) or "none of " + ", ".join(("avx512f", "avx2"))
+        lines.append(f"  on {m['cpu_model']} ({m.get('nproc')} cores; flags: {flags})")
     for name, lines_of in SECTIONS:
         if summary.get(name) is not None:
             lines += lines_of(summary[name])

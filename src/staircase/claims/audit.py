@@ -36,10 +36,12 @@ from staircase.claims.judges.context import (  # noqa: F401 (the notebooks' and 
     seed_tests,
 )
 from staircase.records.provenance import atomic_write
-from staircase.records.runs import Run, load_run, read_json
+from staircase.records.runs import Run, load_run, read_json, read_table
 from staircase.workflow import config as cfgmod
 
 PASS, FAIL, INCONCLUSIVE, ERROR = vd.PASS, vd.FAIL, vd.INCONCLUSIVE, vd.ERROR
+# <root>/calibration/summary.csv's columns, as the report shows them
+CALIBRATION_COLUMNS, CALIBRATION_NUMBERS = ("test", "ensemble", "measures"), ("draws", "rate", "ci_low", "ci_high")
 
 
 # ---- the audit ---------------------------------------------------------------------------------
@@ -355,7 +357,8 @@ def run_audit(config: dict, results=None, out_dir=None, runs=None) -> pd.DataFra
     frame = evaluate(config, results, seed_records) if runs is None else evaluate_runs(runs, config, seed_records)
     versions = code_versions(frame)
     calib_path = results / "calibration" / "summary.csv"
-    calibration = pd.read_csv(calib_path) if calib_path.exists() else None
+    # a damaged table is one line naming it (read_table), not a traceback in the report
+    calibration = read_table(calib_path, CALIBRATION_COLUMNS, CALIBRATION_NUMBERS) if calib_path.exists() else None
     out = Path(out_dir or results / "audit")
     where = {
         "results root": ", ".join(runs) if runs is not None else str(results),

@@ -58,13 +58,13 @@ from scipy import stats
 from staircase.claims import verdicts as vd
 from staircase.core import stairs
 from staircase.records.runs import Run, experiment_runs
-from staircase.workflow import config as cfgmod
+from staircase.workflow.schema import load_schema  # not workflow.config: it imports torch, a notebook needs none
 
 
 def options(comparison: dict) -> dict:
     """The comparison block over the schema's defaults (workflow/schemas/config.schema.yaml,
     ``$defs.comparison``: the one place they are written)."""
-    schema = cfgmod.load_schema()
+    schema = load_schema()
     props = schema["$defs"]["comparison"]["properties"] if schema else {}
     return {**{k: v["default"] for k, v in props.items() if "default" in v}, **comparison}
 

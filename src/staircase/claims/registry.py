@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from staircase.workflow import config as cfgmod
+from staircase.workflow.schema import load_schema  # not workflow.config: it imports torch, a notebook needs none
 
 REGISTRY_PATH = Path(__file__).with_name("claims.yaml")
 CLAIM_FIELDS = ("paper", "judge", "text", "statistic", "null_model", "verdict", "thresholds", "figures")
@@ -81,7 +81,7 @@ def caption(figure: str, name: str = "") -> str:
 def threshold_defaults() -> dict:
     """The defaults of the schema's `audit:` section (empty where the package runs without its
     checkout's workflow folder)."""
-    schema = cfgmod.load_schema()
+    schema = load_schema()
     if schema is None:
         return {}
     props = schema["properties"]["audit"]["properties"]

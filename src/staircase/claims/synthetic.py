@@ -24,6 +24,7 @@ import pandas as pd
 from scipy.ndimage import gaussian_filter1d
 
 from staircase.core.steptest import ar1_noise
+from staircase.records import manifest
 
 SHAPES = ("linear", "saturating", "sigmoid", "power", "log", "delayed")
 NOISE_SIGMAS = (0.0, 0.1, 0.2, 0.3, 0.4)
@@ -229,6 +230,7 @@ def write_run(
         **(config or {}),
     }
     (path / "run.json").write_text(json.dumps(_run_info(cfg, seeds, status or {}), indent=1))
+    manifest.seal(path)  # last, as the writer does: the readers verify a run against it
     return path
 
 

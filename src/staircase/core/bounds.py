@@ -47,7 +47,18 @@ def loss_lower_bound(features, target, coef, weights, eps: float) -> BoundResult
 
 def loss_lower_bounds(features, target, coefs, weights, eps: float) -> list[BoundResult]:
     """``loss_lower_bound`` of each model of a stack: features (S, N, n), coefs (S, n), a target
-    (N,) for all or one per model (S, N), and one set of weights (N,) for all."""
+    (N,) for all or one per model (S, N), and one set of weights (N,) for all.
+
+    With B = diag(sqrt(w)) Phi and g = sqrt(w) f (the quadrature norm becomes the Euclidean one),
+    one QR of [B g] without its Q (LAPACK's R-only mode, a third of the time of a QR that forms Q)
+    gives everything: the R of B, h = Q^T g and the norm of g's part outside span(B) (the last
+    diagonal entry). The eigenpairs (lambda_k, v_k) of R^T R = B^T B, all seeds in one call, then
+    give V_r and dist(g, V_r)^2 = |g_out|^2 + |h - R V_r diag(1/lambda) V_r^T R^T h|^2, a residual
+    formed explicitly in n dimensions (no cancellation of two large squares). The best loss over all
+    coefficients is |g_out|^2 where numpy.linalg.lstsq's default cut-off keeps every direction. A
+    model the eigenpairs cannot serve (eps below their rounding, or directions near the cut-off:
+    dead neurons) takes the SVD of its small R instead (:func:`_needs_svd`, :func:`_from_svd`).
+    """
     phi = np.asarray(features, dtype=np.float64)
     f = np.asarray(target, dtype=np.float64)
     f = np.broadcast_to(f.reshape(1, -1) if f.size == phi.shape[1] else f.reshape(phi.shape[:2]), phi.shape[:2])
@@ -56,28 +67,51 @@ def loss_lower_bounds(features, target, coefs, weights, eps: float) -> list[Boun
     if eps <= 0:
         raise ValueError(f"eps must be positive, got {eps}")
     sw = np.sqrt(w)
-    b = sw[:, None] * phi  # the quadrature norm becomes the Euclidean one
+    b = sw[:, None] * phi
     g = sw * f
-    # B = U S V^T: the Gram eigenpairs are (s_k^2, v_k) and psi_k / ||psi_k|| = u_k, so the columns of
-    # U with s_k^2 > eps are an orthonormal basis of V_r, exactly orthonormal even when eps sits below
-    # the rounding noise of the Gram eigenvalues (where B v_k / sqrt(lambda_k) would not be).
-    # U = Q U_R from B = QR and R = U_R S V^T: one QR of the whole stack and SVDs of the small R
-    # factors, the first step a tall SVD takes anyway (25 % less time than an SVD per model).
-    q, r = np.linalg.qr(b)
-    u_r, s, _ = np.linalg.svd(r, full_matrices=False)
-    coeffs = np.einsum("skj,sk->sj", u_r, np.einsum("snk,sn->sk", q, g))  # U^T g
-    results = []
-    for m in range(len(b)):
-        big = s[m] ** 2 > eps
-        dist2_top = float(np.sum((g[m] - q[m] @ (u_r[m][:, big] @ coeffs[m][big])) ** 2))
-        # least squares over all features: the directions above numpy.linalg.lstsq's default cut-off
-        keep = s[m] > s[m].max(initial=0.0) * max(b.shape[1:]) * np.finfo(np.float64).eps
-        best = float(np.sum((g[m] - q[m] @ (u_r[m][:, keep] @ coeffs[m][keep])) ** 2))
-        loss = float(np.sum((b[m] @ a[m] - g[m]) ** 2))
-        a_norm = float(np.linalg.norm(a[m]))
-        bound = max(np.sqrt(dist2_top) - np.sqrt(eps) * a_norm, 0.0) ** 2
-        results.append(BoundResult(bound, loss, best, dist2_top, int(big.sum()), a_norm))
-    return results
+    n = b.shape[2]
+    aug = np.concatenate([b, g[..., None]], axis=2)
+    if aug.shape[1] <= n:  # fewer points than features: zero rows change no norm and no span
+        aug = np.concatenate([aug, np.zeros((len(aug), n + 1 - aug.shape[1], n + 1))], axis=1)
+    r_aug = np.linalg.qr(aug, mode="r")
+    r, h, g_out2 = r_aug[:, :n, :n], r_aug[:, :n, n], r_aug[:, n, n] ** 2
+    lam, v = np.linalg.eigh(np.swapaxes(r, 1, 2) @ r)
+    big = lam > eps
+    c = np.einsum("skj,sk->sj", v, (np.swapaxes(r, 1, 2) @ h[..., None])[..., 0])  # V^T R^T h
+    coef_big = np.where(big, c / np.where(big, lam, 1.0), 0.0)
+    residual = h - (r @ (v @ coef_big[..., None]))[..., 0]
+    dist2_top, best, rank = g_out2 + np.sum(residual**2, axis=1), g_out2.copy(), big.sum(axis=1)
+    for m in np.flatnonzero(_needs_svd(r, lam, eps, max(b.shape[1:]))):
+        dist2_top[m], best[m], rank[m] = _from_svd(r[m], h[m], g_out2[m], eps, max(b.shape[1:]))
+    losses = np.sum(((b @ a[..., None])[..., 0] - g) ** 2, axis=1)
+    a_norm = np.linalg.norm(a, axis=1)
+    bounds = np.maximum(np.sqrt(dist2_top) - np.sqrt(eps) * a_norm, 0.0) ** 2
+    return [
+        BoundResult(float(bd), float(loss), float(bst), float(d), int(rk), float(an))
+        for bd, loss, bst, d, rk, an in zip(bounds, losses, best, dist2_top, rank, a_norm)
+    ]
+
+
+def _needs_svd(r, lam: np.ndarray, eps: float, size: int) -> np.ndarray:
+    """(S,): the models the Gram eigenpairs cannot serve. Their eigenvalues carry errors of
+    ~1e-16 lambda_max, so R v_k / sqrt(lambda_k) is orthonormal to ~1e-16 lambda_max / lambda_k
+    only: the eigen route is kept where eps is above 1e-6 lambda_max (errors below 1e-10 of the
+    captured part); and the best loss is |g_out|^2 only where lstsq's cut-off drops no direction,
+    which R's singular values (without vectors: a third of an SVD) decide."""
+    s = np.linalg.svd(r, compute_uv=False)
+    drops = (s <= s[:, :1] * size * np.finfo(np.float64).eps).any(axis=1)
+    return drops | (eps < 1e-6 * lam[:, -1])
+
+
+def _from_svd(r, h, g_out2: float, eps: float, size: int) -> tuple[float, float, int]:
+    """dist(g, V_r)^2, the best loss and r of one model from the SVD of its R = U_R S V^T: the
+    directions U_R (exactly orthonormal even where eps is below the eigenvalues' rounding) and the
+    coefficients U_R^T h of g in them. Sums of squares only: no cancellation."""
+    u_r, s, _ = np.linalg.svd(r)
+    coef = u_r.T @ h
+    drop = s <= s.max(initial=0.0) * size * np.finfo(np.float64).eps  # numpy.linalg.lstsq's cut-off
+    small = s**2 <= eps
+    return g_out2 + float(np.sum(coef[small] ** 2)), g_out2 + float(np.sum(coef[drop] ** 2)), int((~small).sum())
 
 
 def lower_bounds_from_gram(eigenvalues, eigenvectors, projections, target_norm2, coef_norms, losses, eps: float):

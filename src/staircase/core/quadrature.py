@@ -78,6 +78,7 @@ def box_volume(bounds: list[tuple[float, float]]) -> float:
 
 
 RULES = ("trapezoid", "gauss", "monte_carlo", "qmc")
+TENSOR_RULES = ("trapezoid", "gauss")  # n points per dimension; the others n points in all
 
 
 def rule(name: str, bounds: list[tuple[float, float]], n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -8,7 +8,7 @@ layer as a linear combination of the last hidden layer, used by the loss lower b
 One ``StackedMLP`` holds S independent networks of the same shape (one per seed or sweep cell):
 weights have shape (S, fan_in, fan_out) and every layer is one batched matmul. Small MLPs are
 bound by per-operation overhead, so training S models this way costs about as much as one
-(see PERFORMANCE in the README). Because the total loss is the sum of the per-model losses, each
+(see PERFORMANCE.md). Because the total loss is the sum of the per-model losses, each
 model's gradient, and so its Adam/SGD trajectory, is exactly that of training it alone.
 """
 

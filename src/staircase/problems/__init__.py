@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from staircase.core import quadrature
+
 
 @dataclass
 class BoundSystem:
@@ -71,13 +73,32 @@ class Task(ABC):
     def bound_system(self, model, data) -> BoundSystem:
         """The loss as a linear least-squares problem in the output layer."""
 
-    @abstractmethod
+    # ---- measurement points (task keys rank_points, rank_rule, error_points) -------------------
+    # The Gram quadrature is the rule its accuracy check picks (`staircase rank-points`,
+    # docs/quadrature.md); the error grid is set apart from it, so that a change of rule moves the
+    # eps-ranks only, not the error's points. Tasks on a grid default to what they always used: a
+    # trapezoid rule and a trapezoid grid of 2 rank_points - 1 per dimension for the error.
+    default_rule = "trapezoid"
+    rank_seed = 0  # the point stream of the random rules
+
+    def set_measurement_points(self, rank_points: int, rank_rule: str | None, error_points: int | None) -> None:
+        self.rank_rule = rank_rule or self.default_rule
+        if self.rank_rule not in quadrature.RULES:
+            choices = list(quadrature.RULES)
+            raise ValueError(f"task: rank_rule {self.rank_rule!r} is not a rule; choose one of {choices}")
+        self.n_rank = rank_points
+        self.n_error = error_points or 2 * rank_points - 1
+
     def rank_points(self) -> tuple[np.ndarray, np.ndarray]:
         """Quadrature points (N, d) and weights (N,) for the Gram matrix (integral normalisation)."""
+        return quadrature.rule(self.rank_rule, self.bounds, self.n_rank, seed=self.rank_seed)
 
-    @abstractmethod
     def error_points(self) -> np.ndarray:
         """Points (N, d) on which the relative L2 error against ``exact`` is measured."""
+        return quadrature.trapezoid_box(self.bounds, self.n_error)[0]
+
+    def rank_point_count(self) -> int:
+        return self.n_rank**self.d if self.rank_rule in quadrature.TENSOR_RULES else self.n_rank
 
     @abstractmethod
     def point_counts(self) -> dict[str, int]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from staircase.core import quadrature
 from staircase.problems import BoundSystem, Task
 
 
@@ -51,7 +50,15 @@ class MultiFrequency1D(FittingTask):
     d = 1
     bounds = [(-1.0, 1.0)]
 
-    def __init__(self, frequencies, amplitudes, train_points: int, rank_points: int):
+    def __init__(
+        self,
+        frequencies,
+        amplitudes,
+        train_points: int,
+        rank_points: int,
+        rank_rule: str | None = None,
+        error_points: int | None = None,
+    ):
         super().__init__(frequencies=frequencies, amplitudes=amplitudes)
         if len(frequencies) != len(amplitudes):
             raise ValueError(
@@ -61,7 +68,7 @@ class MultiFrequency1D(FittingTask):
         self.frequencies = np.asarray(frequencies, dtype=float)
         self.amplitudes = np.asarray(amplitudes, dtype=float)
         self.n_train = train_points
-        self.n_rank = rank_points
+        self.set_measurement_points(rank_points, rank_rule, error_points)
 
     def exact(self, x):
         x = np.asarray(x, dtype=float)[:, 0]
@@ -70,14 +77,5 @@ class MultiFrequency1D(FittingTask):
     def train_points(self):
         return np.linspace(-1.0, 1.0, self.n_train)[:, None]
 
-    def rank_points(self):
-        x, w = quadrature.trapezoid_1d(-1.0, 1.0, self.n_rank)
-        return x[:, None], w
-
-    def error_points(self):
-        # twice as fine as the rank grid and containing it (as the n-D tasks' grids do), so the
-        # training loop evaluates the rank points for free with the error points
-        return np.linspace(-1.0, 1.0, 2 * self.n_rank - 1)[:, None]
-
     def point_counts(self):
-        return {"train": self.n_train, "rank": self.n_rank, "error": 2 * self.n_rank - 1}
+        return {"train": self.n_train, "rank": self.rank_point_count(), "error": self.n_error}

@@ -16,7 +16,7 @@ A subclass fixes the operator (``laplacian_coef`` alpha and ``mass_coef`` beta, 
 same problem (e.g. other weights), call ``residuals(model, data)``: it returns the interior and
 boundary residuals (S, N_int) and (S, N_bd), differentiable with respect to the weights.
 
-Loss lower bound (README.md, "The quantities"): the residual is linear in the output layer u = b + sum a_j
+Loss lower bound (docs/quantities.md): the residual is linear in the output layer u = b + sum a_j
 phi_j, so the loss is a weighted least-squares problem whose "features" are the operator applied to
 [1, phi_1..phi_n] at interior points stacked on the boundary trace [1, phi] at boundary points,
 with weights 1/N_int and boundary_weight/N_bd and target [f; g] (``bound_system``).
@@ -27,7 +27,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from staircase.core import quadrature
 from staircase.problems import BoundSystem, Task
 from staircase.problems.operators import laplacian
 from staircase.problems.targets import SineProducts
@@ -136,25 +135,31 @@ class PDETask(Task):
             coef=model.output_coefficients().detach().to(torch.float64).cpu().numpy(),
         )
 
-    def rank_points(self):
-        return quadrature.trapezoid_box(self.bounds, self.n_rank)
-
-    def error_points(self):
-        return quadrature.trapezoid_box(self.bounds, 2 * self.n_rank - 1)[0]
-
 
 class ManufacturedSines(PDETask):
     """A PDETask on [-1, 1]^d whose exact solution is a SineProducts function (multi-frequency,
     nonzero on the boundary when phases are); f and g are computed from it in closed form."""
 
-    def __init__(self, d, wavevectors, amplitudes, phases, interior_points, boundary_points, rank_points, **params):
+    def __init__(
+        self,
+        d,
+        wavevectors,
+        amplitudes,
+        phases,
+        interior_points,
+        boundary_points,
+        rank_points,
+        rank_rule=None,
+        error_points=None,
+        **params,
+    ):
         super().__init__(wavevectors=wavevectors, amplitudes=amplitudes, phases=phases, **params)
         self.d = d
         self.bounds = [(-1.0, 1.0)] * d
         self.solution = SineProducts(wavevectors, amplitudes, phases, d=d)
         self.n_int = interior_points
         self.n_bd = boundary_points
-        self.n_rank = rank_points
+        self.set_measurement_points(rank_points, rank_rule, error_points)
 
     def exact(self, x):
         return self.solution(x)
@@ -173,19 +178,38 @@ class ManufacturedSines(PDETask):
         boundary = 2 if d == 1 else 2 * d * self.n_bd ** (d - 1)  # faces of the box (shared edges counted twice)
         return {
             "train": self.n_int**d + boundary,
-            "rank": self.n_rank**d,
-            "error": (2 * self.n_rank - 1) ** d,
+            "rank": self.rank_point_count(),
+            "error": self.n_error**d,
         }
 
 
 class Poisson1D(ManufacturedSines):
     """-u'' = f on [-1, 1], u(+-1) from u(x) = sum_m a_m sin(pi (k_m x + p_m)).
 
-    interior_points uniform interior collocation points; rank_points trapezoid nodes."""
+    interior_points uniform interior collocation points; rank_points nodes of rank_rule (trapezoid)."""
 
-    def __init__(self, frequencies, amplitudes, phases, interior_points: int, rank_points: int, boundary_weight: float):
+    def __init__(
+        self,
+        frequencies,
+        amplitudes,
+        phases,
+        interior_points: int,
+        rank_points: int,
+        boundary_weight: float,
+        rank_rule: str | None = None,
+        error_points: int | None = None,
+    ):
         super().__init__(
-            1, frequencies, amplitudes, phases, interior_points, 2, rank_points, boundary_weight=boundary_weight
+            1,
+            frequencies,
+            amplitudes,
+            phases,
+            interior_points,
+            2,
+            rank_points,
+            rank_rule,
+            error_points,
+            boundary_weight=boundary_weight,
         )
 
 
@@ -194,7 +218,7 @@ class Poisson2D(ManufacturedSines):
     u(x, y) = sum_m a_m sin(pi (k_m1 x + p_m1)) sin(pi (k_m2 y + p_m2)).
 
     interior_points per dimension (an n x n interior grid), boundary_points per edge,
-    rank_points per dimension (trapezoid)."""
+    rank_points per dimension (of rank_rule, trapezoid by default)."""
 
     def __init__(
         self,
@@ -205,6 +229,8 @@ class Poisson2D(ManufacturedSines):
         boundary_points: int,
         rank_points: int,
         boundary_weight: float,
+        rank_rule: str | None = None,
+        error_points: int | None = None,
     ):
         super().__init__(
             2,
@@ -214,6 +240,8 @@ class Poisson2D(ManufacturedSines):
             interior_points,
             boundary_points,
             rank_points,
+            rank_rule,
+            error_points,
             boundary_weight=boundary_weight,
         )
 
@@ -249,6 +277,8 @@ class Helmholtz2D(ManufacturedSines):
         boundary_points: int,
         rank_points: int,
         boundary_weight: float,
+        rank_rule: str | None = None,
+        error_points: int | None = None,
     ):
         super().__init__(
             2,
@@ -258,6 +288,8 @@ class Helmholtz2D(ManufacturedSines):
             interior_points,
             boundary_points,
             rank_points,
+            rank_rule,
+            error_points,
             boundary_weight=boundary_weight,
         )
         self.params["wavenumber"] = wavenumber
@@ -279,6 +311,8 @@ class ReactionDiffusion2D(ManufacturedSines):
         boundary_points: int,
         rank_points: int,
         boundary_weight: float,
+        rank_rule: str | None = None,
+        error_points: int | None = None,
     ):
         super().__init__(
             2,
@@ -288,6 +322,8 @@ class ReactionDiffusion2D(ManufacturedSines):
             interior_points,
             boundary_points,
             rank_points,
+            rank_rule,
+            error_points,
             boundary_weight=boundary_weight,
         )
         if reaction < 0:

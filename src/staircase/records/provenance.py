@@ -77,10 +77,17 @@ def atomic_write(path: str | os.PathLike, write) -> None:
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600: collaborators could not read it
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_json(path, obj) -> None:
@@ -127,6 +134,17 @@ def exclusive(path: str | os.PathLike, what: str, remove: bool = False):
         if remove and locked:
             with contextlib.suppress(OSError):
                 os.unlink(path)
+
+
+_HELD: list = []  # the locks this process holds until it exits
+
+
+def hold(path: str | os.PathLike, what: str) -> None:
+    """Take the exclusive lock on ``path`` (see :func:`exclusive`) for the rest of this process's
+    life, or raise AlreadyRunning at once."""
+    lock = exclusive(path, what)
+    lock.__enter__()
+    _HELD.append(lock)
 
 
 @contextlib.contextmanager

@@ -33,6 +33,7 @@ import pandas as pd
 
 from staircase.core import stairs
 from staircase.errors import UnreadableResult
+from staircase.records import manifest as mf
 
 _DIVERGED = re.compile(r"diverged at step (\d+)")
 
@@ -51,10 +52,19 @@ def _read(path, reader):
         ) from None
 
 
-def read_table(path) -> pd.DataFrame:
-    """A result table (parquet, or CSV by its suffix); an unreadable one raises UnreadableResult
-    naming it."""
-    return _read(path, pd.read_csv if str(path).endswith(".csv") else pd.read_parquet)
+def read_table(path, columns=(), numeric=()) -> pd.DataFrame:
+    """A result table (parquet, or CSV by its suffix); an unreadable one, or one without the
+    ``columns`` (or with a non-number in a ``numeric`` column), raises UnreadableResult naming it."""
+    table = _read(path, pd.read_csv if str(path).endswith(".csv") else pd.read_parquet)
+    missing = [c for c in (*columns, *numeric) if c not in table.columns]
+    not_numbers = [c for c in numeric if c in table.columns and not pd.api.types.is_numeric_dtype(table[c])]
+    if missing or not_numbers:
+        problem = f"missing column(s) {missing}" if missing else f"non-numbers in column(s) {not_numbers}"
+        raise UnreadableResult(
+            f"{path}: {problem}; the file is damaged or from another version: delete it and run snakemake "
+            "again, which re-runs the job that writes it"
+        )
+    return table
 
 
 def read_json(path) -> dict:
@@ -142,10 +152,63 @@ class Run:
 
 
 def load_run(path) -> Run:
+    """A run folder, verified before use: every file against manifest.json (sha256, size), run.json's
+    identity against the manifest's and the folder's, and the tables' columns, seeds and statuses
+    against run.json. Anything amiss is UnreadableResult, one line naming the file and the remedy."""
     path = Path(path)
+    manifest = mf.verify(path)
     info = read_json(path / "run.json")
+    _check_run_json(path / "run.json", info)
+    mf.check_identity(path, manifest, info["config"], info["seeds"])
     metrics = read_table(path / "metrics.parquet")
+    _check_metrics(path / "metrics.parquet", info, metrics)
     return Run(path, info, metrics)
+
+
+# what every reader takes from metrics.parquet (the bound's columns are optional: the audit says
+# "re-run" for A3 without them)
+METRICS_COLUMNS = ("seed", "step", "loss", "eps_rank", "rel_l2")
+
+
+def _bad(path, problem: str) -> UnreadableResult:
+    return UnreadableResult(f"{path}: {problem}; {mf.REMEDY}")
+
+
+def _check_run_json(path: Path, info) -> None:
+    """run.json holds what every reader takes from it: the config's names and main eps, the seeds,
+    and a status for every seed."""
+    if not isinstance(info, dict):
+        raise _bad(path, f"expected a mapping, got {type(info).__name__}")
+    config, seeds, status = info.get("config"), info.get("seeds"), info.get("status")
+    try:
+        names_ok = all(isinstance(config[k], str) for k in ("experiment", "variant"))
+        main_eps_ok = isinstance(config["rank"]["main_eps"], (int, float))
+    except (KeyError, TypeError):
+        raise _bad(path, "its config lacks experiment, variant or rank.main_eps") from None
+    if not (names_ok and main_eps_ok):
+        raise _bad(path, "its config's experiment, variant or rank.main_eps is not of its kind")
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) for s in seeds):
+        raise _bad(path, f"seeds: expected a list of integers, got {seeds!r:.60}")
+    if not isinstance(status, dict) or sorted(status) != sorted(str(s) for s in seeds):
+        raise _bad(path, "status: expected one status per seed")
+
+
+def _check_metrics(path: Path, info: dict, metrics: pd.DataFrame) -> None:
+    """The columns a reader uses, one block of rows per seed of run.json, and no NaN loss for a
+    seed run.json calls ok (NaN is what a diverged seed records), unless the run records no loss
+    at all (a model tracked without one: staircase.Tracker)."""
+    missing = [c for c in METRICS_COLUMNS if c not in metrics.columns]
+    if missing:
+        raise _bad(path, f"missing column(s) {missing}")
+    seeds = sorted(int(s) for s in info["seeds"])
+    if sorted(int(s) for s in metrics["seed"].unique()) != seeds:
+        raise _bad(path, f"its seeds {sorted(metrics['seed'].unique().tolist())} are not run.json's {seeds}")
+    if not np.isfinite(metrics["loss"].to_numpy(float)).any():
+        return
+    for seed, st in info["status"].items():
+        loss = metrics.loc[metrics["seed"] == int(seed), "loss"].to_numpy(float)
+        if st == "ok" and not np.isfinite(loss).all():
+            raise _bad(path, f"seed {seed} has NaN or infinite losses though run.json says it finished ok")
 
 
 def load_runs(paths) -> list[Run]:

@@ -11,7 +11,9 @@ A run directory holds (README, "What you get, and where"):
   layer at every eps and the peer metrics (:data:`staircase.core.rank.PEER_METRICS`);
 * ``spectra.npz`` - ``steps``, ``seeds``, ``normalisation`` and ``layer<l>`` (seed, step, n): the
   sorted Gram spectrum of every hidden layer at every measured step;
-* ``run.json`` - the run's config, per-seed status, clocks and provenance.
+* ``run.json`` - the run's config, per-seed status, clocks and provenance;
+* ``manifest.json`` - written last: each file's sha256, size and shape, and the run's identity
+  (:mod:`staircase.records.manifest`); the readers verify the folder against it.
 
 A seed's measurements after it diverged are NaN (its spectra too), and so are its ranks.
 """
@@ -24,6 +26,8 @@ import numpy as np
 import pandas as pd
 
 from staircase.core import rank as rk
+from staircase.errors import ConfigError
+from staircase.records import manifest as mf
 from staircase.records.provenance import atomic_write, job_record, write_json
 
 
@@ -54,7 +58,8 @@ def write_results(
     device: str,
     pretrain: dict | None = None,
 ) -> None:
-    """Write metrics.parquet, ranks.parquet, spectra.npz and run.json (each atomically) in ``out_dir``.
+    """Write metrics.parquet, ranks.parquet, spectra.npz and run.json (each atomically) in ``out_dir``,
+    then manifest.json (last: its presence says the others are whole).
 
     rec: the measurements (:class:`staircase.training.recorder.Recorder`: ``steps``; ``scalars`` {column: one (S,)
     array per measurement}; ``spectra``, per measurement one (S, n_l) array of sorted Gram
@@ -83,7 +88,9 @@ def write_results(
     ranks = ranks_table(seeds, steps, [spec[f"layer{l}"] for l in range(depth)], eps)
 
     out_dir = Path(out_dir)
+    refuse_symlink(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / mf.NAME).unlink(missing_ok=True)  # until the new files are all in place, the folder is unfinished
     atomic_write(out_dir / "metrics.parquet", lambda t: metrics.to_parquet(t, index=False))
     atomic_write(out_dir / "ranks.parquet", lambda t: ranks.to_parquet(t, index=False))
 
@@ -93,6 +100,13 @@ def write_results(
 
     atomic_write(out_dir / "spectra.npz", _npz)
     write_json(out_dir / "run.json", run)
+    mf.seal(out_dir)
+
+
+def refuse_symlink(out_dir: Path) -> None:
+    """A run folder that is a symlink would write into the folder it points at (another run's)."""
+    if out_dir.is_symlink():
+        raise ConfigError(f"{out_dir}: is a symlink (to {out_dir.resolve()}); a run writes only into its own folder")
 
 
 def metrics_table(seeds: np.ndarray, steps: np.ndarray, scalars: dict, spectra, main_eps: float, bound_eps: float):

@@ -24,6 +24,8 @@ import inspect
 import itertools
 from typing import Any
 
+import numpy as np
+
 from staircase.errors import ConfigError
 from staircase.networks.mlp import ACTIVATIONS
 from staircase.problems import TASKS
@@ -135,8 +137,10 @@ def variants(config: dict, name: str) -> dict[str, dict]:
                 )
             cfg.update(experiment=name, variant=label, scale=config.get("scale", "small"))
             cfg.setdefault("device", config.get("device", "auto"))
-            if label in out:  # two variants of one name would be one job writing the same files
-                raise ConfigError(f"{where}: two variants are named {label!r}; rename one or drop a repeated value")
+            same = next((v for v in out if v.casefold() == label.casefold()), None)
+            if same is not None:  # one job's files twice, or one folder on a case-insensitive file system
+                named = f"{label!r}" if same == label else f"{same!r} and {label!r} (equal but for case)"
+                raise ConfigError(f"{where}: two variants are named {named}; rename one or drop a repeated value")
             out[label] = cfg
     return out
 
@@ -153,14 +157,22 @@ def enabled_experiments(config: dict) -> list[str]:
     return [name for name in experiment_names(config) if config["experiments"][name].get("enabled", True)]
 
 
-def check_experiment(experiment: dict, variant_names) -> list[tuple[str, str]]:
+def check_experiment(experiment: dict, variant_configs: dict) -> list[tuple[str, str]]:
     """Problems with an experiment's `comparison:` block, as (key, problem) pairs."""
     claims = set(experiment.get("claims", []))
     comparison = experiment.get("comparison")
     if not comparison:
         return [("comparison", "claims A6/A7 need a comparison: block")] if claims & {"A6", "A7"} else []
-    names = set(variant_names)
+    names = set(variant_configs)
     problems = []
+    # the eps-rank of the last hidden layer is at most its width: a threshold above it is never reached
+    configs = variant_configs.values() if isinstance(variant_configs, dict) else []
+    width = min((cfg["model"]["width"] for cfg in configs), default=None)
+    unreachable = [t for t in comparison.get("rank_thresholds") or [] if width is not None and t > width]
+    if unreachable:
+        problems.append(
+            ("comparison.rank_thresholds", f"{unreachable} above the network's width {width}: no run can reach them")
+        )
     if comparison["baseline"] not in names:
         problems.append(("comparison.baseline", f"{comparison['baseline']!r} is not a variant (have {sorted(names)})"))
     for method, base in (comparison.get("baseline_of") or {}).items():
@@ -192,6 +204,7 @@ def check(config: dict) -> None:
 
     min_points = (config.get("analysis") or {}).get("min_points", 2)
     limit, source = memory.job_limit(config)
+    unique_when_folded(experiment_names(config), "experiments")
     for name in experiment_names(config):
         if settings_check is not None:  # names a missing key before any variant needs it
             settings_check(experiment_settings(config, name), f"experiments.{name}")
@@ -206,6 +219,36 @@ def check(config: dict) -> None:
                 memory.check(memory.train_job(cfg), limit, source, where)
 
     lowrank_settings.check(config)
+
+
+def unique_when_folded(names, where: str) -> None:
+    """Names that differ only in case are one folder on a case-insensitive file system (macOS, Windows)."""
+    seen: dict[str, str] = {}
+    for name in names:
+        if name.casefold() in seen:
+            raise ConfigError(f"{where}: {seen[name.casefold()]!r} and {name!r} differ only in case; rename one")
+        seen[name.casefold()] = name
+
+
+# settings that scale every update or weight: one the precision holds as zero or subnormal trains nothing
+SCALE_KEYS = ("lr", "init_gain")
+
+
+def _check_precision(cfg: dict, where: str) -> None:
+    dtype = cfg["train"].get("dtype", "float32")
+    tiny = float(np.finfo(np.float64 if dtype == "float64" else np.float32).tiny)
+
+    def walk(node, path):
+        for key, value in node.items():
+            if isinstance(value, dict):
+                walk(value, [*path, key])
+            elif key in SCALE_KEYS and isinstance(value, (int, float)) and 0 <= value < tiny:
+                raise ConfigError(
+                    f"{where}.{'.'.join([*path, key])}: {value} is zero or subnormal in {dtype} (smallest normal "
+                    f"{tiny:.3g}): nothing would train"
+                )
+
+    walk({k: cfg[k] for k in ("model", "train") if isinstance(cfg.get(k), dict)}, [])
 
 
 def _check_task(task: dict, where: str) -> None:
@@ -229,8 +272,9 @@ def _check_task(task: dict, where: str) -> None:
 
 
 def _check_run_settings(cfg: dict, where: str, min_points: int) -> None:
-    """One resolved variant: task, activation, eps, seeds, training methods, log schedule."""
+    """One resolved variant: task, activation, eps, seeds, training methods, precision, log schedule."""
     _check_task(cfg["task"], where)
+    _check_precision(cfg, where)
     act = cfg["model"]["activation"]
     if act not in ACTIVATIONS:
         raise ConfigError(f"{where}.model.activation: unknown activation {act!r}; choose one of {sorted(ACTIVATIONS)}")

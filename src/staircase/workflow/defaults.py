@@ -19,7 +19,7 @@ def deep_merge(base: dict, override: dict) -> dict:
 def at_scale(block: dict, scale: str, not_settings=("full",)) -> dict:
     """A block's settings (``not_settings`` left out) at ``scale``: at ``full`` its ``full:``
     block is deep-merged over them. The one rule of every section of config.yaml: its ``defaults:``
-    at the scale < an entry (experiment or study) at the scale (README, "Changing a setting")."""
+    at the scale < an entry (experiment or study) at the scale (docs/configuration.md)."""
     settings = {k: v for k, v in block.items() if k not in not_settings}
     if scale == "full":
         settings = deep_merge(settings, block.get("full") or {})

@@ -1,7 +1,7 @@
 """The ``rank_collapse:`` (paper B) and ``alignment:`` (paper C) sections of config.yaml -> one
 resolved configuration per study (one training job each).
 
-A section has the grammar of ``experiments:`` (README, "Changing a setting"): ``defaults:`` (``model``,
+A section has the grammar of ``experiments:`` (docs/configuration.md): ``defaults:`` (``model``,
 ``train``, ``log``, ``metrics``, ``seeds``, and a ``full:`` block of overrides at ``scale: full``) and its
 ``studies``, each with its own settings and ``full:`` block. Resolution order, each deep-merged over the
 one before: the defaults at the scale < the study < the study's ``full:`` at scale full. Lists (seeds, the

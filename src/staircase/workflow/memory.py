@@ -27,6 +27,7 @@ from staircase.problems import TASKS
 from staircase.problems.pde import PDETask
 
 GB = 1e9
+MAX_GB = 1e9  # the schema's bound on job_memory_gb (an exabyte); no float overflows to int on the way
 RUNTIME_BYTES = 0.5 * GB  # Python, torch, numpy, pandas and pyarrow loaded: measured 0.41 GB
 MARGIN = 1.2  # on the arrays: the calibration runs measured 0.8-1.0 times the unmargined estimate
 
@@ -45,7 +46,7 @@ def job_limit(config: dict) -> tuple[int | None, str]:
     if setting == "auto":
         total = physical_memory()
         return total, "memory of this machine"
-    return int(float(setting) * GB), "job_memory_gb"
+    return int(min(float(setting), MAX_GB) * GB), "job_memory_gb"
 
 
 def _fmt(n: float) -> str:

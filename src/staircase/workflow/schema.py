@@ -17,20 +17,23 @@ from staircase.errors import ConfigError
 # Experiment and variant names become folder and file names (results/runs/<experiment>/<variant>/,
 # logs, checkpoints): letters, digits, '_', '-' (and '.' inside a variant name), never '.' or '..'
 # or a hidden name, and short enough for every file name derived from them (the schema's patterns
-# are these; a test keeps them equal).
-VARIANT_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+# are these; a test keeps them equal). They end in \Z, not $: a $ matches before a trailing newline,
+# and 'base' and 'base\n' would then be two names for one folder.
+VARIANT_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}\Z")
 VARIANT_NAME_TEXT = "letters, digits, '_', '-' and '.', not starting with '.' or '-', at most 128 characters"
 NAME_RULES = {  # the schema's name patterns, said in words
     VARIANT_NAME.pattern: VARIANT_NAME_TEXT,
-    "^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$": "letters, digits, '_' and '-', not starting with '-', at most 64 characters",
+    r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}\Z": "letters, digits, '_' and '-', not starting with '-', at most 64 characters",
     # the results root's tag (results/<scale>-<tag>)
-    "^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$": (
+    r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}\Z": (
         "letters, digits, '_', '.' and '-', not starting with '.' or '-', at most 64 characters"
     ),
 }
 
-# The schema lives with the workflow; it is found when the package runs from its checkout.
-SCHEMA_PATH = Path(__file__).resolve().parents[3] / "workflow" / "schemas" / "config.schema.yaml"
+# The schema lives with the workflow (workflow/schemas/config.schema.yaml); the package reads it
+# through a link beside this file, which a wheel turns into a copy, so an installed package (pip
+# install <clone>, without the workflow) has its defaults and thresholds too.
+SCHEMA_PATH = Path(__file__).with_name("config.schema.yaml")
 
 
 def load_schema() -> dict | None:
@@ -48,7 +51,10 @@ def check_values(config: Any) -> None:
     def walk(node, path):
         if isinstance(node, dict):
             for key, value in node.items():
-                walk(value, [*path, str(key)])
+                if not isinstance(key, str):  # YAML reads `1:`, `true:`, `2024-01-01:` as a number, boolean, date
+                    where = ".".join([*path, str(key)])
+                    raise ConfigError(f"{where}: the key {key!r} is {kind_of(key)}, not a name; quote it")
+                walk(value, [*path, key])
         elif isinstance(node, list):
             for i, value in enumerate(node):
                 walk(value, [*path, str(i)])
