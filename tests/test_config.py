@@ -571,6 +571,15 @@ def test_the_loader_reads_plain_yaml_as_before_and_shares_no_block():
     assert loader.load_file(REPO / "config.yaml") == yaml.safe_load((REPO / "config.yaml").read_text())
 
 
+def test_the_loader_merges_a_block_and_lets_the_mapping_override_it():
+    # `<<: *block` (YAML's merge key) is no duplicate: the mapping's own keys win, the block stays as it was
+    text = "t: &t {a: 1, b: 2}\nu: {<<: *t, b: 3}\n"
+    value = loader.load_text(text, "f.yaml")
+    assert value == {"t": {"a": 1, "b": 2}, "u": {"a": 1, "b": 3}}
+    with pytest.raises(cfgmod.ConfigError, match="the key 'b' is given twice"):
+        loader.load_text("t: &t {a: 1}\nu: {<<: *t, b: 3, b: 4}\n", "f.yaml")
+
+
 def test_set_goes_through_the_loader(tmp_path):
     assert rejected(tmp_path, load(), "experiments.fit1d.train.steps=0150").startswith(
         "--set experiments.fit1d.train.steps=0150: 0150 reads as an octal number"

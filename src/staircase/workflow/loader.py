@@ -32,6 +32,7 @@ OCTAL = re.compile(r"[-+]?0[0-7_]+")
 SEXAGESIMAL = re.compile(r"[-+]?[0-9][0-9_]*(:[0-5]?[0-9])+(\.[0-9_]*)?")
 YAML11_BOOL = re.compile(r"yes|Yes|YES|no|No|NO|on|On|ON|off|Off|OFF")
 TEMPLATE_KEY = "__use_yte__"
+MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
 class StrictLoader(yaml.SafeLoader):
@@ -71,6 +72,8 @@ class StrictLoader(yaml.SafeLoader):
     def construct_mapping(self, node, deep=False):
         seen = {}
         for key_node, _ in node.value:
+            if key_node.tag == MERGE_TAG:
+                continue  # `<<: *block` merges a block; its keys may be overridden by the mapping's own
             key = self.construct_object(key_node, deep=True)
             if isinstance(key, (list, dict)):
                 raise self._refuse(key_node, "a key is a list or mapping; keys are names")
