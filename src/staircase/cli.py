@@ -238,7 +238,9 @@ def cmd_cost(args) -> int:
         return 0
     config = _load_config(args.config, args.set)
     table = cost.load_table(args.table)
-    print(cost.describe(cost.project(config, args.notebooks, table), args.cores))
+    projection = cost.project(config, args.notebooks, table)
+    print(cost.describe(projection, args.cores))
+    print(cost.describe_makespan(projection, sorted({2, 16, *([args.cores] if args.cores else [])})))
     return 0
 
 
@@ -318,7 +320,7 @@ def strict_status(overall: pd.DataFrame, configured, passed: str) -> int:
 def cmd_calibrate(args) -> int:
     calibration = _load("calibrate")
     config = json.loads(args.config_json) if args.config_json else _load_config(args.config, args.set)
-    size = args.size or (config.get("analysis") or {}).get("calibration_draws", 400)
+    size = args.size or (config.get("analysis") or {}).get("calibration_draws", 150)
     out = Path(args.out or Path(cfgmod.results_root(config)) / "calibration")
     writable_folder("--out", str(out))
     table = calibration.run(config, out, size=size, n_null=args.null_samples)
@@ -453,7 +455,9 @@ def _add_calibrate(sub) -> None:
     _add_set(p)
     p.add_argument("--out", help="where to write summary.csv, a1.csv, a2.csv (default: <results root>/calibration)")
     p.add_argument(
-        "--size", type=int, help="draws per ensemble, null and alternative each (default: analysis.calibration_draws)"
+        "--size",
+        type=int,
+        help="draws per null family, half as many per power family (default: analysis.calibration_draws)",
     )
     p.add_argument("--null-samples", type=int, default=200, help="null simulations per test")
     p.set_defaults(func=cmd_calibrate)
@@ -530,7 +534,7 @@ def _add_cost(sub) -> None:
     p.add_argument("--config", default="config.yaml")
     _add_set(p, "e.g. scale=full")
     p.add_argument("--notebooks", type=int, default=0, help="figure and table notebooks to count")
-    p.add_argument("--cores", type=int, help="also say the wall time if this many cores stay busy")
+    p.add_argument("--cores", type=int, help="also say the wall time on this many cores (2 and 16 always)")
     p.add_argument("--table", default=None, help="the throughput table (default: staircase/workflow/throughput.csv)")
     p.add_argument("--record", nargs="+", metavar="RUN_DIR", help="add these finished runs' measurements to the table")
     p.set_defaults(func=cmd_cost)

@@ -1,3 +1,4 @@
+import atexit
 import json
 import os
 import re
@@ -215,13 +216,17 @@ def print_audit_summary():
 
 def print_cost_projection():
     """At scale full, before any job: what the run will cost (staircase.workflow.cost: jobs, model-steps,
-    CPU time projected from measured throughput). Never stops a run."""
+    CPU time projected from measured throughput), and, as the last lines of a dry run, the training
+    jobs' makespan on 2 and 16 cores. Never stops a run."""
     from staircase.workflow import cost
 
     try:
         cores = workflow.resource_settings.cores
         projection = cost.project(config, notebooks=len(FIGURES) + len(TABLES))
         text = cost.describe(projection, cores if isinstance(cores, int) else None)
+        # the last lines of a dry run (after Snakemake's job table): wall time on 2 and 16 cores
+        at_end = cost.describe_makespan(projection, (2, 16))
+        atexit.register(print, at_end, file=sys.stderr)
     except Exception as err:  # noqa: BLE001 - a projection must not stop the workflow
         text = f"projected cost: not available ({type(err).__name__}: {err})"
     print(text, file=sys.stderr)

@@ -47,13 +47,12 @@ from tqdm import tqdm
 
 from staircase.core import rank as rk
 from staircase.core.bounds import eps_bounds_from_features, loss_lower_bounds
-from staircase.core.schedule import log_schedule
 from staircase.errors import ConfigError
 from staircase.networks.architectures import build_model
 from staircase.problems import make_task
 from staircase.records import writer as results
 from staircase.records.provenance import atomic_write, exclusive, output_to
-from staircase.training import methods, speed
+from staircase.training import budget, methods, speed
 from staircase.training.clocks import timed
 from staircase.training.recorder import Recorder
 
@@ -109,8 +108,8 @@ class Trainer:
         self._set_up_measurement_points(cfg["rank"]["normalisation"], dtype)
         self.eps = [float(e) for e in cfg["rank"]["eps"]]
         self.main_eps = float(cfg["rank"]["main_eps"])
-        lg = cfg["log"]
-        self.log_steps = log_schedule(cfg["train"]["steps"], lg["dense_every"], lg["dense_until"], lg["sparse_every"])
+        # with a budget by progress, log-spaced beyond train.steps
+        self.log_steps = budget.measure_steps(cfg["train"], cfg["log"])
         # the state of the run: everything a checkpoint keeps
         self.rec = Recorder()
         self.step = 0
@@ -159,10 +158,12 @@ class Trainer:
     def train(self) -> None:
         """Pre-train (once, if configured), then step every model to ``train.steps``, measuring at
         the log steps and checkpointing every ``train.checkpoint_every`` steps; stop early once
-        every seed diverged. A checkpoint of this job resumes where it was written."""
+        every seed diverged, or (``train.until_loss_factor``, :mod:`staircase.training.budget`) from
+        ``train.steps`` on once every seed's loss fell by the factor, at most to ``train.max_steps``.
+        A checkpoint of this job resumes where it was written."""
         self.run_step = self._step_runner()
         resumed = self.try_resume()
-        steps = self.cfg["train"]["steps"]
+        steps = budget.cap(self.cfg["train"])
         every = int(self.cfg["train"].get("checkpoint_every", 0))
         log_set = set(int(s) for s in self.log_steps)
         bar = self._progress_bar(steps)
@@ -188,11 +189,21 @@ class Trainer:
             self.elapsed = time.perf_counter() - t0
             if self.step in log_set:
                 self.measure()
+                if self._trained_to_factor():
+                    break
             if every and self.step % every == 0 and self.step < steps:
                 self.save_checkpoint()
         bar.close()
         self.elapsed = time.perf_counter() - t0
         limits.restore_original_limits()
+
+    def _trained_to_factor(self) -> bool:
+        """With a budget by progress: past ``train.steps``, has every live seed's loss fallen by the factor?"""
+        loss_factor = budget.factor(self.cfg["train"])
+        if loss_factor is None or self.step < self.cfg["train"]["steps"]:
+            return False
+        losses = self.rec.scalars["loss"]
+        return budget.reached(losses[0], losses[-1], self.diverged_at < 0, loss_factor)
 
     def train_step(self) -> None:
         """One training step of every model (``Method.step``)."""
@@ -444,6 +455,9 @@ def run(cfg: dict, out_dir, checkpoint_dir=None, progress: bool = True, log=None
         summary = f"{name}: {len(cfg['seeds'])} seed(s), {trainer.step} steps in {trainer.elapsed:.1f}s"
         if trainer.step < cfg["train"]["steps"]:
             summary += f" (stopped before step {cfg['train']['steps']}: every seed diverged)"
+        elif budget.factor(cfg["train"]) is not None:
+            done = "fell" if trainer._trained_to_factor() else "did NOT fall (not trained)"
+            summary += f" (budget by progress: the loss {done} by x{budget.factor(cfg['train']):g})"
         print(f"staircase: {summary}; results in {out_dir}" + (f" ({'; '.join(bad)})" if bad else ""), file=sys.stderr)
     if checkpoint_dir:
         with contextlib.suppress(OSError):  # only if empty: another run may have started in it meanwhile

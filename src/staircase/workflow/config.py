@@ -29,6 +29,7 @@ import numpy as np
 from staircase.errors import ConfigError
 from staircase.networks.mlp import ACTIVATIONS
 from staircase.problems import TASKS
+from staircase.training import budget
 from staircase.training.methods import check_run_config
 from staircase.workflow import lowrank_settings, memory
 from staircase.workflow.defaults import at_scale, deep_merge
@@ -284,7 +285,8 @@ def _check_run_settings(cfg: dict, where: str, min_points: int) -> None:
         )
     if len(set(cfg["seeds"])) != len(cfg["seeds"]):
         raise ConfigError(f"{where}.seeds: seeds repeat: {cfg['seeds']}")
-    for key, problem in check_run_config(cfg):  # training methods (staircase.training.methods)
+    # training methods (staircase.training.methods) and a budget by progress (staircase.training.budget)
+    for key, problem in [*check_run_config(cfg), *budget.problems(cfg["train"])]:
         raise ConfigError(f"{where}.{key}: {problem}")
     lg = cfg["log"]
     count = memory.measurements(cfg["train"]["steps"], lg["dense_every"], lg["dense_until"], lg["sparse_every"])

@@ -45,9 +45,9 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import nnls
 
-from staircase.core.schedule import log_schedule
 from staircase.problems import make_task
 from staircase.problems.pde import PDETask
+from staircase.training import budget
 from staircase.workflow import config as cfgmod
 from staircase.workflow import lowrank_settings
 
@@ -120,8 +120,7 @@ def paper_a_job(cfg: dict) -> Job:
     pde = isinstance(task, PDETask)
     rank_x, _ = task.rank_points()
     evaluated = len(np.unique(np.concatenate([rank_x, task.error_points()]), axis=0))
-    log = cfg["log"]
-    steps = int(cfg["train"]["steps"])
+    steps = budget.cap(cfg["train"])  # a budget by progress: projected at its cap, the most it may cost
     return Job(
         kind="paper_a",
         name=f"{cfg['experiment']}/{cfg['variant']}",
@@ -134,7 +133,7 @@ def paper_a_job(cfg: dict) -> Job:
         points=per_step,
         rows=int(task.d) + 2 if pde else 1,
         eval_points=evaluated + task.batch_points(data),
-        measurements=len(log_schedule(steps, log["dense_every"], log["dense_until"], log["sparse_every"])),
+        measurements=len(budget.measure_steps(cfg["train"], cfg["log"])),
     )
 
 
@@ -358,6 +357,34 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
+def job_seconds(p: Projection) -> np.ndarray:
+    """Each training job's projected CPU seconds on one core (start-up included; unprojected: 0)."""
+    total = np.nan_to_num((p.per_job["train_s"] + p.per_job["measure_s"]).to_numpy(float))
+    return total + STARTUP_CPU_S
+
+
+def makespan(durations, cores: int) -> float:
+    """Wall time of independent jobs on ``cores`` one-thread workers, by list scheduling longest first
+    (each job to the worker free first): at least the longest job and the total / cores, and within
+    4/3 of the best schedule (Graham's bound)."""
+    loads = np.zeros(max(int(cores), 1))
+    for seconds in sorted(durations, reverse=True):
+        loads[np.argmin(loads)] += seconds
+    return float(loads.max()) if len(loads) else 0.0
+
+
+def describe_makespan(p: Projection, cores=(2, 16)) -> str:
+    """The last lines of a dry run at full scale: the projected wall time of the training jobs on each
+    number of cores, and the longest job, which no number of cores shortens."""
+    durations = job_seconds(p)
+    longest = int(np.argmax(durations)) if len(durations) else None
+    lines = ["projected makespan of the training jobs (list scheduling, longest first; staircase.workflow.cost):"]
+    lines += [f"  on {n} cores: {_duration(makespan(durations, n))}" for n in cores]
+    if longest is not None:
+        lines.append(f"  the longest job: {p.per_job['job'].iloc[longest]} {_duration(durations[longest])} on one core")
+    return "\n".join(lines)
+
+
 def describe(p: Projection, cores: int | None = None) -> str:
     """The short block printed before a full-scale run."""
     model_steps = sum(j.model_steps for j in p.jobs)
@@ -370,7 +397,7 @@ def describe(p: Projection, cores: int | None = None) -> str:
         f"  CPU, one thread per job: training {_duration(p.train_cpu_s)}, measurements {_duration(p.measure_cpu_s)}, "
         f"papers B/C {_duration(p.lowrank_s)}, start-up {_duration(p.startup_cpu_s)}, "
         f"notebooks and audit {_duration(p.analysis_cpu_s)}: total {_duration(p.cpu_s)}"
-        + (f" (about {_duration(p.cpu_s / cores)} of wall time on {cores} cores if they stay busy)" if cores else ""),
+        + (f" (training: {_duration(makespan(job_seconds(p), cores))} of wall time on {cores} cores)" if cores else ""),
         "  heaviest jobs: " + ", ".join(f"{r.job} {_duration(r.total)}" for r in heaviest.itertuples()),
         "  GPU: "
         + (
@@ -384,4 +411,17 @@ def describe(p: Projection, cores: int | None = None) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["Job", "Model", "Projection", "describe", "fit", "jobs", "load_table", "project", "record"]
+__all__ = [
+    "Job",
+    "Model",
+    "Projection",
+    "describe",
+    "describe_makespan",
+    "fit",
+    "job_seconds",
+    "jobs",
+    "load_table",
+    "makespan",
+    "project",
+    "record",
+]

@@ -30,7 +30,9 @@ def judge_cell(audit: ExperimentAudit) -> list[vd.Row]:
             res.p_value,
             f"median {res.null_median:.3g}, 95% {res.null_q95:.3g}",
             f"{where} as the motion around it; eps-rank rose {res.rank_rise}; "
-            f"null noise sigma {res.noise[0]:g}, rho {res.noise[1]:g}",
+            f"null noise sigma {res.noise[0]:g}, rho {res.noise[1]:g}; stall p {res.stall_p:.3g}, "
+            f"burst share {res.burst:.3g} (p {res.burst_p:.3g}, contrast {res.burst_contrast:.3g}); "
+            f"{res.excursions} excursion(s) masked",
         )
     return _a1_tests(audit, tests) + _a1_descriptions(audit)
 
@@ -44,13 +46,13 @@ def _a1_tests(audit: ExperimentAudit, tests: list[tuple[Run, int, steptest.Stair
     beat = sum(vd.compare_p(res.p_value, alpha) == PASS for *_, res in tests)
     null_med = np.median([res.null_median for *_, res in tests]) if tests else np.nan
     per_seed = ", ".join(f"{r.variant}/seed{s} p={res.p_value:.3g}" for r, s, res in tests)
-    r_value, r_spread, _ = vd.summarise([res.hold_ratio for *_, res in tests])
+    r_value, r_spread, _ = vd.summarise([res.effect for *_, res in tests])
     return [
         vd.pvalue_row(
             "A1",
             audit.name,
-            "stall prominence of the spectrum at eps: log of how much longer its most prominent stall "
-            "lasted than its motion around it (Fisher over seeds)",
+            "stall prominence of the spectrum at eps (log of how much longer its most prominent stall "
+            "lasted than its motion around it) and its burst share, Bonferroni per seed, Fisher over seeds",
             value,
             p,
             alpha,
@@ -61,8 +63,8 @@ def _a1_tests(audit: ExperimentAudit, tests: list[tuple[Run, int, steptest.Stair
         vd.threshold_row(
             "A1",
             audit.name,
-            "effect size: how many times longer the most prominent stall lasted than the motion around it "
-            "(median over seeds)",
+            "effect size: how many times longer the most prominent stall lasted than the motion around it, "
+            "or the burst contrast where the burst share decided (median over seeds)",
             r_value,
             ">=",
             audit.t["a1_min_stall_ratio"],

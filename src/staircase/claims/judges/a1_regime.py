@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from staircase.claims import progress
 from staircase.claims import verdicts as vd
 from staircase.claims.judges.cells import cells_detail, count_passing, record_cells
 from staircase.claims.judges.context import INCONCLUSIVE, ExperimentAudit
@@ -45,6 +46,7 @@ def judge(audit: ExperimentAudit) -> list[vd.Row]:
         verdict = (
             "too few healthy seeds" if not np.isfinite(c.a1_p) else "passes A1" if c.a1_pass else "does not pass A1"
         )
+        verdict = progress.NOT_TRAINED if not getattr(c, "trained", True) else verdict
         rows.append(
             vd.description_row(
                 "A1-regime",

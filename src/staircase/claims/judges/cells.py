@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from staircase.claims import registry
+from staircase.claims import progress, registry
 from staircase.claims import verdicts as vd
 from staircase.claims.judges.context import ANALYSIS_DEFAULTS, INCONCLUSIVE, ExperimentAudit, SeedTests
 from staircase.core import steptest
@@ -57,7 +57,7 @@ def cell_table(runs: list[Run], tests: dict[str, SeedTests], t: dict) -> pd.Data
             a2_statistic=float(np.nanmedian([c.statistic for c in coupling.values()])) if coupling else np.nan,
             a2_p=steptest.fisher([c.p_value for c in coupling.values()]),
         )
-        rows.append(row)
+        rows.append(progress.judge_trained_only(row, run))  # a cell not trained to its factor is not judged
     return pd.DataFrame(rows)
 
 
@@ -99,13 +99,16 @@ def count_passing(cells: pd.DataFrame, alpha: float) -> tuple[int, int, float]:
 
 def cells_detail(cells: pd.DataFrame, prefix: str = "") -> str:
     """The cells named by their A1 verdict: pass; do not (tested); the eps-rank rose by less than
-    2 (nothing to test, no staircase: counted as not passing); too few healthy seeds (left out)."""
+    2 (nothing to test, no staircase: counted as not passing); too few healthy seeds (left out); not
+    trained to the budget's factor (left out: staircase.claims.progress)."""
     judged = cells[cells["a1_pass"].notna()]
 
     def named(rows):
         return ", ".join(f"{prefix}{c.variant} (p={c.a1_p:.2g}, x{c.a1_stall_ratio:.2g})" for c in rows) or "none"
 
     flat = [c for c in judged.itertuples() if not c.a1_pass and c.rank_rise < 2]
+    untrained = progress.not_trained(cells)
+    short = [c for c in cells.itertuples() if pd.isna(c.a1_pass) and c not in untrained]
     parts = [
         f"pass A1: {named(c for c in judged.itertuples() if c.a1_pass)}",
         f"do not: {named(c for c in judged.itertuples() if not c.a1_pass and c.rank_rise >= 2)}",
@@ -113,10 +116,10 @@ def cells_detail(cells: pd.DataFrame, prefix: str = "") -> str:
         f"{', '.join(f'{prefix}{c.variant}' for c in flat)}"
         if flat
         else "",
-        "too few healthy seeds: "
-        + ", ".join(f"{prefix}{c.variant} ({c.seeds_ok} healthy)" for c in cells.itertuples() if pd.isna(c.a1_pass))
-        if cells["a1_pass"].isna().any()
+        "too few healthy seeds: " + ", ".join(f"{prefix}{c.variant} ({c.seeds_ok} healthy)" for c in short)
+        if short
         else "",
+        progress.named(untrained, prefix),
     ]
     return "; ".join(filter(None, parts))
 
