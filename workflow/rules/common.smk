@@ -1,8 +1,10 @@
 import atexit
+import hashlib
 import json
 import os
 import re
 import sys
+from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
@@ -179,6 +181,18 @@ def shared_defaults():
     """experiments.defaults as a one-entry mapping, or nothing when the config has none."""
     experiments = config["experiments"]
     return {"defaults": experiments["defaults"]} if "defaults" in experiments else {}
+
+
+def calibration_key(settings: str) -> str:
+    """16 hex digits of the sha256 of the calibration's settings and of every source file of the
+    package (src/staircase/**/*.py, sorted by path): equal settings and code share one store.
+    """
+    digest = hashlib.sha256(settings.encode())
+    src = Path(workflow.basedir) / "src" / "staircase"
+    for path in sorted(src.rglob("*.py")):
+        digest.update(path.relative_to(src).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def calibration_config():
