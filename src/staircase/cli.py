@@ -273,6 +273,8 @@ def cmd_audit(args) -> int:
         out = Path(args.out or Path(results) / "audit")
         writable_folder("--out", str(out))
         frame = audit.run_audit(config, results, out)
+        if coverage := audit.coverage_line(config, results):
+            print(coverage)
     print(audit.summary_line(frame))
     for note in audit.given_run_notes(args.runs) if args.runs else []:
         print(f"note: {note}")

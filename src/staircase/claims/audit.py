@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from staircase.claims import integrity, registry
 from staircase.claims import lowrank as lowrank_claims
-from staircase.claims import registry
 from staircase.claims import verdicts as vd
 from staircase.claims.judges.cells import across_row, cell_factors, regime_table  # noqa: F401 (the notebooks' names)
 from staircase.claims.judges.context import (  # noqa: F401 (the notebooks' and tests' names)
@@ -60,25 +60,70 @@ def _judge_rows(judge: ExperimentAudit, claims: list[str], seed_records: list | 
     return rows
 
 
+def config_experiment_runs(config: dict, results: Path) -> dict[str, list[Run]]:
+    """The finished runs of every enabled experiment of ``config`` under ``results`` (empty lists
+    for those that did not run), each experiment's runs checked to be distinct data
+    (:func:`staircase.claims.integrity.check`) before anything is judged."""
+    found = {e: config_runs(config, results, e) for e in cfgmod.enabled_experiments(config)}
+    for experiment, runs in found.items():
+        integrity.check(experiment, runs)
+    return found
+
+
+def unconfigured_experiments(config: dict, results: Path) -> list[str]:
+    """Experiments with runs under ``results``/runs that ``config`` does not enable."""
+    enabled = set(cfgmod.enabled_experiments(config))
+    on_disk = {p.parent.parent.name for p in Path(results, "runs").glob("*/*/metrics.parquet")}
+    return sorted(on_disk - enabled - set(config.get("rank_collapse") or {}) - set(config.get("alignment") or {}))
+
+
+def coverage_line(config: dict, results) -> str:
+    """One line naming the config's experiments that ran and those that did not ('' when all ran),
+    and what on disk is judged instead (:func:`evaluate`)."""
+    found = {e: bool(config_runs(config, results, e)) for e in cfgmod.enabled_experiments(config)}
+    missing = [e for e, ran in found.items() if not ran]
+    if not missing:
+        return ""
+    ran = [e for e, ran in found.items() if ran]
+    line = f"audit: results for {', '.join(ran) or 'none of its experiments'}; none for {', '.join(missing)}"
+    others = unconfigured_experiments(config, results) if not ran else []
+    if others:
+        line += f"; judging what ran instead, on the claims its data can test: {', '.join(others)}"
+    return line
+
+
 def evaluate(config: dict, results: str | os.PathLike | None = None, seed_records: list | None = None) -> pd.DataFrame:
     """claims.csv as a DataFrame: every tagged claim of every enabled experiment and study, from
-    the runs under ``results`` (default: the config's results root, results/<scale>[-<tag>])."""
+    the runs under ``results`` (default: the config's results root, results/<scale>[-<tag>]).
+    When none of the config's experiments ran, the experiments found on disk are judged on the
+    claims their own data can test (:func:`run_claims`), beside the config's INCONCLUSIVE rows."""
     results = Path(results or cfgmod.results_root(config))
     rows: list[vd.Row] = []
     judges: dict[str, ExperimentAudit] = {}
-    for experiment in cfgmod.enabled_experiments(config):
+    for experiment, runs in config_experiment_runs(config, results).items():
         claims = [c for c in config["experiments"][experiment].get("claims", []) if c in registry.claims()]
-        runs = config_runs(config, results, experiment)
         if not runs:
             rows.extend(no_results(c, experiment) for c in claims)
             continue
         judge = judges[experiment] = ExperimentAudit(experiment, runs, config)
         rows.extend(_judge_rows(judge, claims, seed_records))
+    if not judges:
+        rows.extend(_judge_on_disk(config, results, seed_records))
     across = across_row(judges, config)  # A4 over the sweep and the regime map together
     if across is not None:
         rows.append(across)
     rows.extend(lowrank_claims.audit_rows(config, results))  # papers B and C
     return vd.to_frame(rows)
+
+
+def _judge_on_disk(config: dict, results: Path, seed_records: list | None) -> list[vd.Row]:
+    """The experiments on disk that the config does not enable, judged as given runs."""
+    paths = [
+        p.parent
+        for e in unconfigured_experiments(config, results)
+        for p in sorted(Path(results, "runs", e).glob("*/metrics.parquet"))
+    ]
+    return evaluate_runs(paths, config, seed_records).to_dict("records") if paths else []
 
 
 # ---- runs given by hand (a tracker's run, staircase audit --runs) -------------------------------
@@ -154,6 +199,7 @@ def evaluate_runs(paths, config: dict | None = None, seed_records: list | None =
     rows: list[vd.Row] = []
     for experiment, settings in minimal["experiments"].items():
         mine = [r for r in runs if r.experiment == experiment]
+        integrity.check(experiment, mine)
         rows.extend(_judge(experiment, mine, minimal, settings["claims"], seed_records))
     return vd.to_frame(rows)
 
