@@ -128,9 +128,11 @@ def loss_pair(coupled: bool, seed: int = 0):
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_a_loss_that_drops_when_the_rank_rises_passes(seed):
-    ranks, log_loss = loss_pair(True, seed)
-    res = steptest.coupling_test(STEPS, ranks, log_loss, n_null=400, seed=seed)
-    assert res.p_value <= 0.05 and res.statistic > 0.7 and res.n_rises >= 5
+    # rises spread over the run (A2's own families: tests/test_coupling.py); bursts at the very
+    # start or end of the rank's active period have short windows and less power (docs/claims.md, A2)
+    ranks, loss, _ = synthetic.lagged_coupling(STEPS, np.random.default_rng(seed), lag=0)
+    res = steptest.coupling_test(STEPS, ranks, np.log(loss), n_null=400, seed=seed)
+    assert res.p_value <= 0.05 and res.statistic > 0.7 and res.n_rises >= 4
 
 
 @pytest.mark.parametrize("seed", [0, 1])

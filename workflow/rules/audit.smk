@@ -5,7 +5,7 @@
 # tag, a changed threshold of another claim) copies it instead of recomputing it: it was the run's
 # largest job after the trainings. A changed test makes a new store, never a stale copy.
 CALIBRATION_SETTINGS = json.dumps(calibration_config(), sort_keys=True)
-CALIBRATION_STORE = "results/calibration/" + calibration_key(CALIBRATION_SETTINGS)
+CALIBRATION_STORE = f"results/calibration/{calibration_key(CALIBRATION_SETTINGS)}"
 CALIBRATION_FILES = ("summary.csv", "a1.csv", "a2.csv")
 
 

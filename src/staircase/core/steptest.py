@@ -35,13 +35,19 @@ A1: :func:`staircase_test`
 A2, A3: :func:`coupling_test`
 -----------------------------
 For a series y measured with the rank (A2: log loss; A3: the square root of the bound), its drop
-rate per step in each measurement interval. At every interval where the denoised rank rises
-(:func:`rise_intervals`), the drop rate is ranked among the intervals within ``window``
-measurements on either side (the window is cut symmetrically near the ends so that the rise stays
-at its centre); the statistic is the mean of these percentiles (0.5 at chance). Null: no coupling
-beyond a shared trend: each rise moved to a random interval of its own window. A rank-based
-percentile at the window's centre is unbiased for any monotone trend within the window, so a loss
-that merely falls fastest early, as the rank rises fastest early, does not pass.
+rate per step in each measurement interval, and its lagged drop (:func:`lagged_drop`): at each
+interval the fastest drop within it and the ``lag`` (``COUPLING_LAG`` = 3) intervals after it, so a
+loss that falls a few measurements after the eigenvalue crossed eps still counts. Only the rank's
+active period is compared (:func:`active_period`: its first rise to its last, widened by the lag):
+a rank and a loss that share one growth phase, with rises and drops crowded into it but not
+coupled rise by rise, are compared within that phase, not against the quiet intervals around it.
+At every interval where the denoised rank rises (:func:`rise_intervals`), the lagged drop is
+ranked among the intervals of the active period within ``window`` measurements on either side
+(cut symmetrically so that the rise stays at its centre); the statistic is the mean of these
+percentiles (0.5 at chance). Null: no coupling beyond a shared trend or phase: each rise moved to
+a random interval of its own window. A rank-based percentile at the window's centre is unbiased
+for any monotone trend within the window, so a loss that merely falls fastest early, as the rank
+rises fastest early, does not pass.
 
 Seeds are independent runs: :func:`fisher` combines their p-values (scipy.stats.combine_pvalues);
 :func:`staircase_verdict` is A1's decision over seeds: the combined p at most alpha and the median
@@ -65,6 +71,7 @@ from staircase.core import stairs
 NOISE_SIGMAS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5)
 NOISE_RHOS = (0.0, 0.5, 0.8, 0.9)
 FIT_SPLITS = 25  # candidate inflection points of the one-growth-phase fit (quantiles of the steps)
+COUPLING_LAG = 3  # measurements after a rise in which a drop counts for it (A2, A3; docs/claims.md)
 SPECTRAL_BAND = 1.0  # decades below eps whose eigenvalues' motion is the spectral progress (docs/claims.md)
 BURST_FRACTION = 0.2  # the busiest share of the run's time whose progress the burst statistic measures
 EXCURSION_DECADES = 0.3  # a spectrum this far off its running median for <= EXCURSION_POINTS points left and returned
@@ -443,11 +450,23 @@ def rise_intervals(steps, ranks, min_points: int = 2, min_span: float = 0.0) -> 
     return np.array([], dtype=int) if env is None else np.flatnonzero(np.diff(env) > 0)
 
 
+def lagged_drop(rate: np.ndarray, lag: int) -> np.ndarray:
+    """At each interval j, the fastest drop in intervals j .. j + lag (cut at the end): a drop that
+    follows a rise within ``lag`` measurements counts for the rise."""
+    return np.array([rate[j : j + lag + 1].max() for j in range(len(rate))])
+
+
+def active_period(rises: np.ndarray, lag: int, last: int) -> tuple[int, int]:
+    """The intervals the rank's growth spans: its first rise to its last, widened by ``lag`` on
+    both sides (the rises' own lag tolerance), within [0, last]."""
+    return max(int(rises.min()) - lag, 0), min(int(rises.max()) + lag, last)
+
+
 @dataclass(frozen=True)
 class CouplingTest:
     """A2/A3 on one series: how the drop rate of y ranks at the rank's rises."""
 
-    statistic: float  # mean local percentile of the drop rate at the rises (0.5 at chance)
+    statistic: float  # mean local percentile of the lagged drop rate at the rises (0.5 at chance)
     p_value: float
     null_q95: float
     n_rises: int  # rises with at least one neighbouring interval to compare with
@@ -463,28 +482,31 @@ def coupling_test(
     seed: int = 0,
     min_points: int = 2,
     min_span: float = 0.0,
+    lag: int = COUPLING_LAG,
 ) -> CouplingTest:
-    """Does y fall faster where the rank rises than around it (see the module docstring)? ``y`` is
-    measured at the same steps (already transformed: log loss, sqrt of the bound); the series is cut
-    where either is not finite."""
+    """Does y fall faster within ``lag`` measurements after the rank rises than around it, within the
+    rank's active period (see the module docstring)? ``y`` is measured at the same steps (already
+    transformed: log loss, sqrt of the bound); the series is cut where either is not finite."""
     steps, ranks, y = (np.asarray(a, dtype=float) for a in (steps, ranks, y))
     ok = np.isfinite(y) & np.isfinite(ranks)
     n = int(np.argmin(ok)) if not ok.all() else len(ok)
     steps, ranks, y = steps[:n], ranks[:n], y[:n]
-    if n < 3:
-        return CouplingTest(float("nan"), float("nan"), float("nan"), 0, np.array([]))
-    rate = -np.diff(y) / np.diff(steps)
-    last = len(rate) - 1
+    empty = CouplingTest(float("nan"), float("nan"), float("nan"), 0, np.array([]))
+    rises = rise_intervals(steps, ranks, min_points, min_span) if n >= 3 else np.array([], dtype=int)
+    if not rises.size:
+        return empty
+    score = lagged_drop(-np.diff(y) / np.diff(steps), lag)
+    lo, hi = active_period(rises, lag, len(score) - 1)
     pct, choices = [], []
-    for i in rise_intervals(steps, ranks, min_points, min_span):
-        half = min(window, i, last - i)
+    for i in rises:
+        half = min(window, i - lo, hi - i)
         if half < 1:
             continue
-        local = (stats.rankdata(rate[i - half : i + half + 1]) - 0.5) / (2 * half + 1)
+        local = (stats.rankdata(score[i - half : i + half + 1]) - 0.5) / (2 * half + 1)
         pct.append(local[half])
         choices.append(local)
     if not pct:
-        return CouplingTest(float("nan"), float("nan"), float("nan"), 0, np.array([]))
+        return empty
     observed = float(np.mean(pct))
     rng = np.random.default_rng(seed)
     null = np.mean([c[rng.integers(0, len(c), n_null)] for c in choices], axis=0)
@@ -511,6 +533,7 @@ def fisher(p_values) -> float:
 
 
 __all__ = [
+    "COUPLING_LAG",
     "CouplingTest",
     "burst_share",
     "burst_test",
@@ -520,6 +543,8 @@ __all__ = [
     "envelope",
     "fisher",
     "hold_times",
+    "active_period",
+    "lagged_drop",
     "levels_test",
     "one_phase_fit",
     "plateau_prominence",

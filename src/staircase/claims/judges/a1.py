@@ -1,7 +1,7 @@
-"""A1 - the eps-rank rises in a staircase: :func:`staircase.core.steptest.staircase_test` per
-healthy seed (the stall prominence of the spectrum's motion at eps against one growth phase),
-Fisher-combined over the experiment's seeds; the same test on the eps-rank alone and the stair
-count are descriptions."""
+"""A1 - the eps-rank rises in a staircase, judged per variant (cell):
+:func:`staircase.core.steptest.staircase_test` per healthy seed (the stall prominence of the
+spectrum's motion at eps against one growth phase), Fisher-combined over the cell's seeds; the
+same test on the eps-rank alone and the stair count are descriptions."""
 
 from __future__ import annotations
 
@@ -14,6 +14,10 @@ from staircase.records.runs import Run
 
 
 def judge(audit: ExperimentAudit) -> list[vd.Row]:
+    return audit.per_cell(judge_cell)
+
+
+def judge_cell(audit: ExperimentAudit) -> list[vd.Row]:
     tests = [(r, s, audit.tests[r.variant].staircase[s]) for r, s in audit.healthy()]
     for r, s, res in tests:
         where = f"stall from step {res.step:g} held {res.hold_ratio:.3g}x as long" if res.statistic else "no stall"
