@@ -10,7 +10,11 @@ def check_config_files():
     would misread, or whose alias bomb or template would hang or run code, stops here, named.
     """
     # config.yaml only when no --configfile replaces it (the Snakefile)
-    default = ["config.yaml"] if os.path.exists("config.yaml") and not workflow.overwrite_configfiles else []
+    default = (
+        ["config.yaml"]
+        if os.path.exists("config.yaml") and not workflow.overwrite_configfiles
+        else []
+    )
     for path in [*default, *workflow.overwrite_configfiles]:
         try:
             loader.load_config_file(path)
