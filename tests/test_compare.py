@@ -129,3 +129,23 @@ def test_labels_that_cannot_name_the_sides_are_refused_in_one_line_before_any_ou
     one = compare_cli(a, "--out", tmp_path / "none")
     assert one.returncode == 2 and "compare needs two or more" in one.stderr
     assert not (tmp_path / "none").exists()
+
+
+def test_a_claims_file_without_rows_columns_numbers_or_known_verdicts_is_refused_in_one_line(tmp_path):
+    """Each of these traced back, or (a NUL byte, an unknown verdict) was compared as if valid."""
+    good = results(tmp_path / "good", 7.5 * STEPS / STEPS[-1])
+    claims = pd.read_csv(good / "audit/claims.csv")
+    text = (good / "audit/claims.csv").read_text()
+    for name, body, message in (
+        ("header_only", text.splitlines()[0] + "\n", "holds no claim rows"),
+        ("other_columns", "a,b\n1,2\n", "missing column(s) ['claim'"),
+        ("nul_byte", text.replace("verdict", "verd\x00ict", 1), "holds a NUL byte"),
+        ("text_value", claims.assign(value="abc").to_csv(index=False), "non-numbers in column(s) ['value']"),
+        ("unknown_verdict", claims.assign(verdict="MAYBE").to_csv(index=False), "unknown verdict(s) ['MAYBE']"),
+    ):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "claims.csv").write_text(body)
+        out = compare_cli(good, tmp_path / name / "claims.csv", "--out", tmp_path / "none")
+        assert out.returncode == 2 and out.stderr.count("\n") == 1, (name, out.stderr)
+        assert f"{name}/claims.csv: " in out.stderr and message in out.stderr, (name, out.stderr)
+        assert not (tmp_path / "none").exists()

@@ -30,9 +30,14 @@ import numpy as np
 import pandas as pd
 
 from staircase.claims import verdicts as vd
-from staircase.records.runs import load_run, read_json, read_table, spread
+from staircase.errors import UnreadableResult
+from staircase.records.runs import load_run, read_json, read_table, require_columns, spread
 
 NOT_JUDGED = "(not judged)"
+# what compare reads of a claims.csv (staircase.claims.verdicts.Row)
+CLAIMS_COLUMNS = ("claim", "experiment", "metric", "role", "verdict")
+CLAIMS_NUMBERS = ("value", "p_value")
+VERDICTS = (vd.PASS, vd.FAIL, vd.INCONCLUSIVE, vd.ERROR, vd.INFO)
 SHOWN_SETTINGS = 20  # the printed config differences; configs.csv holds them all
 
 
@@ -73,11 +78,31 @@ def locate(path, label: str) -> Side:
         (path, path.parent.parent / "runs"),
     ):
         if claims.is_file():
-            return Side(label, read_table(claims), runs if runs.is_dir() else None)
+            return Side(label, read_claims(claims), runs if runs.is_dir() else None)
     raise CompareError(
         f"{path}: no audit there (expected {path}/audit/claims.csv, {path}/claims.csv or a claims.csv file); "
         "run the workflow or `staircase audit` first"
     )
+
+
+def read_claims(path: Path) -> pd.DataFrame:
+    """An audit's claims.csv with the columns compare uses, numbers where numbers belong and known
+    roles and verdicts; UnreadableResult (one line naming the file) otherwise."""
+    table = read_table(path)
+    if table.empty:  # a header-only table reads as columns of no type: say what it is
+        raise UnreadableResult(
+            f"{path}: holds no claim rows (its audit judged no claim): nothing to compare; configure claims for "
+            "its experiments and run `staircase audit` again"
+        )
+    require_columns(path, table, CLAIMS_COLUMNS, CLAIMS_NUMBERS)
+    for column, known in (("role", vd.ROLES), ("verdict", VERDICTS)):
+        unknown = sorted(set(table[column].astype(str)) - set(known))
+        if unknown:
+            raise UnreadableResult(
+                f"{path}: unknown {column}(s) {unknown[:3]} (known: {', '.join(known)}); the file is damaged or from "
+                "another version: run `staircase audit` again"
+            )
+    return table
 
 
 def _merge(tables: list[pd.DataFrame], keys: list[str]) -> pd.DataFrame:

@@ -52,10 +52,24 @@ def _read(path, reader):
         ) from None
 
 
+def _read_csv(path: Path) -> pd.DataFrame:
+    # pandas' C parser ends a field at a NUL byte and reads on: a damaged file would pass as text
+    if b"\x00" in path.read_bytes():
+        raise ValueError("it holds a NUL byte")
+    return pd.read_csv(path)
+
+
 def read_table(path, columns=(), numeric=()) -> pd.DataFrame:
-    """A result table (parquet, or CSV by its suffix); an unreadable one, or one without the
-    ``columns`` (or with a non-number in a ``numeric`` column), raises UnreadableResult naming it."""
-    table = _read(path, pd.read_csv if str(path).endswith(".csv") else pd.read_parquet)
+    """A result table (parquet, or CSV by its suffix); an unreadable one (a CSV with a NUL byte
+    too), or one without the ``columns`` (or with a non-number in a ``numeric`` column), raises
+    UnreadableResult naming it."""
+    table = _read(path, _read_csv if str(path).endswith(".csv") else pd.read_parquet)
+    require_columns(path, table, columns, numeric)
+    return table
+
+
+def require_columns(path, table: pd.DataFrame, columns=(), numeric=()) -> None:
+    """UnreadableResult naming ``path`` unless ``table`` has the ``columns`` and numbers in the ``numeric`` ones."""
     missing = [c for c in (*columns, *numeric) if c not in table.columns]
     not_numbers = [c for c in numeric if c in table.columns and not pd.api.types.is_numeric_dtype(table[c])]
     if missing or not_numbers:
@@ -64,7 +78,6 @@ def read_table(path, columns=(), numeric=()) -> pd.DataFrame:
             f"{path}: {problem}; the file is damaged or from another version: delete it and run snakemake "
             "again, which re-runs the job that writes it"
         )
-    return table
 
 
 def read_json(path) -> dict:
