@@ -18,6 +18,7 @@ import yaml
 from staircase.claims import lowrank as claims
 from staircase.claims import lowrank_calibration as calibration
 from staircase.claims import registry, verdicts
+from staircase.records import manifest
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.usefixtures("single_blas_thread")
@@ -78,8 +79,15 @@ def write_collapse(
     path.mkdir(parents=True, exist_ok=True)
     ci.to_parquet(path / "claims_inputs.parquet", index=False)
     layers.to_parquet(path / "layers.parquet", index=False)
-    (path / "run.json").write_text(json.dumps({"family": "rank_collapse", "study": path.name, "classes": classes}))
+    study_json(path, "rank_collapse", seeds, classes=classes)
     return path
+
+
+def study_json(path: Path, family: str, seeds, **more) -> None:
+    """run.json as a study writes it, and the folder sealed (manifest.json) as the job seals it."""
+    info = {"family": family, "study": path.name, "config": {"study": path.name}, "seeds": list(seeds), **more}
+    (path / "run.json").write_text(json.dumps(info))
+    manifest.seal(path, names=[p.name for p in path.iterdir() if p.name != manifest.NAME])
 
 
 def verdict_of(rows, claim) -> str:
@@ -205,7 +213,7 @@ def write_alignment(
     pd.DataFrame(layers).to_parquet(path / "layers.parquet", index=False)
     pd.DataFrame(pairs).to_parquet(path / "pairs.parquet", index=False)
     status = {str(s): "ok" for s in seeds}
-    (path / "run.json").write_text(json.dumps({"family": "alignment", "study": path.name, "status": status}))
+    study_json(path, "alignment", seeds, status=status)
     return path
 
 
@@ -254,6 +262,8 @@ def test_c_claims_need_healthy_seeds(tmp_path):
     info = json.loads((path / "run.json").read_text())
     info["status"].update({"1": "diverged at step 7", "2": "diverged at step 9"})
     (path / "run.json").write_text(json.dumps(info))
+    # edited on purpose: resealed
+    manifest.seal(path, names=["claims_inputs.parquet", "layers.parquet", "pairs.parquet", "run.json"])
     rows = c_rows(path, ["C1"])
     assert verdict_of(rows, "C1") == "INCONCLUSIVE"
     assert "seed 1 diverged at step 7" in rows[0].detail

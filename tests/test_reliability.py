@@ -350,6 +350,92 @@ def test_a_run_folder_copied_or_linked_under_another_name_is_refused(finished, t
     assert "holds the run of fit1d/base" in refused(link)
 
 
+# ---- papers B and C: a study folder proves itself the same way --------------------------------
+
+TINY_STUDIES = {
+    "rank_collapse": {
+        "family": "rank_collapse",
+        "study": "tiny",
+        "device": "cpu",
+        "data": {"name": "gaussian_mixture", "classes": 3, "dim": 6, "per_class": 8, "radius": 3.0, "noise": [0.1]},
+        "weight_decay": [0.0, 3.0e-2],
+        "model": {"width": 8, "depth": 2},
+        "train": {"lr": 0.1, "momentum": 0.9, "steps": 20, "dtype": "float64", "stationarity_window": 5},
+        "log": {"checkpoints": 3},
+        "metrics": {"numerical_rank_rtol": 1e-3},
+        "seeds": [0],
+    },
+    "alignment": {
+        "family": "alignment",
+        "study": "tiny",
+        "device": "cpu",
+        "data": {"name": "separable_gaussian", "dim": 5, "points": 20, "margin": 0.2, "seed": 0, "rms_norm": 1.0},
+        "model": {"relu_layers": 1, "linear_layers": 2, "width": 5, "init_scale": 1.0},
+        "train": {"loss": "logistic", "optimizer": "gd", "lr": 0.05, "steps": 20, "dtype": "float64"},
+        "log": {"checkpoints": 3},
+        "seeds": [0, 1],
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def studies(tmp_path_factory):
+    """A results root with a finished tiny study of each family (the study code called directly)."""
+    from staircase.training import alignment, collapse
+
+    root = tmp_path_factory.mktemp("studies")
+    for family, job in (("rank_collapse", collapse), ("alignment", alignment)):
+        job.run(TINY_STUDIES[family], root / "runs" / family / "tiny", progress=False)
+    return root
+
+
+def refused_study(folder: Path, family: str) -> str:
+    """The one line with which the audit's reader of a study (staircase.claims.lowrank) refuses ``folder``."""
+    from staircase.claims import lowrank
+
+    with pytest.raises(UnreadableResult) as err:
+        lowrank.load_study(folder, family, folder.name)
+    message = str(err.value)
+    assert "\n" not in message and message.startswith(str(folder)), message
+    return message
+
+
+@pytest.mark.parametrize("family", ["rank_collapse", "alignment"])
+def test_a_bit_flip_anywhere_in_a_finished_study_is_detected(studies, tmp_path, family):
+    """Fault injection on papers B and C's runs: one flipped bit at 12 places of every file the
+    study wrote (evenly spread and random, first and last byte among them); each is refused."""
+    rng = np.random.default_rng(26)
+    folder = tmp_path / "runs" / family / "tiny"
+    shutil.copytree(studies / "runs" / family / "tiny", folder)
+    written = sorted(p.name for p in folder.iterdir() if p.name != manifest.NAME)
+    assert sorted(json.loads((folder / manifest.NAME).read_text())["files"]) == written  # every file vouched for
+    runs.load_study_run(folder)  # whole, it reads
+    for name in written:
+        path = folder / name
+        original = path.read_bytes()
+        places = np.unique(np.r_[np.linspace(0, len(original) - 1, 6).astype(int), rng.integers(len(original), size=6)])
+        for place in places:
+            damaged = bytearray(original)
+            damaged[place] ^= 1 << int(rng.integers(8))
+            path.write_bytes(bytes(damaged))
+            assert "delete the run's folder and run snakemake again" in refused_study(folder, family)
+        path.write_bytes(original)
+    assert runs.load_study_run(folder).table("claims_inputs").shape[0] > 0
+
+
+def test_a_study_swapped_unfinished_or_under_another_name_is_refused(studies, tmp_path):
+    collapse_run, align_run = (studies / "runs" / f / "tiny" for f in ("rank_collapse", "alignment"))
+    folder = tmp_path / "runs/rank_collapse/tiny"
+    shutil.copytree(collapse_run, folder)
+    shutil.copy(align_run / "metrics.parquet", folder / "metrics.parquet")
+    assert "metrics.parquet: does not match its manifest.json" in refused_study(folder, "rank_collapse")
+    renamed = tmp_path / "runs/rank_collapse/other"
+    shutil.copytree(collapse_run, renamed)
+    assert "holds the run of rank_collapse/tiny (copied, moved or linked" in refused_study(renamed, "rank_collapse")
+    (renamed / manifest.NAME).unlink()
+    assert "manifest.json: missing (the run is unfinished" in refused_study(renamed, "rank_collapse")
+
+
 def rehash(folder: Path, name: str) -> None:
     """Make the manifest agree with an edited ``name`` (its sha256 and size only): the contents
     checks behind the manifest's are then what refuses the file."""

@@ -26,11 +26,12 @@ lowrank_files = lambda family, studies, name="claims_inputs.parquet": [
 ]
 
 
-# the audit reads these runs' claims_inputs.parquet and run.json
+# the audit reads these runs' claims_inputs.parquet and run.json, verified against manifest.json
 AUDIT_INPUTS.extend(
     f
     for family in lowrank_settings.FAMILIES
-    for f in lowrank_files(family, LOWRANK[family], "run.json")
+    for name in ("run.json", "manifest.json")
+    for f in lowrank_files(family, LOWRANK[family], name)
 )
 
 
@@ -49,6 +50,8 @@ rule rank_collapse:
         claims=res("runs/rank_collapse/{study}/claims_inputs.parquet"),
         spectra=res("runs/rank_collapse/{study}/spectra.npz"),
         run=res("runs/rank_collapse/{study}/run.json"),
+        # written last: the files' checksums and the study's identity (staircase.records.manifest)
+        manifest=res("runs/rank_collapse/{study}/manifest.json"),
     log:
         res("logs/rank_collapse/{study}.log"),
     benchmark:
@@ -77,6 +80,8 @@ rule alignment:
         claims=res("runs/alignment/{study}/claims_inputs.parquet"),
         spectra=res("runs/alignment/{study}/spectra.npz"),
         run=res("runs/alignment/{study}/run.json"),
+        # written last: the files' checksums and the study's identity (staircase.records.manifest)
+        manifest=res("runs/alignment/{study}/manifest.json"),
     log:
         res("logs/alignment/{study}.log"),
     benchmark:
@@ -137,12 +142,18 @@ if _b3:
     )
 # what staircase.claims.lowrank reads of a study
 LOWRANK_CLAIM_FILES = {
-    "rank_collapse": ("claims_inputs.parquet", "layers.parquet", "run.json"),
+    "rank_collapse": (
+        "claims_inputs.parquet",
+        "layers.parquet",
+        "run.json",
+        "manifest.json",
+    ),
     "alignment": (
         "claims_inputs.parquet",
         "layers.parquet",
         "pairs.parquet",
         "run.json",
+        "manifest.json",
     ),
 }
 _claimed = {

@@ -82,7 +82,7 @@ from staircase.claims.verdicts import (
     to_frame,
     too_few_seeds,
 )
-from staircase.records.runs import read_json, read_table
+from staircase.records.runs import load_study_run
 from staircase.workflow import lowrank_settings as settings
 from staircase.workflow.config import results_root
 
@@ -128,16 +128,9 @@ def load_study(path, family: str, study: str) -> Study | None:
     path = Path(path)
     if not (path / "claims_inputs.parquet").exists():
         return None
-    read = lambda name: read_table(path / name) if (path / name).exists() else pd.DataFrame()  # noqa: E731
-    info = read_json(path / "run.json") if (path / "run.json").exists() else {}
-    return Study(
-        f"{family}/{study}",
-        read("claims_inputs.parquet"),
-        read("layers.parquet"),
-        read("pairs.parquet"),
-        info,
-        [str(path)],
-    )
+    run = load_study_run(path)  # verified against its manifest before any byte is used
+    read = lambda name: run.table(name) if run.holds(name) else pd.DataFrame()  # noqa: E731
+    return Study(f"{family}/{study}", read("claims_inputs"), read("layers"), read("pairs"), run.info, [str(path)])
 
 
 # ---- statistics -------------------------------------------------------------------------------

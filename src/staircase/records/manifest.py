@@ -36,12 +36,23 @@ def config_hash(config: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def identity(config: dict, seeds) -> dict:
+def run_names(info: dict) -> tuple:
+    """(experiment, variant) of a run.json: a paper-A run's config names them; a paper B/C study's
+    run.json gives its family and study (its folder is <root>/runs/<family>/<study>)."""
+    if "family" in info:
+        return info.get("family"), info.get("study")
+    config = info.get("config") or {}
+    return config.get("experiment"), config.get("variant")
+
+
+def identity(info: dict) -> dict:
+    """Which run a run.json is: its names, seeds and the hash of its config."""
+    experiment, variant = run_names(info)
     return {
-        "experiment": config.get("experiment"),
-        "variant": config.get("variant"),
-        "seeds": [int(s) for s in seeds],
-        "config_sha256": config_hash(config),
+        "experiment": experiment,
+        "variant": variant,
+        "seeds": [int(s) for s in info["seeds"]],
+        "config_sha256": config_hash(info["config"]),
     }
 
 
@@ -75,7 +86,7 @@ def seal(folder: str | Path, names=FILES) -> None:
         for name in names
         if (folder / name).exists()  # a test's run may lack spectra.npz; a reader of it then finds it missing
     }
-    manifest = {"format": FORMAT, "identity": identity(info["config"], info["seeds"]), "files": files}
+    manifest = {"format": FORMAT, "identity": identity(info), "files": files}
     write_json(folder / NAME, manifest)
 
 
@@ -115,11 +126,11 @@ def verify(folder: str | Path) -> dict:
     return manifest
 
 
-def check_identity(folder: Path, manifest: dict, config: dict, seeds) -> None:
+def check_identity(folder: Path, manifest: dict, info: dict) -> None:
     """The run.json's config and seeds are those the manifest was written for, and a folder laid
     out as <root>/runs/<experiment>/<variant> carries that experiment and variant."""
     want = manifest["identity"]
-    have = identity(config, seeds)
+    have = identity(info)
     for key in ("experiment", "variant", "seeds", "config_sha256"):
         if want.get(key) != have[key]:
             raise _refuse(folder / "run.json", f"its {key} is not the manifest's (a file from another run)")

@@ -172,7 +172,7 @@ def load_run(path) -> Run:
     manifest = mf.verify(path)
     info = read_json(path / "run.json")
     _check_run_json(path / "run.json", info)
-    mf.check_identity(path, manifest, info["config"], info["seeds"])
+    mf.check_identity(path, manifest, info)
     metrics = read_table(path / "metrics.parquet")
     _check_metrics(path / "metrics.parquet", info, metrics)
     return Run(path, info, metrics)
@@ -222,6 +222,43 @@ def _check_metrics(path: Path, info: dict, metrics: pd.DataFrame) -> None:
         loss = metrics.loc[metrics["seed"] == int(seed), "loss"].to_numpy(float)
         if st == "ok" and not np.isfinite(loss).all():
             raise _bad(path, f"seed {seed} has NaN or infinite losses though run.json says it finished ok")
+
+
+@dataclass
+class StudyRun:
+    """One paper B/C study folder (<root>/runs/<family>/<study>), verified by :func:`load_study_run`."""
+
+    path: Path
+    info: dict  # run.json
+    files: tuple[str, ...]  # the files its manifest vouches for
+
+    def holds(self, table: str) -> bool:
+        return f"{table}.parquet" in self.files
+
+    def table(self, name: str) -> pd.DataFrame:
+        """``<name>.parquet``; one its manifest does not name is refused (it was not written by the job)."""
+        if not self.holds(name):
+            raise _bad(self.path / f"{name}.parquet", "not among the files its manifest.json vouches for")
+        return read_table(self.path / f"{name}.parquet")
+
+    @cached_property
+    def spectra(self) -> dict[str, np.ndarray]:
+        return read_npz(self.path / "spectra.npz")
+
+
+def load_study_run(path) -> StudyRun:
+    """A paper B/C study folder, verified before use as :func:`load_run` verifies a paper-A run:
+    every file against manifest.json, and run.json's family, study, seeds and config against the
+    manifest's identity and the folder's name. Anything amiss is UnreadableResult, one line."""
+    path = Path(path)
+    manifest = mf.verify(path)
+    info = read_json(path / "run.json")
+    study_json_ok = isinstance(info, dict) and isinstance(info.get("config"), dict)
+    seeds = info.get("seeds") if study_json_ok else None
+    if not (study_json_ok and "family" in info and isinstance(seeds, list) and all(isinstance(s, int) for s in seeds)):
+        raise _bad(path / "run.json", "expected a study's run.json (a mapping with family, study, config and seeds)")
+    mf.check_identity(path, manifest, info)
+    return StudyRun(path, info, tuple(manifest["files"]))
 
 
 def load_runs(paths) -> list[Run]:
@@ -355,8 +392,10 @@ __all__ = [
     "layer_order",
     "layer_order_shares",
     "layer_ranks",
+    "StudyRun",
     "load_run",
     "load_runs",
+    "load_study_run",
     "run_summary",
     "seed_summary",
     "spread",

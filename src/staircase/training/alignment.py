@@ -40,6 +40,8 @@ Outputs (written atomically in ``out_dir``):
   maximum over all checkpoints; what the verdicts (``staircase.claims.lowrank``) read
 * ``spectra.npz``     - ``steps``, ``seeds``, ``layer<l>`` (seed, step, min dim) singular values
 * ``run.json``        - resolved config, per-seed status, provenance, wall time
+* ``manifest.json`` - written last: every file's sha256, size and shape and the study's identity;
+  the readers verify the folder against it (docs/results-format.md)
 """
 
 from __future__ import annotations

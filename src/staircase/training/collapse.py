@@ -46,6 +46,8 @@ dtype. Outputs, written atomically in ``out_dir``:
 * ``spectra.npz`` - ``steps``, ``weight_decay``, ``noise``, ``seed`` (per cell) and ``layer<l>``
   (cell, step, min(n_l, n_{l-1})): the singular values of every layer at every checkpoint.
 * ``run.json`` - resolved config, classes K, cells, per-cell status (ok / diverged), provenance, wall time.
+* ``manifest.json`` - written last: every file's sha256, size and shape and the study's identity;
+  the readers verify the folder against it (docs/results-format.md)
 
 Why the averaged stationarity: at a minimum of a ReLU network some pre-activations sit on the kink,
 where J is not differentiable; full-batch iterates then hover around the (Clarke-)stationary point and

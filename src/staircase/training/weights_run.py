@@ -20,7 +20,9 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
+from staircase.records import manifest
 from staircase.records.provenance import atomic_write, job_record, write_json
+from staircase.records.writer import refuse_symlink
 from staircase.training.trainer import choose_device
 
 
@@ -97,10 +99,13 @@ class WeightsRun:
 
     def write_outputs(self) -> None:
         """Every table, spectra.npz (checkpoint steps, the members' labels, ``layer<l>``: member x
-        checkpoint x singular value) and run.json, each written atomically."""
+        checkpoint x singular value) and run.json, each written atomically, then manifest.json."""
         out = self.out_dir
+        refuse_symlink(out)
         out.mkdir(parents=True, exist_ok=True)
-        for name, frame in self.tables().items():
+        (out / manifest.NAME).unlink(missing_ok=True)  # until the new files are all in place, the folder is unfinished
+        tables = self.tables()
+        for name, frame in tables.items():
             atomic_write(out / f"{name}.parquet", lambda t, f=frame: f.to_parquet(t, index=False))
         spectra = {
             f"layer{l + 1}": np.stack([step[l] for step in self.spectra], axis=1) for l in range(self.net.n_layers)
@@ -122,6 +127,8 @@ class WeightsRun:
                 **job_record(self.members(), self.diverged_at, self.step, self.elapsed, self.device),
             },
         )
+        # last: its presence says the others are whole (the readers verify the folder against it)
+        manifest.seal(out, names=[*(f"{name}.parquet" for name in tables), "spectra.npz", "run.json"])
 
     @classmethod
     def run(cls, cfg: dict, out_dir, progress: bool = True) -> Path:
