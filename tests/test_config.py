@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import helpers
 import numpy as np
 import pytest
 import yaml
@@ -587,3 +588,49 @@ def test_set_goes_through_the_loader(tmp_path):
     )
     message = rejected(tmp_path, load(), "experiments.fit1d.task=&x [*x]")
     assert message.startswith("--set experiments.fit1d.task=&x [*x]: the alias *x refers to a block it is inside")
+
+
+# ---- --config KEY=VALUE: Snakemake parses these itself (snakemake.cli.parse_config) ----------------
+CONFIG_ARG_SURPRISES = {
+    "a key twice in a value": (["audit={a: 1, a: 2}"], "--config audit: the key 'a' is given twice in one mapping"),
+    "octal in a list": (["seeds=[0150]"], "--config seeds: 0150 reads as an octal number in YAML 1.1"),
+    "yes in a mapping": (["audit={strict: yes}"], "--config audit: 'yes' reads as true/false in YAML 1.1"),
+    "alias bomb": (["audit=" + BOMB], "--config audit: more than 200000 values once its aliases are expanded"),
+    "a key twice": (["scale=small", "scale=full"], "--config scale: given twice; Snakemake would keep the last"),
+}
+
+
+@pytest.mark.parametrize("case", CONFIG_ARG_SURPRISES)
+def test_config_args_that_snakemake_would_misread_are_refused_in_one_line(case):
+    from snakemake.cli import parse_config
+
+    args, expected = CONFIG_ARG_SURPRISES[case]
+    with pytest.raises(cfgmod.ConfigError) as err:
+        loader.check_config_args(args, parse_config(args))
+    assert str(err.value).startswith(expected) and "\n" not in str(err.value)
+
+
+def test_config_args_snakemake_reads_as_they_look_pass():
+    """Numbers, True/False and plain strings ('yes' stays the string 'yes' there); set= lists."""
+    from snakemake.cli import parse_config
+
+    args = ["scale=small", "tag=yes", "steps=0150", "when=1:30", "set=[experiments.fit1d.train.steps=30]"]
+    parsed = parse_config(args)
+    assert parsed["steps"] == 150 and parsed["tag"] == "yes"  # what Snakemake makes of them
+    loader.check_config_args(args, parsed)
+
+
+def test_snakemake_refuses_a_misread_config_arg_before_any_job(tmp_path):
+    res = subprocess.run(
+        [
+            *helpers.snakemake_command("--dry-run", "--cores", "1", "--configfile", str(TINY)),
+            "--config",
+            "audit={a: 1, a: 2}",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    assert "config error: --config audit: the key 'a' is given twice in one mapping" in res.stderr.splitlines()[-1]

@@ -168,3 +168,20 @@ def load_config_file(path: str | Path) -> dict:
     if not isinstance(config, dict):
         raise ConfigError(f"{path}: expected a mapping of settings (key: value lines), got {kind_of(config)}")
     return config
+
+
+def check_config_args(args, parsed) -> None:
+    """Snakemake's ``--config KEY=VALUE`` arguments (``args``: the raw strings; ``parsed``: the
+    values Snakemake made of them). Snakemake reads a VALUE that is not a number or True/False
+    with YAML's BaseLoader, which keeps the last of duplicate keys and expands aliases without
+    bound; a VALUE it made a list or mapping is read again here, strictly, and a KEY given twice
+    (Snakemake keeps the last) is refused. A plain string value is left as Snakemake reads it:
+    there ``yes`` or ``1:30`` stays the string it looks like. ConfigError, one line, otherwise."""
+    seen = set()
+    for arg in args or ():
+        key, _, raw = str(arg).partition("=")
+        if key in seen:
+            raise ConfigError(f"--config {key}: given twice; Snakemake would keep the last value silently")
+        seen.add(key)
+        if isinstance(parsed.get(key), (list, dict)):
+            load_text(raw, f"--config {key}", lines=False)
