@@ -13,7 +13,7 @@ The workflow calls these; a user can too, to run one job by hand::
     staircase bench                                      # engine vs peers, ratios in results/bench
     staircase rank-points --experiment fit1d             # how many quadrature points the eps-ranks need
 
-Papers B and C add ``collapse``, ``align`` and ``lowrank-studies`` (see staircase.cli_lowrank).
+Papers B and C add ``collapse``, ``collapse-merge``, ``align`` and ``lowrank-studies`` (see staircase.cli_lowrank).
 """
 
 from __future__ import annotations
