@@ -15,7 +15,13 @@
 include: "workflow/rules/configfiles.smk"
 
 
-configfile: "config.yaml"
+# config.yaml is the default configuration; a file given with --configfile replaces it instead of
+# being merged into it (Snakemake's own way), so that a tiny config runs only what it names.
+# --config KEY=VALUE still goes over either; --config set=PATH=VALUE gives typed, nested settings
+# (workflow/rules/common.smk, docs/cli-recipes.md).
+if not workflow.overwrite_configfiles:
+
+    configfile: "config.yaml"
 
 
 include: "workflow/rules/common.smk"

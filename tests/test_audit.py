@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -57,7 +58,7 @@ def run_files(
     (``coupled``), and whose hidden layers' ranks rise or fall with depth."""
     spectra, ranks, loss, layers, extra = {}, {}, {}, {}, {"error_sq": {}, "eps_bound": {}, "eps_bound_violation": {}}
     for seed in SEEDS:
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng([seed, zlib.crc32(variant.encode())])  # each cell its own data
         sp = synthetic.moving_spectra(shift, REGULAR, 0.05, 0.02, 0.5, rng)
         r = (sp > 1e-3).sum(axis=1).astype(float)
         progress = r - r[0]
@@ -66,8 +67,8 @@ def run_files(
             log_loss = 0.3 * log_loss - 0.2 * progress
         error = np.exp(log_loss) * 2
         bound = np.where(U < bound_share, error * 0.6, 0.0)
-        if not coupled:
-            bound = np.where(U < bound_share, error * np.exp(-U) * 0.6, 0.0)
+        if not coupled:  # an uninformative bound: a tenth of the squared error at most
+            bound = np.where(U < bound_share, error * np.exp(-U) * 0.1, 0.0)
         spectra[seed], ranks[seed], loss[seed] = sp, r, np.exp(log_loss)
         extra["error_sq"][seed], extra["eps_bound"][seed] = error, bound
         extra["eps_bound_violation"][seed] = np.zeros(len(U), dtype=bool)
@@ -120,6 +121,37 @@ def test_a_steady_rise_with_a_trend_sharing_loss_fails_a1_to_a3(tmp_path):
     assert stairs["value"] >= 10 and stairs["role"] == "description"
     a5 = rows(frame, "A5").iloc[0]
     assert "counterexamples" in a5["detail"] and "reversals" in a5["detail"]
+
+
+def test_a3s_drops_at_rises_are_a_description_and_a_tiny_bound_is_not_informative(tmp_path):
+    """The bound cannot rise where the rank rises (a direction is added): its drops there are
+    described, not evidence. A bound above 0 everywhere but at 6 % of the squared error fails."""
+    path = run_files(tmp_path)
+    m = pd.read_parquet(path / "metrics.parquet")
+    m["eps_bound"] = 0.06 * m["error_sq"]
+    m.to_parquet(path / "metrics.parquet")
+    manifest.seal(path)
+    v, frame = verdicts(make_config(("A3",)), tmp_path)
+    a3 = frame[frame["claim"] == "A3"]
+    assert v["A3"] == "FAIL" and list(a3[a3["role"] == "test"]["value"]) == [0.0]
+    drops = a3[a3["metric"].str.contains("drop rate of the square root")].iloc[0]
+    assert drops["role"] == "description" and drops["verdict"] == "INFO"
+    positive = a3[a3["metric"].str.startswith("share of checkpoints where the bound is above 0")].iloc[0]
+    assert positive["role"] == "description" and positive["value"] == 1.0
+
+
+def test_cells_are_judged_apart_and_one_cell_never_carries_another(tmp_path):
+    """Two variants: a staircase and a steady rise. Pooled, the staircase's seeds would carry the
+    Fisher p; per cell, the steady cell fails A1 and so does the experiment."""
+    config = make_config(("A1", "A2"), **{"model.activation": ["tanh", "relu"]})
+    run_files(tmp_path, BURSTS, variant="activation-tanh")
+    run_files(tmp_path, STEADY, variant="activation-relu")
+    v, frame = verdicts(config, tmp_path)
+    a1 = rows(frame, "A1")
+    assert v["A1"] == "FAIL"
+    assert set(a1["metric"].str.extract(r"^cell ([\w-]+):")[0]) == {"activation-tanh", "activation-relu"}
+    by_cell = dict(zip(a1["metric"].str.split(":").str[0], a1["verdict"]))
+    assert by_cell["cell activation-relu"] == "FAIL" and (a1["n"] == 3).all()
 
 
 def test_a_bound_violation_is_an_error_not_a_failure(tmp_path):

@@ -106,3 +106,13 @@ def test_no_full_scale_job_is_projected_above_four_hours():
     assert projection.lowrank_s == pytest.approx(whole.lowrank_s, rel=1e-9)
     # and unsplit, the study alone is the longest job, far above four hours: what the split removes
     assert cost.job_seconds(whole).max() > 4 * FOUR_HOURS
+
+
+def test_a_part_outside_the_grid_is_one_line_before_any_training(tmp_path, capsys):
+    from staircase import cli
+
+    argv = ["collapse", "--config", str(TINY), "--study", "grid", "--part", "10", "--out", str(tmp_path / "p")]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--part 10: study grid has 10 lambda x noise cells: give 0 to 9" in err
+    assert not (tmp_path / "p").exists()

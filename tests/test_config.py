@@ -563,11 +563,12 @@ def test_the_loader_refuses_what_yaml_would_misread_in_one_line(case):
 
 
 def test_the_loader_reads_plain_yaml_as_before_and_shares_no_block():
-    text = "a: &x {b: [1, 2]}\nc: *x\nd: 0\ne: '0150'\nf: true\ng: 1.0e-3\nh: 12\n"
+    text = "a: &x {b: [1, 2]}\nc: *x\nd: 0\ne: '0150'\nf: true\ng: 1.0e-3\nh: 12\ni: {<<: *x, j: 1}\n"
     value = loader.load_text(text, "f.yaml")
     assert value == yaml.safe_load(text)
     value["a"]["b"].append(3)
     assert value["c"] == {"b": [1, 2]}  # an alias is a copy
+    assert value["i"] == {"b": [1, 2], "j": 1}  # a merge key (`<<: *x`) is YAML's, not a duplicate
     assert loader.load_file(REPO / "config.yaml") == yaml.safe_load((REPO / "config.yaml").read_text())
 
 

@@ -73,7 +73,7 @@ def test_configuration_reference_names_every_key_of_the_schema():
     page = hooks().config_reference()
     named = set(re.findall(r"^\| `(?:[\w.]+\.)?(\w+)`", page, re.M))
     assert schema_keys(schema, set()) - named == set()
-    assert "| `job_memory_gb` | `auto` or number (> 0) | `auto` |" in page
+    assert "| `job_memory_gb` | `auto` or number (> 0, ≤ 1000000000.0) | `auto` |" in page
 
 
 def test_cli_reference_is_the_parser_help():

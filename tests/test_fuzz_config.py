@@ -345,7 +345,6 @@ def test_every_mutation_is_rejected_cleanly_or_trains(tmp_path, capsys):
 SAMPLE = [
     "yaml: alias bomb",
     "yaml: a template",
-    "experiment named 7 (not a string)",
     "experiments.fit1d.train.lr: nan",
     "defaults experiments.defaults.model.width: float",
     "variant named '..'",

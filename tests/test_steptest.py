@@ -128,9 +128,11 @@ def loss_pair(coupled: bool, seed: int = 0):
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_a_loss_that_drops_when_the_rank_rises_passes(seed):
-    ranks, log_loss = loss_pair(True, seed)
-    res = steptest.coupling_test(STEPS, ranks, log_loss, n_null=400, seed=seed)
-    assert res.p_value <= 0.05 and res.statistic > 0.7 and res.n_rises >= 5
+    # rises spread over the run (A2's own families: tests/test_coupling.py); bursts at the very
+    # start or end of the rank's active period have short windows and less power (docs/claims.md, A2)
+    ranks, loss, _ = synthetic.lagged_coupling(STEPS, np.random.default_rng(seed), lag=0)
+    res = steptest.coupling_test(STEPS, ranks, np.log(loss), n_null=400, seed=seed)
+    assert res.p_value <= 0.05 and res.statistic > 0.7 and res.n_rises >= 4
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -152,3 +154,73 @@ def test_fisher_combination():
     assert steptest.fisher([0.01, 0.01, 0.01]) < 0.001
     assert steptest.fisher([0.5, 0.9, np.nan]) > 0.5
     assert np.isnan(steptest.fisher([np.nan]))
+
+
+# ---- A1: bursts, excursions, a fit that stays sane ------------------------------------------------
+def regular_stairs(k: int = 8, hold: float = 3.0, gap: float = 0.5) -> np.ndarray:
+    """A shift that moves REGULAR (gap 0.5 decades) by one gap in each of k equal linear bursts,
+    still for ``hold`` times a burst's length in between: one eigenvalue crosses eps per stair."""
+    u = STEPS / STEPS[-1]
+    motion = 1 / (k * (1 + hold) + hold)
+    starts = hold * motion + np.arange(k) * (1 + hold) * motion
+    return gap * np.clip((u[:, None] - starts[None, :]) / motion, 0, 1).sum(axis=1)
+
+
+def test_burst_share_is_the_time_fraction_for_a_steady_motion_and_near_one_for_bursts():
+    t = np.arange(101.0)
+    assert steptest.burst_share(t, t)[0] == pytest.approx(steptest.BURST_FRACTION)
+    assert steptest.burst_share(t, np.repeat([0.0, 1, 2, 3], [25, 25, 25, 26]))[0] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_regular_one_eigenvalue_stairs_pass_by_their_bursts(seed):
+    """Equal holds (3x the motion): no stall longer than its neighbours, so the stall prominence
+    cannot see them; the spectrum's stillness between short bursts can."""
+    sp = spectra(regular_stairs(), seed=seed, noise=0.01)
+    res = steptest.staircase_test(STEPS, sp, 10**-4.25, n_null=200, seed=seed)
+    assert res.rank_rise >= 7 and res.burst_p <= 0.025 and res.burst_contrast >= MIN_RATIO
+    assert res.p_value == min(1.0, 2 * min(res.stall_p, res.burst_p))  # Bonferroni, fixed beforehand
+    passes, _, _ = steptest.staircase_verdict([res], 0.05, MIN_RATIO)
+    assert passes
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_same_spectrum_moving_steadily_does_not_pass_by_its_bursts(seed):
+    sp = spectra(4.0 * STEPS / STEPS[-1], seed=seed, noise=0.01)
+    res = steptest.staircase_test(STEPS, sp, 10**-4.25, n_null=200, seed=seed)
+    assert res.rank_rise >= 7 and not steptest.staircase_verdict([res], 0.05, MIN_RATIO)[0]
+
+
+def test_excursions_are_masked_and_counted_and_bursts_are_not():
+    sp = spectra(LINEAR, seed=1)
+    sp[40:43] *= 10.0**1.5  # the whole spectrum 1.5 decades up for 3 measurements, then back
+    sp[120:122] /= 10.0**0.8  # and 0.8 down for 2
+    keep, count = steptest.excursions(sp)
+    assert count == 2 and np.flatnonzero(~keep).tolist() == [40, 41, 42, 120, 121]
+    assert steptest.excursions(spectra(BURSTS, seed=1)) == (pytest.approx(np.ones(len(STEPS), bool)), 0)
+    res = steptest.staircase_test(STEPS, sp, 1e-3, n_null=100, seed=1)
+    assert res.excursions == 2 and len(res.steps) == len(STEPS) - 5
+    assert not steptest.staircase_verdict([res], 0.05, MIN_RATIO)[0]
+
+
+def test_one_phase_fit_stays_finite_and_sane_when_the_solver_returns_garbage(monkeypatch):
+    """Regression (issue 23, item 9): NNLS on a +1 and a -1 intercept column once returned a curve
+    of -2.5e10 on a clean five-burst staircase, and the null simulation then asked for 183 GiB. The
+    fit now has one intercept column, and a solver answer that is absurd is never taken: here every
+    other candidate's answer is garbage of that size with a perfect residual."""
+    shift = synthetic.bursts(STEPS, [0.1, 0.3, 0.5, 0.7, 0.85], [1.5] * 5)
+    levels = np.round(steptest.spectral_progress(spectra(shift, noise=0), 1e-3))
+    real_nnls, calls = steptest.nnls, []
+
+    def flaky(a, b, **kw):
+        calls.append(1)
+        if len(calls) % 2:
+            return np.full(a.shape[1], 2.5e10) * np.where(np.arange(a.shape[1]) % 2, 1, -1), 0.0
+        return real_nnls(a, b, **kw)
+
+    monkeypatch.setattr(steptest, "nnls", flaky)
+    fit = steptest.one_phase_fit(STEPS, levels)
+    assert np.isfinite(fit).all() and levels.min() <= fit.min() and fit.max() <= levels.max()
+    assert (np.diff(fit) >= -1e-9).all() and np.sqrt(np.mean((fit - levels) ** 2)) < 2
+    res = steptest.levels_test(STEPS, levels, n_null=50)  # the null stays within the levels' range
+    assert res["p_value"] <= 1 and np.ptp(res["fit"]) <= np.ptp(levels)

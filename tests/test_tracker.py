@@ -26,6 +26,7 @@ from staircase.problems import make_task
 from staircase.records.writer import main_ranks
 from staircase.training import trainer as train
 from staircase.training.tracker import Schedule, sequential_head, sequential_layers
+from staircase.training.tracker_layers import resolve
 from staircase.workflow import config as cfgmod
 
 REPO = Path(__file__).resolve().parents[1]
@@ -95,7 +96,8 @@ def test_readme_example_runs_and_its_run_passes_the_audit(tmp_path, monkeypatch,
     info = json.loads((run / "run.json").read_text())
     assert set(json.loads((tmp_path / "trainer/run.json").read_text())) <= set(info)
     assert info["status"] == {"0": "ok", "1": "ok"} and info["measurements"] == len(steps)
-    assert info["config"]["model"]["layers"] == ["1", "3"] and info["config"]["model"]["output_layer"] == "4"
+    assert info["config"]["model"]["layers"] == ["1 (Tanh)", "3 (Tanh)"]  # the module path, and what it is
+    assert info["config"]["model"]["output_layer"] == "4 (Linear)" and info["complete"] and info["stopped"] is None
     assert info["config"]["rank"]["main_eps"] == 1e-3 and info["config"]["tracker"]["points"] == 201
 
     # `staircase audit --runs`: verdicts computed on A1, A2, A3, A5 (not necessarily PASS); no self-check fails
@@ -250,7 +252,7 @@ def test_the_bound_needs_the_model_output_to_be_the_output_layers(tmp_path):
     with pytest.raises(ValueError, match="not output_layer's output"):
         tracker.measure(5, 0.1)
     net.scale = 1.0
-    tracker.layers = [[net.act2, net.act1]]  # head reads act2's output, not the last tracked layer's
+    tracker.layers = [resolve(net, [net.act2, net.act1])]  # head reads act2's output, not the last tracked layer's
     with pytest.raises(ValueError, match="does not read the last tracked layer"):
         tracker.measure(6, 0.1)
 
@@ -280,8 +282,9 @@ def test_defaults_and_errors():
     assert sequential_layers(net) == [net[1], net[3], net[5]] and sequential_head(net) is net[6]
     with pytest.raises(ValueError, match="not an nn.Sequential"):
         Tracker(Net(), np.zeros((3, 2)))
-    with pytest.raises(ValueError, match="output layer"):
-        Tracker(Net(), np.zeros((3, 2)), layers=[Net().act1], target=np.zeros(3))
+    net2 = Net()
+    with pytest.warns(UserWarning, match="bound left out: no output layer known"):
+        Tracker(net2, np.zeros((3, 2)), layers=[net2.act1], target=np.zeros(3), progress=False)
     with pytest.raises(ValueError, match="2 weights for 3 points"):
         Tracker(net, np.zeros(3), np.ones(2))
     with pytest.raises(ValueError, match="layers for 1 model"):
@@ -370,3 +373,260 @@ def test_cuda_tracker_matches_cpu(tmp_path):
         assert np.isfinite(tracker.rec.scalars["eps_bound"][0]).all()
     big = spectra["cpu"] > 1e-6
     np.testing.assert_allclose(spectra["cuda"][big], spectra["cpu"][big], rtol=1e-4)
+
+
+# ---- models that are not an nn.Sequential (issue 24) ---------------------------------------------
+class Residual(nn.Module):
+    """A residual block with a functional activation (torch.tanh in forward), then the output layer."""
+
+    def __init__(self, width=10, seed=0):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.inp, self.mid, self.head = nn.Linear(1, width), nn.Linear(width, width), nn.Linear(width, 1)
+
+    def forward(self, x):
+        h = torch.tanh(self.inp(x))
+        return self.head(h + torch.tanh(self.mid(h)))
+
+
+def residual_features(net, x):
+    """Residual's hidden features, computed as its forward does: the documented recipe."""
+    h = torch.tanh(net.inp(x))
+    return {"h": h, "block": h + torch.tanh(net.mid(h))}
+
+
+class SharedAct(nn.Module):
+    """One activation module used by both hidden layers."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.l1, self.l2, self.head, self.act = nn.Linear(1, 8), nn.Linear(8, 8), nn.Linear(8, 1), nn.Tanh()
+
+    def forward(self, x):
+        return self.head(self.act(self.l2(self.act(self.l1(x)))))
+
+
+class Blocks(nn.Module):
+    """Residual blocks in a ModuleList, tracked as whole blocks."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.inp = nn.Linear(1, 8)
+        self.blocks = nn.ModuleList(nn.Sequential(nn.Linear(8, 8), nn.Tanh()) for _ in range(2))
+        self.head = nn.Linear(8, 1)
+
+    def forward(self, x):
+        h = torch.tanh(self.inp(x))
+        for block in self.blocks:
+            h = h + block(h)
+        return self.head(h)
+
+
+def gram_spectrum(features: torch.Tensor, w: np.ndarray) -> np.ndarray:
+    """The sorted Gram spectrum of (N, n) features, computed here by hand, in float64."""
+    phi = features.detach().double().numpy()
+    return np.sort(np.linalg.eigvalsh(phi.T @ (w[:, None] * phi)))[::-1]
+
+
+def test_a_residual_model_with_a_functional_activation_is_tracked_with_its_bound(tmp_path, one_thread):
+    x, w = quadrature.trapezoid_1d(-1.0, 1.0, 41)
+    xt = torch.tensor(x, dtype=torch.float32)[:, None]
+    net = Residual()
+    out = tmp_path / "runs/res/base"
+    with Tracker(net, x, w, layers=residual_features, output_layer=net.head, target=np.sin(3 * x), out=out) as tr:
+        tr.step(0, 0.5)
+    info = json.loads((out / "run.json").read_text())
+    assert info["config"]["model"]["layers"] == ["h", "block"] and info["complete"] and info["bound_note"] is None
+    with torch.no_grad():
+        expected = residual_features(net, xt)
+    for layer, name in enumerate(("h", "block")):
+        np.testing.assert_allclose(tr.rec.spectra[0][layer][0], gram_spectrum(expected[name], w), rtol=1e-5, atol=1e-9)
+    m = pd.read_parquet(out / "metrics.parquet")
+    assert m["eps_bound"].notna().all() and (m["eps_bound"] <= m["error_sq"]).all() and m["rel_l2"].notna().all()
+
+
+def test_a_residual_sum_after_the_last_tracked_module_leaves_the_bound_out_with_a_note(tmp_path, one_thread):
+    x, w = quadrature.trapezoid_1d(-1.0, 1.0, 41)
+    nets = [Blocks() for _ in range(2)]
+    for i, net in enumerate(nets):
+        torch.manual_seed(i)
+        net.head.reset_parameters()
+    out = tmp_path / "runs/blocks/act"
+    layers = [[net.blocks[0][1], net.blocks[1][1]] for net in nets]  # the Tanh modules: head reads h + tanh(...)
+    with pytest.warns(UserWarning, match="does not read the last tracked layer"):
+        with Tracker(
+            nets, x, w, layers=layers, target=np.sin(3 * x), output_layer=[n.head for n in nets], out=out
+        ) as tr:
+            for step in range(6):
+                tr.step(step, [0.1, 0.1])
+    info = json.loads((out / "run.json").read_text())
+    assert "bound left out" in info["bound_note"] and info["complete"]
+    m = pd.read_parquet(out / "metrics.parquet")
+    assert m["eps_bound"].isna().all() and m["rel_l2"].notna().all()  # the error is known, the bound is not
+    assert "A3" not in audit.run_claims(audit.load_given_runs([out]))
+    res = subprocess.run(
+        [sys.executable, "-m", "staircase", "audit", "--runs", out, "--set", "analysis.null_samples=50"],
+        capture_output=True,
+        text=True,
+    )
+    assert res.returncode == 0 and "bound left out" in res.stdout, res.stderr
+    assert "bound left out" in (out / "audit/claims.md").read_text()
+
+
+def test_layers_named_by_path_pattern_and_call(tmp_path, one_thread):
+    x = np.linspace(-1, 1, 21)
+    xt = torch.tensor(x, dtype=torch.float32)[:, None]
+    blocks = Blocks()
+    tracker = Tracker(blocks, x, layers="blocks.*", progress=False, out=tmp_path / "b")
+    assert tracker.layer_names == ["blocks.0", "blocks.1"]
+    with torch.no_grad():
+        h0 = torch.tanh(blocks.inp(xt))
+        h1 = h0 + blocks.blocks[0](h0)
+        torch.testing.assert_close(tracker.hidden(x)[1][0], blocks.blocks[1](h1))  # a block's own output
+    shared = SharedAct()
+    with pytest.raises(ValueError, match=r"'act' ran twice in one forward pass .*layers=\['act#0', 'act#1'"):
+        Tracker(shared, x, layers=["act"], progress=False).step(0)
+    tracker = Tracker(
+        shared, x, layers=["act#0", "act#1"], output_layer=shared.head, target=np.sin(3 * x), out=tmp_path / "s"
+    )
+    tracker.step(0)
+    with torch.no_grad():
+        a0 = torch.tanh(shared.l1(xt))
+        a1 = torch.tanh(shared.l2(a0))
+    w = np.full(21, 1 / 21)
+    np.testing.assert_allclose(tracker.rec.spectra[0][0][0], gram_spectrum(a0, w), rtol=1e-5, atol=1e-9)
+    np.testing.assert_allclose(tracker.rec.spectra[0][1][0], gram_spectrum(a1, w), rtol=1e-5, atol=1e-9)
+    assert tracker.bound_note is None and np.isfinite(tracker.rec.scalars["eps_bound"][0]).all()
+    with pytest.raises(ValueError, match="has no module 'blocks.9'"):
+        Tracker(blocks, x, layers=["blocks.9"])
+    with pytest.raises(ValueError, match="matches no module path"):
+        Tracker(blocks, x, layers="nothing.*")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (dict(eps=1e-3), r"eps=0.001 is one number: eps is a list \(eps=\[0.001\]\)"),
+        (dict(eps="small"), "eps='small': expected a list of positive numbers"),
+        (dict(schedule=0.5), r"schedule=0.5: give None .* an int k \(every k steps\)"),
+        (dict(schedule={"every": 5}), r"schedule has unknown key\(s\) \['every'\]"),
+        (dict(main_eps=[1e-3]), r"main_eps=\[0.001\]: one positive number"),
+        (dict(layers=nn.Tanh()), "is not a module of the model|give a list of modules"),
+    ],
+)
+def test_argument_errors_are_one_line(kwargs, message):
+    with pytest.raises(ValueError, match=message) as err:
+        Tracker(sequential(), np.zeros(3), progress=False, **kwargs)
+    assert "\n" not in str(err.value)
+
+
+# ---- crash safety ------------------------------------------------------------------------------
+def test_an_exception_inside_with_leaves_a_readable_incomplete_run_the_audit_notes(tmp_path, one_thread):
+    x, w = quadrature.trapezoid_1d(-1.0, 1.0, 41)
+    nets = [sequential(seed=s) for s in (0, 1)]
+    out = tmp_path / "runs/crash/base"
+    with pytest.raises(KeyboardInterrupt):  # Ctrl-C in the loop
+        with Tracker(nets, x, w, schedule=2, out=out, progress=False, save_every_s=3600) as tracker:
+            for step in range(41):
+                tracker.step(step, [1 / (step + 1)] * 2)
+                if step == 30:
+                    raise KeyboardInterrupt
+    info = json.loads((out / "run.json").read_text())
+    assert info["complete"] is False and info["stopped"] == "interrupted by KeyboardInterrupt after step 30"
+    m = pd.read_parquet(out / "metrics.parquet")
+    assert sorted(m["step"].unique()) == list(range(0, 31, 2))  # all 16 measurements, none lost
+    res = subprocess.run(
+        [sys.executable, "-m", "staircase", "audit", "--runs", out, "--set", "analysis.null_samples=50"],
+        capture_output=True,
+        text=True,
+    )
+    assert res.returncode == 0, res.stderr
+    assert "is incomplete (interrupted by KeyboardInterrupt after step 30)" in res.stdout
+    claims_md = (out / "audit/claims.md").read_text()
+    assert "is incomplete" in claims_md
+    assert "scale **" not in claims_md and "../figures" not in claims_md  # a tracker's run has neither
+    assert set(pd.read_csv(out / "audit/claims.csv")["claim"]) == {"A1", "A2", "A5"}
+
+
+def test_measurements_reach_the_disk_within_the_interval(tmp_path, one_thread):
+    out = tmp_path / "runs/live/base"
+    tracker = Tracker(sequential(), np.linspace(-1, 1, 21), schedule=1, out=out, progress=False, save_every_s=0)
+    for step in range(3):
+        tracker.step(step, 0.1)
+        on_disk = pd.read_parquet(out / "metrics.parquet")
+        assert list(on_disk["step"]) == list(range(step + 1))  # every measurement, at once
+    assert json.loads((out / "run.json").read_text())["complete"] is False
+    slow = Tracker(sequential(), np.linspace(-1, 1, 21), schedule=1, out=tmp_path / "slow", progress=False)
+    for step in range(3):
+        slow.step(step, 0.1)
+    assert list(pd.read_parquet(tmp_path / "slow/metrics.parquet")["step"]) == [0]  # the first, then every 5 s
+    tracker.close(), slow.close()
+    assert json.loads((out / "run.json").read_text())["complete"] is True
+
+
+SCRIPT = """
+import numpy as np
+from torch import nn
+from staircase import Tracker
+net = nn.Sequential(nn.Linear(1, 6), nn.Tanh(), nn.Linear(6, 6), nn.Tanh(), nn.Linear(6, 1))
+tracker = Tracker(net, np.linspace(-1, 1, 11), schedule=1, out="run/mine/base", save_every_s=3600)
+for step in range(5):
+    tracker.step(step, 0.5)
+# no close(): the interpreter's exit writes the run
+"""
+
+
+def test_a_forgotten_close_still_writes_the_run_with_the_scripts_own_commit(tmp_path):
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(tmp_path)]
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    (tmp_path / "train.py").write_text(SCRIPT)
+    subprocess.run([*git, "add", "train.py"], check=True)
+    subprocess.run([*git, "commit", "-qm", "the user's script"], check=True)
+    commit = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    res = subprocess.run([sys.executable, "train.py"], cwd=tmp_path, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert "mine/base" in res.stderr and "5/" not in res.stderr  # the progress line, without a total
+    info = json.loads((tmp_path / "run/mine/base/run.json").read_text())
+    assert info["complete"] is False and info["stopped"] == "the script ended without close() after step 4"
+    assert info["git_commit"] == commit and info["git_dirty"] is False and info["script"].endswith("train.py")
+    assert info["package_git_commit"] != commit
+    assert len(pd.read_parquet(tmp_path / "run/mine/base/metrics.parquet")) == 5
+
+
+def test_a_rerun_into_the_same_folder_leaves_no_stale_audit(tmp_path, one_thread):
+    out = tmp_path / "runs/again/base"
+    for _ in range(2):
+        tracker = Tracker([sequential(seed=s) for s in (0, 1)], np.linspace(-1, 1, 21), schedule=1, out=out)
+        assert not (out / "audit").exists()
+        for step in range(4):
+            tracker.step(step, [0.1, 0.1])
+        tracker.close()
+        audit.run_audit({}, out, out / "audit", runs=[str(out)])
+        assert (out / "audit/claims.csv").exists()
+
+
+def test_the_progress_line_shows_step_loss_and_rank(tmp_path, capsys):
+    tracker = Tracker(sequential(), np.linspace(-1, 1, 21), schedule=1, out=tmp_path / "p", total_steps=3)
+    for step in range(4):
+        tracker.step(step, 0.25)
+    tracker.close()
+    err = capsys.readouterr().err
+    assert "/p: " in err and "3/3" in err and "loss=0.25" in err and "eps_rank=" in err
+    quiet = Tracker(sequential(), np.linspace(-1, 1, 21), out=tmp_path / "q", progress=False)
+    quiet.step(0, 0.25)
+    quiet.close()
+    assert capsys.readouterr().err == ""
+
+
+def test_the_tracker_pages_residual_example_runs_as_documented(tmp_path, monkeypatch, one_thread):
+    """docs/tracker.md's own code block (the README's example is included there, and tested above)."""
+    monkeypatch.chdir(tmp_path)
+    blocks = re.findall(r"```python\n(.*?)```", (REPO / "docs/tracker.md").read_text(), re.S)
+    assert len(blocks) == 1
+    exec(compile(blocks[0], "docs/tracker.md", "exec"), {})
+    info = json.loads((tmp_path / "results/runs/res/base/run.json").read_text())
+    assert info["complete"] and info["bound_note"] is None and info["config"]["model"]["layers"] == ["h", "block"]
+    metrics = pd.read_parquet(tmp_path / "results/runs/res/base/metrics.parquet")
+    assert metrics["eps_bound"].notna().all() and (metrics["eps_bound"] <= metrics["error_sq"]).all()

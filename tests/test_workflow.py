@@ -121,6 +121,8 @@ def test_tiny_end_to_end(tiny_run):
     assert re.search(
         r"claims audit: \d+ passed, \d+ failed, \d+ inconclusive", (tiny_run / "snakemake.out").read_text()
     )
+    # the report hint carries the run's own options: the report describes this results root
+    assert f"report: snakemake --report report.html --configfile {TINY}\n" in (tiny_run / "snakemake.out").read_text()
     claims = pd.read_csv(tiny_run / "results/small/audit/claims.csv")
     assert {"claim", "experiment", "metric", "role", "value", "p_value", "margin", "null", "verdict"} <= set(
         claims.columns

@@ -4,7 +4,7 @@ fails).
 
 The workflow calls these; a user can too, to run one job by hand::
 
-    staircase variants config.yaml                       # experiments and their variants
+    staircase variants --config config.yaml              # experiments and their variants
     staircase train --config config.yaml --experiment fit1d --out /tmp/fit1d
     staircase audit --strict                             # verdicts from results/small (exit 1 unless all PASS)
     staircase audit --runs results/runs/my_model/base    # verdicts on a run of your own model (staircase.Tracker)
@@ -32,9 +32,11 @@ from staircase.cli_lowrank import add_commands
 from staircase.errors import UnreadableResult
 from staircase.records.provenance import AlreadyRunning, write_json
 from staircase.training.trainer import choose_device
+from staircase.version import __version__
 from staircase.workflow import config as cfgmod
-from staircase.workflow import loader, lowrank_settings
+from staircase.workflow import loader
 from staircase.workflow.notebooks import failure_message
+from staircase.workflow.overrides import SET_HELP, apply_override
 
 # A command loads the code it runs, when it runs (``_load``), not every command's: a training job is
 # one `staircase train` process, and importing the audit, the calibration and the benchmarks with
@@ -60,59 +62,31 @@ def _load(command: str):
 SCHEMA = cfgmod.SCHEMA_PATH
 
 
-SET_HELP = (
-    "override a setting, validated like the file: a top-level key (scale=full), a dotted path into the config "
-    "(experiments.fit1d.train.steps=300, audit.alpha=0.01); with --experiment, a path into that experiment "
-    "(train.steps=300); the value is YAML; repeatable"
-)
-EXPERIMENT_SECTIONS = ("task", "model", "train", "rank", "log", "seeds", "sweep", "variants", "full", "claims")
-
-
-def _yaml_value(item: str, value: str):
-    """The VALUE of a --set ``item`` (KEY=VALUE), read as YAML."""
-    return loader.load_text(value, f"--set {item}", lines=False)
-
-
-def apply_override(config: dict, item: str, experiment: str | None = None) -> None:
-    """One --set KEY=VALUE into ``config``: KEY is a top-level key or a dotted path; with an
-    ``experiment``, a path that starts with one of an experiment's sections goes into it. Only the
-    last part of the path may be new (a new key is then checked by the schema like any other)."""
-    key, eq, value = item.partition("=")
-    if not eq or not key or any(not part for part in key.split(".")):
-        raise cfgmod.ConfigError(f"--set {item}: expected KEY=VALUE, KEY a setting or a dotted path to one")
-    parsed = _yaml_value(item, value)
-    path = key.split(".")
-    if experiment and path[0] in EXPERIMENT_SECTIONS:
-        path = ["experiments", experiment, *path]
-    node = config
-    schema = cfgmod.load_schema() or {"properties": {}}
-    for depth, part in enumerate(path[:-1]):
-        if depth == 0 and part not in node and schema["properties"].get(part, {}).get("type") == "object":
-            node[part] = {}  # a section the file leaves out (analysis:, audit:) takes the schema's defaults
-        if part not in node and _is_entry(path[:depth]):
-            node[part] = {}  # a section an experiment or study leaves to its `defaults:`
-        if not isinstance(node.get(part), dict):
-            where = ".".join(path[: depth + 1])
-            hint = ""
-            if depth == 1 and part in (node.get("defaults") or {}):  # the spelling before `defaults:`
-                hint = f"; settings its entries share go under {path[0]}.defaults.{'.'.join(path[1:])}"
-            raise cfgmod.ConfigError(f"--set {item}: {where} is not a section of the config{hint}")
-        node = node[part]
-    node[path[-1]] = parsed
-
-
-def _is_entry(path: list[str]) -> bool:
-    """Whether ``path`` names one experiment (experiments.<name>) or one study of papers B and C
-    (<family>.studies.<name>): an entry whose sections may be left to its section's ``defaults:``."""
-    if len(path) == 2 and path[0] == "experiments":
-        return path[1] != "defaults"
-    return len(path) == 3 and path[0] in lowrank_settings.FAMILIES and path[1] == "studies"
+# every command's --help ends with one example of it (test_cli checks that each has one)
+EXAMPLES = {
+    "train": "staircase train --config config.yaml --experiment fit1d --set train.lr=1e-3 --out /tmp/fit1d",
+    "audit": "staircase audit --runs results/runs/my_model/base --set audit.alpha=0.1",
+    "calibrate": "staircase calibrate --config .test/config/config.yaml --size 50 --out /tmp/calibration",
+    "compare": "staircase compare results/small-lr5e-3 results/small-lr2e-2 results/small --labels lr5e-3 lr2e-2 base",
+    "registry": "staircase registry --results-table results/small/audit/claims.csv",
+    "bench": "staircase bench --only fit --steps 200 --out /tmp/bench",
+    "rank-points": "staircase rank-points --experiment fit1d --candidates 51,101,201",
+    "variants": "staircase variants --config config.yaml --set scale=full",
+    "check-config": "staircase check-config --config .test/config/config.yaml --set experiments.fit1d.train.lr=1e-3",
+    "cost": "staircase cost --set scale=full --cores 16",
+    "notebook-failure": "staircase notebook-failure results/small/notebooks/layers_fit1d.ipynb",
+    "collapse": "staircase collapse --config config.yaml --study digits_lambda --out /tmp/collapse",
+    "collapse-merge": "staircase collapse-merge --config config.yaml --study gauss_noise --parts /tmp/g/parts/0 "
+    "/tmp/g/parts/1 /tmp/g/parts/2 /tmp/g/parts/3 /tmp/g/parts/4 --out /tmp/g",
+    "align": "staircase align --config config.yaml --study digits01_ngd --out /tmp/align",
+    "lowrank-studies": "staircase lowrank-studies --config config.yaml",
+}
 
 
 def _load_config(path: str, overrides: list[str], experiment: str | None = None) -> dict:
-    """config.yaml with --set overrides (:func:`apply_override`), validated (and defaults filled)
-    exactly as the workflow does it: Snakemake's validate against the same schema, then
-    config.check. Anything wrong with it is a ConfigError (one line)."""
+    """config.yaml with --set overrides (:func:`staircase.workflow.overrides.apply_override`),
+    validated (and defaults filled) exactly as the workflow does it: Snakemake's validate against
+    the same schema, then config.check. Anything wrong with it is a ConfigError (one line)."""
     from snakemake.utils import validate  # heavy (snakemake's whole engine); only a config file needs it
 
     config = loader.load_config_file(path)  # strict: duplicate keys, YAML 1.1 surprises, alias bombs
@@ -215,8 +189,16 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _config_path(args) -> str:
+    """--config, or the positional CONFIG of the commands that took one before --config."""
+    given = getattr(args, "config_file", None)
+    if given and args.config not in (given, "config.yaml"):
+        raise cfgmod.ConfigError(f"two configs given ({given} and --config {args.config}); give one")
+    return given or args.config
+
+
 def cmd_variants(args) -> int:
-    config = _load_config(args.config, args.set)
+    config = _load_config(_config_path(args), args.set)
     for name in cfgmod.enabled_experiments(config):
         for vname, cfg in cfgmod.variants(config, name).items():
             print(f"{name}\t{vname}\tseeds={cfg['seeds']}")
@@ -245,22 +227,24 @@ def cmd_cost(args) -> int:
 
 
 def cmd_check_config(args) -> int:
-    _load_config(args.config, args.set)
-    print(f"{args.config}: ok")
+    path = _config_path(args)
+    _load_config(path, args.set)
+    print(f"{path}: ok")
     return 0
 
 
 def _settings_only(overrides: list[str]) -> dict:
-    """The ``audit:`` and ``analysis:`` sections from ``--set`` alone, checked against the schema
-    (``staircase audit --runs`` without ``--config``: the schema's defaults fill the rest)."""
+    """The ``audit:`` and ``analysis:`` sections from ``--set`` alone (whole sections or dotted paths
+    into them), checked against the schema (``staircase audit --runs`` without ``--config``: the
+    schema's defaults fill the rest)."""
     config: dict = {}
     for item in overrides:
-        key, eq, value = item.partition("=")
-        if not eq:
-            raise cfgmod.ConfigError(f"--set {item}: expected KEY=VALUE")
-        if key not in ("audit", "analysis"):
-            raise cfgmod.ConfigError(f"--set {key}: with --runs and no --config only audit= and analysis= apply")
-        config[key] = _yaml_value(item, value)
+        if item.partition("=")[0].split(".")[0] not in ("audit", "analysis"):
+            raise cfgmod.ConfigError(
+                f"--set {item}: with --runs and no --config only audit and analysis settings apply "
+                "(audit.alpha=0.1, analysis.loss_window=5)"
+            )
+        apply_override(config, item)
     cfgmod.check_values(config)
     schema = cfgmod.load_schema()
     if schema is not None:
@@ -291,7 +275,11 @@ def cmd_audit(args) -> int:
         out = Path(args.out or Path(results) / "audit")
         writable_folder("--out", str(out))
         frame = audit.run_audit(config, results, out)
+        if coverage := audit.coverage_line(config, results):
+            print(coverage)
     print(audit.summary_line(frame))
+    for note in audit.given_run_notes(args.runs) if args.runs else []:
+        print(f"note: {note}")
     print(f"details: {out / 'claims.md'}")
     if args.strict:
         return strict_status(audit.overall(frame), [] if args.runs else configured_claims(config), audit.PASS)
@@ -318,7 +306,7 @@ def strict_status(overall: pd.DataFrame, configured, passed: str) -> int:
 def cmd_calibrate(args) -> int:
     calibration = _load("calibrate")
     config = json.loads(args.config_json) if args.config_json else _load_config(args.config, args.set)
-    size = args.size or (config.get("analysis") or {}).get("calibration_draws", 400)
+    size = args.size or (config.get("analysis") or {}).get("calibration_draws", 150)
     out = Path(args.out or Path(cfgmod.results_root(config)) / "calibration")
     writable_folder("--out", str(out))
     table = calibration.run(config, out, size=size, n_null=args.null_samples)
@@ -329,14 +317,14 @@ def cmd_calibrate(args) -> int:
 
 def cmd_compare(args) -> int:
     compare = _load("compare")
-    labels = tuple(args.labels)
     writable_folder("--out", args.out)
     try:
-        result = compare.compare(args.a, args.b, args.out, labels=labels)
+        result = compare.compare(args.roots, args.out, labels=args.labels)
     except compare.CompareError as err:
         raise cfgmod.ConfigError(str(err)) from None
-    print(compare.report(result, labels))
-    print(f"details: {Path(args.out) / 'verdicts.csv'}, {Path(args.out) / 'statistics.csv'}")
+    print(compare.report(result))
+    files = ", ".join(str(Path(args.out) / f"{name}.csv") for name in ("configs", "verdicts", "statistics"))
+    print(f"details: {files}")
     return 0
 
 
@@ -402,6 +390,10 @@ def _add_set(p, text: str = SET_HELP) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=text)
 
 
+def _add_config(p, text: str = "the configuration file (default: config.yaml)", default="config.yaml") -> None:
+    p.add_argument("--config", default=default, metavar="CONFIG", help=text)
+
+
 def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train every seed of one experiment variant")
     p.add_argument("--run-config", help="resolved run config as JSON, or @file")
@@ -417,7 +409,7 @@ def _add_train(sub) -> None:
         help="write the job's output to this file, opened only once the job holds its lock (a duplicate "
         "of a running job stops without touching the running job's log); problems found before are printed",
     )
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress line")
     p.set_defaults(func=cmd_train)
 
 
@@ -448,12 +440,14 @@ def _add_audit(sub) -> None:
 
 def _add_calibrate(sub) -> None:
     p = sub.add_parser("calibrate", help="false-positive rate and power of the A1/A2 tests on synthetic ensembles")
-    p.add_argument("--config", default="config.yaml", help="its schedules and analysis settings are used")
+    _add_config(p, "the configuration file, whose schedules and analysis settings are used (default: config.yaml)")
     p.add_argument("--config-json", help="the validated config as JSON (used by the workflow)")
     _add_set(p)
     p.add_argument("--out", help="where to write summary.csv, a1.csv, a2.csv (default: <results root>/calibration)")
     p.add_argument(
-        "--size", type=int, help="draws per ensemble, null and alternative each (default: analysis.calibration_draws)"
+        "--size",
+        type=int,
+        help="draws per null family, half as many per power family (default: analysis.calibration_draws)",
     )
     p.add_argument("--null-samples", type=int, default=200, help="null simulations per test")
     p.set_defaults(func=cmd_calibrate)
@@ -461,12 +455,23 @@ def _add_calibrate(sub) -> None:
 
 def _add_compare(sub) -> None:
     p = sub.add_parser(
-        "compare", help="two results (scales, commits, settings) side by side: verdicts, statistics, curves"
+        "compare",
+        help="two or more results (scales, commits, settings) side by side: settings, verdicts, statistics, curves",
     )
-    p.add_argument("a", help="a results root (holding audit/ and runs/), an audit folder, or a claims.csv")
-    p.add_argument("b", help="the other one")
-    p.add_argument("--out", default="results/compare", help="where to write verdicts.csv, statistics.csv, overlay.png")
-    p.add_argument("--labels", nargs=2, default=["A", "B"], metavar=("LABEL_A", "LABEL_B"), help="names of the sides")
+    p.add_argument(
+        "roots",
+        nargs="+",
+        metavar="ROOT",
+        help="results roots (holding audit/ and runs/), audit folders or claims.csv files; two or more",
+    )
+    p.add_argument(
+        "--out",
+        default="results/compare",
+        help="where to write configs.csv, verdicts.csv, statistics.csv, overlay.png (default: results/compare)",
+    )
+    p.add_argument(
+        "--labels", nargs="+", metavar="LABEL", help="one name per ROOT, any text but each its own (default: A B C ...)"
+    )
     p.set_defaults(func=cmd_compare)
 
 
@@ -480,9 +485,9 @@ def _add_registry(sub) -> None:
 
 def _add_bench(sub) -> None:
     p = sub.add_parser("bench", help="benchmarks against a naive loop, DeepXDE; ratios to results/bench")
-    p.add_argument("--config", default="config.yaml")
+    _add_config(p)
     _add_set(p)
-    p.add_argument("--out", default="results/bench")
+    p.add_argument("--out", default="results/bench", help="where to write the timings and ratios")
     p.add_argument("--experiment", default="fit1d", help="the fitting experiment of the fit comparison")
     p.add_argument(
         "--pde-experiment",
@@ -501,34 +506,36 @@ def _add_rank_points(sub) -> None:
         "rank-points",
         help="how many quadrature points the eps-ranks need: candidate rules against a fine reference in training",
     )
-    p.add_argument("--config", default="config.yaml")
+    _add_config(p)
     _add_set(p)
-    p.add_argument("--experiment", required=True)
+    p.add_argument("--experiment", required=True, help="the experiment whose quadrature is checked")
     p.add_argument("--variant", help="default: the experiment's first")
     p.add_argument("--steps", type=int, help="train this many steps instead of the experiment's")
     p.add_argument("--checkpoints", type=int, default=60, help="measurement steps compared (spread over the schedule)")
     p.add_argument("--candidates", help="comma-separated sizes (points, per dimension for grids)")
     p.add_argument("--family", choices=["trapezoid", "gauss", "monte_carlo", "qmc"], help="default: the task's own")
-    p.add_argument("--out", default="results/rank_points")
+    p.add_argument("--out", default="results/rank_points", help="where to write the table and its summary")
     p.set_defaults(func=cmd_rank_points)
 
 
 def _add_config_readers(sub) -> None:
-    """``variants`` and ``check-config``: both read one config file given by position."""
+    """``variants`` and ``check-config``: both read one config file, --config as every command (the
+    positional of earlier versions still works)."""
     for name, func, text in (
         ("variants", cmd_variants, "list enabled experiments and their variants"),
         ("check-config", cmd_check_config, "validate a config as the workflow does (schema and checks)"),
     ):
         p = sub.add_parser(name, help=text)
-        p.add_argument("config", help="the configuration file, e.g. config.yaml")
+        _add_config(p)
+        p.add_argument("config_file", nargs="?", metavar="CONFIG", help="the same as --config (kept for old scripts)")
         _add_set(p)
         p.set_defaults(func=func)
 
 
 def _add_cost(sub) -> None:
     p = sub.add_parser("cost", help="projected cost of a config from measured throughput (or record runs into it)")
-    p.add_argument("--config", default="config.yaml")
-    _add_set(p, "e.g. scale=full")
+    _add_config(p)
+    _add_set(p)
     p.add_argument("--notebooks", type=int, default=0, help="figure and table notebooks to count")
     p.add_argument("--cores", type=int, help="also say the wall time on this many cores (2 and 16 always)")
     p.add_argument("--table", default=None, help="the throughput table (default: staircase/workflow/throughput.csv)")
@@ -565,11 +572,22 @@ def parser() -> argparse.ArgumentParser:
         description="The staircase pipeline's commands: train one job, audit the claims, calibrate their tests, "
         "benchmark, check a config. The workflow (snakemake) calls them; README.md explains each.",
     )
+    top.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = top.add_subparsers(dest="command", required=True)
     for add in SUBCOMMANDS:
         add(sub)
     add_commands(sub, _load_config, read_run_config, check_job_start)
+    _describe(sub)
     return top
+
+
+def _describe(sub) -> None:
+    """Each command's --help: its own one-line summary on top, its example at the end."""
+    summaries = {action.dest: action.help for action in sub._choices_actions}
+    for name, command in sub.choices.items():
+        command.description = summaries[name]
+        command.epilog = f"example:\n  {EXAMPLES[name]}"
+        command.formatter_class = argparse.RawDescriptionHelpFormatter
 
 
 def main(argv=None) -> int:

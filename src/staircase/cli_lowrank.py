@@ -3,7 +3,7 @@
 
 The workflow passes a study's resolved config as JSON; by hand, name the study::
 
-    staircase lowrank-studies config.yaml
+    staircase lowrank-studies --config config.yaml
     staircase collapse --config config.yaml --study digits_lambda --out /tmp/collapse
     staircase align --config config.yaml --study digits01_ngd --out /tmp/align
 
@@ -21,6 +21,7 @@ import argparse
 from staircase.errors import ConfigError
 from staircase.training import alignment, collapse, collapse_parts
 from staircase.workflow import lowrank_settings as settings
+from staircase.workflow.overrides import SET_HELP
 
 COMMANDS = {"collapse": "rank_collapse", "align": "alignment"}
 
@@ -73,7 +74,7 @@ def add_commands(sub, load_config, read_run_config, check_job_start) -> None:
         return 0
 
     def list_studies(args) -> int:
-        config = load_config(args.config, args.set)
+        config = load_config(args.config_file or args.config, args.set)
         for family in settings.FAMILIES:
             tags = settings.claims_of(config, family)
             for name, cfg in settings.studies(config, family).items():
@@ -88,30 +89,25 @@ def add_commands(sub, load_config, read_run_config, check_job_start) -> None:
         p = sub.add_parser(name, help=text)
         p.add_argument("--run-config", help="resolved study config as JSON, or @file")
         p.add_argument("--config", help="config.yaml (with --study)")
-        p.add_argument("--study")
-        p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="top-level override")
+        p.add_argument("--study", help="the study of config.yaml to train (with --config)")
+        p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=SET_HELP)
         p.add_argument("--out", required=True, help="output folder")
         p.add_argument("--device", help="cpu, cuda or auto (overrides the config)")
-        p.add_argument("--no-progress", action="store_true")
+        p.add_argument("--no-progress", action="store_true", help="no progress line")
         if name == "collapse":
             p.add_argument("--part", type=int, help="train only lambda x noise cell K (0-based, all its seeds)")
         p.set_defaults(func=train)
     p = sub.add_parser("collapse-merge", help="paper B: join a study's parts (collapse --part K) into its files")
     p.add_argument("--run-config", help="resolved study config as JSON, or @file")
     p.add_argument("--config", help="config.yaml (with --study)")
-    p.add_argument("--study")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="top-level override")
+    p.add_argument("--study", help="the study of config.yaml to merge (with --config)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=SET_HELP)
     p.add_argument("--parts", nargs="+", required=True, help="the output folders of all its parts, in any order")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--device", help=argparse.SUPPRESS)
     p.set_defaults(func=merge)
     p = sub.add_parser("lowrank-studies", help="list the enabled studies of papers B and C")
-    p.add_argument("config")
-    p.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a setting (KEY=VALUE, dotted paths as in staircase train --help)",
-    )
+    p.add_argument("--config", default="config.yaml", metavar="CONFIG", help="the configuration file")
+    p.add_argument("config_file", nargs="?", metavar="CONFIG", help="the same as --config (kept for old scripts)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=SET_HELP)
     p.set_defaults(func=list_studies)

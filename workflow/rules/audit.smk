@@ -1,14 +1,11 @@
-import hashlib
-
-# The calibration depends on its settings only (calibration_config: the schedules, the analysis
-# settings, alpha), so it is computed once per settings, in results/calibration/<hash of them>/,
-# and every results root whose settings are equal (another tag, a changed threshold of another
-# claim) copies it instead of recomputing it: it was the run's largest job after the trainings.
+# The calibration depends on its settings (calibration_config: the schedules, the analysis
+# settings, alpha) and on the package's code (the tests it measures, the run it trains for its
+# trained-spectra families), so it is computed once per settings and code, in
+# results/calibration/<hash of both>/, and every results root whose settings are equal (another
+# tag, a changed threshold of another claim) copies it instead of recomputing it: it was the run's
+# largest job after the trainings. A changed test makes a new store, never a stale copy.
 CALIBRATION_SETTINGS = json.dumps(calibration_config(), sort_keys=True)
-CALIBRATION_STORE = (
-    "results/calibration/"
-    + hashlib.sha256(CALIBRATION_SETTINGS.encode()).hexdigest()[:16]
-)
+CALIBRATION_STORE = f"results/calibration/{calibration_key(CALIBRATION_SETTINGS)}"
 CALIBRATION_FILES = ("summary.csv", "a1.csv", "a2.csv")
 
 
@@ -26,7 +23,7 @@ rule calibrate:
     threads: 1
     params:
         config=CALIBRATION_SETTINGS,
-        out=CALIBRATION_STORE,
+        out=lambda w, output: os.path.dirname(output.settings),
     shell:
         "python -m staircase calibrate --config-json {params.config:q} --out {params.out}"
         " > {log} 2>&1 && printf '%s\\n' {params.config:q} > {output.settings}"
@@ -38,10 +35,14 @@ rule calibration:
         [f"{CALIBRATION_STORE}/{name}" for name in CALIBRATION_FILES],
     output:
         [res(f"calibration/{name}") for name in CALIBRATION_FILES],
+    log:
+        res("logs/calibration.log"),
+    conda:
+        ENV
     params:
-        folder=res("calibration"),
+        folder=lambda w, output: os.path.dirname(output[0]),
     shell:
-        "cp {input} {params.folder}/"
+        "cp {input} {params.folder}/ > {log} 2>&1"
 
 
 localrules:
@@ -85,5 +86,6 @@ rule audit:
         " --out {params.out} > {log} 2>&1"
 
 
+TARGETS.extend(job_outputs(rules.calibrate))
 TARGETS.extend(job_outputs(rules.calibration))
 TARGETS.extend(job_outputs(rules.audit))

@@ -1,15 +1,17 @@
 import atexit
+import hashlib
 import json
 import os
 import re
 import sys
+from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
 from staircase.records.provenance import AlreadyRunning, hold
 from staircase.workflow import config as cfgmod
-from staircase.workflow import loader
+from staircase.workflow import loader, overrides
 from staircase.claims import registry as claims_registry
 
 min_version("9.0")
@@ -59,6 +61,21 @@ def validate_config():
         config_error(where, problem)
 
 
+def apply_set_overrides():
+    """--config set=PATH=VALUE (several: --config 'set=[PATH=VALUE, PATH=VALUE]'): nested settings,
+    typed, through the grammar of the command line's --set (staircase.workflow.overrides); plain
+    --config turns nested values into strings."""
+    if "set" not in config:
+        return
+    try:
+        for item in overrides.set_items(config.pop("set")):
+            overrides.apply_override(config, item)
+    except cfgmod.ConfigError as err:
+        where, _, problem = str(err).partition(": ")
+        config_error(where, problem)
+
+
+apply_set_overrides()
 validate_config()
 
 EXPERIMENTS = cfgmod.enabled_experiments(config)
@@ -130,7 +147,8 @@ def notebook(name):
 # Figures and tables. Each stage's rule file registers its own with add_figure / add_table; the
 # generic rules in notebooks.smk run the notebook with papermill. A figure writes
 # <root>/figures/<name>.{png,pdf}; a table writes <root>/tables/<name>.{csv,png,pdf}. The
-# notebook gets `output_stem` (where to write, without suffix) plus the given parameters.
+# notebook gets `output_stem` (where to write, without suffix), `results_root` (which its paths lie
+# under: an executed copy finds them again from <root>/notebooks/) plus the given parameters.
 FIGURES = {}
 TABLES = {}
 # run files the audit reads besides the train rule's (stages with their own training rules add theirs)
@@ -158,7 +176,9 @@ def _register(registry, kind, name, notebook_name, inputs, caption, parameters):
         notebook=notebook(notebook_name),
         inputs=list(inputs),
         caption=caption,
-        parameters=dict(parameters, output_stem=res(f"{kind}s/{name}")),
+        parameters=dict(
+            parameters, output_stem=res(f"{kind}s/{name}"), results_root=RESULTS
+        ),
     )
 
 
@@ -179,6 +199,18 @@ def shared_defaults():
     """experiments.defaults as a one-entry mapping, or nothing when the config has none."""
     experiments = config["experiments"]
     return {"defaults": experiments["defaults"]} if "defaults" in experiments else {}
+
+
+def calibration_key(settings: str) -> str:
+    """16 hex digits of the sha256 of the calibration's settings and of every source file of the
+    package (src/staircase/**/*.py, sorted by path): equal settings and code share one store.
+    """
+    digest = hashlib.sha256(settings.encode())
+    src = Path(workflow.basedir) / "src" / "staircase"
+    for path in sorted(src.rglob("*.py")):
+        digest.update(path.relative_to(src).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def calibration_config():
@@ -211,7 +243,26 @@ def print_audit_summary():
     import pandas as pd
 
     print(f"\n{audit.summary_line(pd.read_csv(claims))}")
-    print(f"details: {res('audit/claims.md')}; report: snakemake --report report.html")
+    report_command = " ".join(["snakemake --report report.html", *config_options()])
+    print(f"details: {res('audit/claims.md')}; report: {report_command}")
+
+
+def config_options():
+    """The options that chose this run's config (--configfile, --config), to give a later command
+    (the report) the same results root."""
+    import shlex
+
+    options = []
+    for path in workflow.overwrite_configfiles or []:
+        relative = os.path.relpath(path)
+        options += [
+            "--configfile",
+            shlex.quote(str(path) if relative.startswith("..") else relative),
+        ]
+    for key, value in (workflow.config_settings.config or {}).items():
+        text = json.dumps(value) if isinstance(value, list | dict) else str(value)
+        options += ["--config", shlex.quote(f"{key}={text}")]
+    return options
 
 
 def print_cost_projection():

@@ -9,7 +9,12 @@ def check_config_files():
     """Every config file of this run, read strictly (staircase.workflow.loader): a file Snakemake
     would misread, or whose alias bomb or template would hang or run code, stops here, named.
     """
-    default = ["config.yaml"] if os.path.exists("config.yaml") else []
+    # config.yaml only when no --configfile replaces it (the Snakefile)
+    default = (
+        ["config.yaml"]
+        if os.path.exists("config.yaml") and not workflow.overwrite_configfiles
+        else []
+    )
     for path in [*default, *workflow.overwrite_configfiles]:
         try:
             loader.load_config_file(path)

@@ -136,6 +136,7 @@ def _tracker(cfg: dict, task, nets, out: Path) -> Tracker:
         schedule={**cfg["log"], "steps": cfg["train"]["steps"]},
         seeds=cfg["seeds"],
         out=out / "runs" / cfg["experiment"] / cfg["variant"],
+        progress=False,  # the benchmark prints its own lines
     )
 
 

@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from staircase.claims import integrity, registry
 from staircase.claims import lowrank as lowrank_claims
-from staircase.claims import registry
 from staircase.claims import verdicts as vd
 from staircase.claims.judges.cells import across_row, cell_factors, regime_table  # noqa: F401 (the notebooks' names)
 from staircase.claims.judges.context import (  # noqa: F401 (the notebooks' and tests' names)
@@ -60,25 +60,70 @@ def _judge_rows(judge: ExperimentAudit, claims: list[str], seed_records: list | 
     return rows
 
 
+def config_experiment_runs(config: dict, results: Path) -> dict[str, list[Run]]:
+    """The finished runs of every enabled experiment of ``config`` under ``results`` (empty lists
+    for those that did not run), each experiment's runs checked to be distinct data
+    (:func:`staircase.claims.integrity.check`) before anything is judged."""
+    found = {e: config_runs(config, results, e) for e in cfgmod.enabled_experiments(config)}
+    for experiment, runs in found.items():
+        integrity.check(experiment, runs)
+    return found
+
+
+def unconfigured_experiments(config: dict, results: Path) -> list[str]:
+    """Experiments with runs under ``results``/runs that ``config`` does not enable."""
+    enabled = set(cfgmod.enabled_experiments(config))
+    on_disk = {p.parent.parent.name for p in Path(results, "runs").glob("*/*/metrics.parquet")}
+    return sorted(on_disk - enabled - set(config.get("rank_collapse") or {}) - set(config.get("alignment") or {}))
+
+
+def coverage_line(config: dict, results) -> str:
+    """One line naming the config's experiments that ran and those that did not ('' when all ran),
+    and what on disk is judged instead (:func:`evaluate`)."""
+    found = {e: bool(config_runs(config, results, e)) for e in cfgmod.enabled_experiments(config)}
+    missing = [e for e, ran in found.items() if not ran]
+    if not missing:
+        return ""
+    ran = [e for e, ran in found.items() if ran]
+    line = f"audit: results for {', '.join(ran) or 'none of its experiments'}; none for {', '.join(missing)}"
+    others = unconfigured_experiments(config, results) if not ran else []
+    if others:
+        line += f"; judging what ran instead, on the claims its data can test: {', '.join(others)}"
+    return line
+
+
 def evaluate(config: dict, results: str | os.PathLike | None = None, seed_records: list | None = None) -> pd.DataFrame:
     """claims.csv as a DataFrame: every tagged claim of every enabled experiment and study, from
-    the runs under ``results`` (default: the config's results root, results/<scale>[-<tag>])."""
+    the runs under ``results`` (default: the config's results root, results/<scale>[-<tag>]).
+    When none of the config's experiments ran, the experiments found on disk are judged on the
+    claims their own data can test (:func:`run_claims`), beside the config's INCONCLUSIVE rows."""
     results = Path(results or cfgmod.results_root(config))
     rows: list[vd.Row] = []
     judges: dict[str, ExperimentAudit] = {}
-    for experiment in cfgmod.enabled_experiments(config):
+    for experiment, runs in config_experiment_runs(config, results).items():
         claims = [c for c in config["experiments"][experiment].get("claims", []) if c in registry.claims()]
-        runs = config_runs(config, results, experiment)
         if not runs:
             rows.extend(no_results(c, experiment) for c in claims)
             continue
         judge = judges[experiment] = ExperimentAudit(experiment, runs, config)
         rows.extend(_judge_rows(judge, claims, seed_records))
+    if not judges:
+        rows.extend(_judge_on_disk(config, results, seed_records))
     across = across_row(judges, config)  # A4 over the sweep and the regime map together
     if across is not None:
         rows.append(across)
     rows.extend(lowrank_claims.audit_rows(config, results))  # papers B and C
     return vd.to_frame(rows)
+
+
+def _judge_on_disk(config: dict, results: Path, seed_records: list | None) -> list[vd.Row]:
+    """The experiments on disk that the config does not enable, judged as given runs."""
+    paths = [
+        p.parent
+        for e in unconfigured_experiments(config, results)
+        for p in sorted(Path(results, "runs", e).glob("*/metrics.parquet"))
+    ]
+    return evaluate_runs(paths, config, seed_records).to_dict("records") if paths else []
 
 
 # ---- runs given by hand (a tracker's run, staircase audit --runs) -------------------------------
@@ -130,6 +175,21 @@ def load_given_runs(paths) -> list[Run]:
     return runs
 
 
+def given_run_notes(paths) -> list[str]:
+    """What the verdicts on runs given by hand should be read with: a run that stopped before its
+    Tracker's close() (run.json ``complete: false``), and bounds a Tracker left out (``bound_note``)."""
+    notes = []
+    for path in paths:
+        info = read_json(Path(path) / "run.json")
+        if info.get("complete") is False:
+            notes.append(
+                f"{path} is incomplete ({info.get('stopped') or 'stopped early'}): judged on the steps it holds."
+            )
+        if info.get("bound_note"):
+            notes.append(f"{path}: {info['bound_note']}.")
+    return notes
+
+
 def evaluate_runs(paths, config: dict | None = None, seed_records: list | None = None) -> pd.DataFrame:
     """claims.csv as a DataFrame for run directories given by hand (e.g. a :class:`staircase.training.tracker.
     Tracker`'s): each experiment among them judged on :func:`run_claims`, with ``config``'s thresholds
@@ -139,6 +199,7 @@ def evaluate_runs(paths, config: dict | None = None, seed_records: list | None =
     rows: list[vd.Row] = []
     for experiment, settings in minimal["experiments"].items():
         mine = [r for r in runs if r.experiment == experiment]
+        integrity.check(experiment, mine)
         rows.extend(_judge(experiment, mine, minimal, settings["claims"], seed_records))
     return vd.to_frame(rows)
 
@@ -194,10 +255,14 @@ def figure_links(frame: pd.DataFrame, figures_dir: str) -> list[str]:
 
 
 def to_markdown(
-    frame: pd.DataFrame, versions: pd.DataFrame, calibration: pd.DataFrame | None = None, where: dict | None = None
+    frame: pd.DataFrame,
+    versions: pd.DataFrame,
+    calibration: pd.DataFrame | None = None,
+    where: dict | None = None,
+    figures: bool = True,
 ) -> str:
     """claims.md; ``where``: the results root, scale and tag it describes (the code versions follow
-    at the end)."""
+    at the end); ``figures``: link the workflow's figures of the claims (runs given by hand have none)."""
     lines = ["# Claims audit", ""]
     if where:
         commits = ", ".join(f"{v.git_commit}{' (dirty)' if v.git_dirty else ''}" for v in versions.itertuples())
@@ -241,7 +306,7 @@ def to_markdown(
         for c in calibration.itertuples():
             interval = f"[{rate(c.ci_low)}, {rate(c.ci_high)}]"
             lines.append(f"| {c.test} | {c.ensemble} | {c.measures} | {c.draws} | {rate(c.rate)} | {interval} |")
-    links = figure_links(frame, "../figures") if not frame.empty else []
+    links = figure_links(frame, "../figures") if figures and not frame.empty else []
     if links:
         lines += ["", "## Figures", "", *links]
     lines += ["", "## Code versions behind these runs", ""]
@@ -314,18 +379,19 @@ def run_audit(config: dict, results=None, out_dir=None, runs=None) -> pd.DataFra
     # a damaged table is one line naming it (read_table), not a traceback in the report
     calibration = read_table(calib_path, CALIBRATION_COLUMNS, CALIBRATION_NUMBERS) if calib_path.exists() else None
     out = Path(out_dir or results / "audit")
-    where = {
-        "results root": ", ".join(runs) if runs is not None else str(results),
-        "scale": config.get("scale", "small"),
-        "tag": config.get("tag") or "none",
-    }
+    where = {"results root": str(results), "scale": config.get("scale", "small"), "tag": config.get("tag") or "none"}
+    if runs is not None:  # runs given by hand have no scale or tag of the config, and no figures
+        where = {"runs": ", ".join(map(str, runs))}
+        notes = given_run_notes(runs)
+        if notes:
+            where["note"] = " ".join(notes)
     seeds = pd.DataFrame(
         seed_records,
         columns=["claim", "experiment", "variant", "seed", "statistic", "value", "p_value", "null", "detail"],
     )
     atomic_write(out / "claims.csv", lambda tmp: frame.to_csv(tmp, index=False))
     atomic_write(out / "seeds.csv", lambda tmp: seeds.to_csv(tmp, index=False))
-    markdown = to_markdown(frame, versions, calibration, where)
+    markdown = to_markdown(frame, versions, calibration, where, figures=runs is None)
     atomic_write(out / "claims.md", lambda tmp: Path(tmp).write_text(markdown))
     atomic_write(out / "results_table.md", lambda tmp: Path(tmp).write_text(results_table(frame)))
     return frame

@@ -1,33 +1,43 @@
-"""``staircase compare A B``: two results (two scales, two commits, two settings) side by side.
+"""``staircase compare ROOT ROOT [ROOT ...]``: two or more results (scales, commits, settings) side by side.
 
-A and B are each a results root (a folder holding ``audit/claims.csv`` and ``runs/``), an audit
-folder, or a ``claims.csv`` file. The comparison writes to ``out``:
+Each ROOT is a results root (a folder holding ``audit/claims.csv`` and ``runs/``), an audit
+folder, or a ``claims.csv`` file; each side has a label (``--labels``; default A, B, C, ...), any
+text but unique. The comparison writes to ``out``:
 
-* ``verdicts.csv`` - one row per claim x experiment of either side: the verdict in A and in B and
-  whether they differ (a claim judged on one side only is a difference too);
-* ``statistics.csv`` - every test row (role ``test``) of either side: value, p-value and verdict in
-  A and B, and the change of the value;
-* ``overlay.png`` / ``.pdf`` - when both sides hold runs: for every experiment variant they share,
-  the training loss and the last layer's eps-rank against step, median over healthy seeds, A
-  solid, B dashed.
+* ``verdicts.csv`` - one row per claim x experiment of any side: the verdict of each side
+  (``verdict_<label>``) and whether they differ (a claim judged on some sides only is a difference too);
+* ``statistics.csv`` - every test row (role ``test``) of any side: value, p-value and verdict of
+  each side, and the change of the value from the first side (``change_<label>`` per later side);
+* ``configs.csv`` - the settings that differ between the sides' runs of the same experiment and
+  variant (their run.json's resolved config, dotted keys), one column per side (``<label>``); a
+  run only some sides hold is one row, ``(run)``;
+* ``overlay.png`` / ``.pdf`` - when every side holds runs: for every experiment variant they all
+  share, the training loss and the last layer's eps-rank against step, median over healthy
+  seeds, one line style per side.
 
-The command prints the differing verdicts (and says when there are none).
+The command prints the differing settings and the differing verdicts (and says when there are none).
 """
 
 from __future__ import annotations
 
+import json
+import string
 from dataclasses import dataclass
+from functools import reduce
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from staircase.claims import verdicts as vd
-from staircase.records.runs import load_run, read_table, spread
+from staircase.records.runs import load_run, read_json, read_table, spread
+
+NOT_JUDGED = "(not judged)"
+SHOWN_SETTINGS = 20  # the printed config differences; configs.csv holds them all
 
 
 class CompareError(ValueError):
-    """A side that holds no audit: one line naming it."""
+    """A side that holds no audit, or labels that cannot name the sides: one line naming it."""
 
 
 @dataclass
@@ -35,6 +45,23 @@ class Side:
     label: str
     claims: pd.DataFrame
     runs_dir: Path | None
+
+
+def default_labels(n: int) -> list[str]:
+    return list(string.ascii_uppercase[:n]) if n <= 26 else [f"R{i}" for i in range(n)]
+
+
+def check_labels(labels, n: int) -> list[str]:
+    """One non-empty, distinct label per side."""
+    labels = default_labels(n) if not labels else [str(label) for label in labels]
+    if len(labels) != n:
+        raise CompareError(f"--labels: {len(labels)} label(s) for {n} results; give one per results root")
+    if not all(label.strip() for label in labels):
+        raise CompareError("--labels: a label is empty")
+    twice = sorted({label for label in labels if labels.count(label) > 1})
+    if twice:
+        raise CompareError(f"--labels: {', '.join(map(repr, twice))} given more than once; each side needs its own")
+    return labels
 
 
 def locate(path, label: str) -> Side:
@@ -53,16 +80,20 @@ def locate(path, label: str) -> Side:
     )
 
 
-def verdict_table(a: Side, b: Side) -> pd.DataFrame:
-    left = vd.overall(a.claims).rename(columns={"verdict": f"verdict_{a.label}"})
-    right = vd.overall(b.claims).rename(columns={"verdict": f"verdict_{b.label}"})
-    table = left.merge(right, on=["claim", "experiment"], how="outer")
-    table = table.fillna({f"verdict_{a.label}": "(not judged)", f"verdict_{b.label}": "(not judged)"})
-    table["differs"] = table[f"verdict_{a.label}"] != table[f"verdict_{b.label}"]
+def _merge(tables: list[pd.DataFrame], keys: list[str]) -> pd.DataFrame:
+    return reduce(lambda left, right: left.merge(right, on=keys, how="outer"), tables)
+
+
+def verdict_table(sides: list[Side]) -> pd.DataFrame:
+    tables = [vd.overall(s.claims).rename(columns={"verdict": f"verdict_{s.label}"}) for s in sides]
+    table = _merge(tables, ["claim", "experiment"])
+    columns = [f"verdict_{s.label}" for s in sides]
+    table[columns] = table[columns].fillna(NOT_JUDGED)
+    table["differs"] = table[columns].nunique(axis=1) > 1
     return table
 
 
-def statistics_table(a: Side, b: Side) -> pd.DataFrame:
+def statistics_table(sides: list[Side]) -> pd.DataFrame:
     keys = ["claim", "experiment", "metric"]
     cols = ["value", "p_value", "verdict"]
 
@@ -70,26 +101,69 @@ def statistics_table(a: Side, b: Side) -> pd.DataFrame:
         rows = side.claims[side.claims["role"] == "test"][keys + cols].drop_duplicates(keys)
         return rows.rename(columns={c: f"{c}_{side.label}" for c in cols})
 
-    table = tests(a).merge(tests(b), on=keys, how="outer")
-    table["change"] = table[f"value_{b.label}"] - table[f"value_{a.label}"]
+    table = _merge([tests(s) for s in sides], keys)
+    first = sides[0].label
+    for side in sides[1:]:
+        table[f"change_{side.label}"] = table[f"value_{side.label}"] - table[f"value_{first}"]
     return table
 
 
-def shared_runs(a: Side, b: Side) -> list[tuple[str, str]]:
-    """(experiment, variant) whose runs both sides hold."""
-    if a.runs_dir is None or b.runs_dir is None:
+def run_configs(side: Side) -> dict[tuple[str, str], dict]:
+    """(experiment, variant) -> the resolved config its run.json holds, flattened to dotted keys."""
+    if side.runs_dir is None:
+        return {}
+    found = {}
+    for path in sorted(side.runs_dir.glob("*/*/run.json")):
+        found[(path.parent.parent.name, path.parent.name)] = flatten(read_json(path).get("config") or {})
+    return found
+
+
+def flatten(config: dict, prefix: str = "") -> dict[str, str]:
+    """{dotted key: the value as compact JSON} of a nested config."""
+    flat = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = json.dumps(value, sort_keys=True, default=str)
+    return flat
+
+
+def config_table(sides: list[Side]) -> pd.DataFrame:
+    """The settings that differ between the sides' runs of one experiment and variant (module docs)."""
+    configs = [run_configs(s) for s in sides]
+    labels = [s.label for s in sides]
+    rows = []
+    for run in sorted(set().union(*configs)):
+        if not all(run in c for c in configs):
+            held = {label: "yes" if run in c else "no" for label, c in zip(labels, configs)}
+            rows.append({"experiment": run[0], "variant": run[1], "setting": "(run)", **held})
+            continue
+        flats = [c[run] for c in configs]
+        for key in sorted(set().union(*flats)):
+            values = [f.get(key, "(unset)") for f in flats]
+            if len(set(values)) > 1:
+                rows.append({"experiment": run[0], "variant": run[1], "setting": key, **dict(zip(labels, values))})
+    return pd.DataFrame(rows, columns=["experiment", "variant", "setting", *labels])
+
+
+def shared_runs(sides: list[Side]) -> list[tuple[str, str]]:
+    """(experiment, variant) whose runs every side holds."""
+    if any(s.runs_dir is None for s in sides):
         return []
 
     def runs(root: Path) -> set[tuple[str, str]]:
         return {(p.parent.parent.name, p.parent.name) for p in root.glob("*/*/metrics.parquet")}
 
-    both = runs(a.runs_dir) & runs(b.runs_dir)
+    common = set.intersection(*(runs(s.runs_dir) for s in sides))
     # papers B and C's studies have no eps-rank curves to overlay
-    return sorted(k for k in both if "eps_rank" in read_table(a.runs_dir / k[0] / k[1] / "metrics.parquet"))
+    first = sides[0].runs_dir
+    return sorted(k for k in common if "eps_rank" in read_table(first / k[0] / k[1] / "metrics.parquet"))
 
 
-def overlay(a: Side, b: Side, pairs: list[tuple[str, str]], stem: Path) -> None:
-    """Loss and eps-rank of every shared run, A solid and B dashed (median over healthy seeds)."""
+def overlay(sides: list[Side], pairs: list[tuple[str, str]], stem: Path) -> None:
+    """Loss and eps-rank of every shared run, one line style per side (median over healthy seeds)."""
     # matplotlib on demand: the claims layer is imported by every Snakemake parse (the audit's rules)
     # and by every `staircase` command; only this one draws
     import matplotlib
@@ -97,14 +171,16 @@ def overlay(a: Side, b: Side, pairs: list[tuple[str, str]], stem: Path) -> None:
     matplotlib.use("Agg")  # a command, not a notebook: no display
     import matplotlib.pyplot as plt
 
+    styles = ["-", "--", ":", "-."]
     fig, axes = plt.subplots(len(pairs), 2, figsize=(10, 2.4 * len(pairs)), squeeze=False)
     for (ax_loss, ax_rank), (experiment, variant) in zip(axes, pairs):
-        for side, style in ((a, "-"), (b, "--")):
+        for i, side in enumerate(sides):
             run = load_run(side.runs_dir / experiment / variant)
             healthy = run.metrics[run.metrics["seed"].isin(run.healthy_seeds)]
+            style = dict(ls=styles[i % len(styles)], color=f"C{i // len(styles)}" if i >= len(styles) else "k")
             for ax, column in ((ax_loss, "loss"), (ax_rank, "eps_rank")):
                 band = spread(healthy, column)
-                ax.plot(band["step"], band["median"], style, color="k", lw=1.2, label=f"{side.label}")
+                ax.plot(band["step"], band["median"], lw=1.2, label=side.label, **style)
         ax_loss.set_yscale("log")
         ax_loss.set_title(f"{experiment} / {variant}", loc="left", fontsize=8)
         ax_loss.set_ylabel("training loss")
@@ -119,41 +195,65 @@ def overlay(a: Side, b: Side, pairs: list[tuple[str, str]], stem: Path) -> None:
     plt.close(fig)
 
 
-def compare(path_a, path_b, out, labels=("A", "B")) -> dict:
-    """Write verdicts.csv, statistics.csv and (with shared runs) overlay.png/pdf to ``out``;
-    return {"verdicts", "statistics", "shared"}."""
-    a, b = locate(path_a, labels[0]), locate(path_b, labels[1])
+def compare(paths, out, labels=None) -> dict:
+    """Write verdicts.csv, statistics.csv, configs.csv and (with shared runs) overlay.png/pdf to
+    ``out``; return {"labels", "verdicts", "statistics", "configs", "shared"}. Every side is read
+    before anything is written."""
+    paths = list(paths)
+    if len(paths) < 2:
+        raise CompareError(f"staircase compare: {len(paths)} results given; compare needs two or more")
+    labels = check_labels(labels, len(paths))
+    sides = [locate(path, label) for path, label in zip(paths, labels)]
+    result = {
+        "labels": labels,
+        "verdicts": verdict_table(sides),
+        "statistics": statistics_table(sides),
+        "configs": config_table(sides),
+        "shared": shared_runs(sides),
+    }
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    verdicts = verdict_table(a, b)
-    statistics = statistics_table(a, b)
-    verdicts.to_csv(out / "verdicts.csv", index=False)
-    statistics.to_csv(out / "statistics.csv", index=False)
-    pairs = shared_runs(a, b)
-    if pairs:
-        overlay(a, b, pairs, out / "overlay")
-    return {"verdicts": verdicts, "statistics": statistics, "shared": pairs}
+    for name in ("verdicts", "statistics", "configs"):
+        result[name].to_csv(out / f"{name}.csv", index=False)
+    if result["shared"]:
+        overlay(sides, result["shared"], out / "overlay")
+    return result
 
 
-def report(result: dict, labels=("A", "B")) -> str:
-    """The lines ``staircase compare`` prints."""
+def report(result: dict) -> str:
+    """The lines ``staircase compare`` prints: differing settings, then differing verdicts."""
+    labels = result["labels"]
+    lines = _config_lines(result["configs"], labels)
     verdicts = result["verdicts"]
     differ = verdicts[verdicts["differs"]]
-    lines = [f"{len(differ)} of {len(verdicts)} verdicts differ" + (":" if len(differ) else "")]
-    for r in differ.itertuples(index=False):
-        lines.append(f"  {r.claim} {r.experiment}: {r[2]} -> {r[3]}")
+    lines.append(f"{len(differ)} of {len(verdicts)} verdicts differ" + (":" if len(differ) else ""))
+    for row in differ.to_dict("records"):  # records, not tuples: a label need not be an identifier
+        sides = " | ".join(f"{label} {row[f'verdict_{label}']}" for label in labels)
+        lines.append(f"  {row['claim']} {row['experiment']}: {sides}")
     stats = result["statistics"]
-    moved = stats[stats[f"verdict_{labels[0]}"] != stats[f"verdict_{labels[1]}"]]
-    for r in moved.itertuples(index=False):
-        va, vb = getattr(r, f"value_{labels[0]}"), getattr(r, f"value_{labels[1]}")
-        lines.append(f"    {r.claim} {r.experiment}: {r.metric[:70]}: {_fmt(va)} -> {_fmt(vb)}")
+    moved = stats[stats[[f"verdict_{label}" for label in labels]].astype(str).nunique(axis=1) > 1]
+    for row in moved.to_dict("records"):
+        values = " | ".join(f"{label} {_fmt(row[f'value_{label}'])}" for label in labels)
+        lines.append(f"    {row['claim']} {row['experiment']}: {row['metric'][:70]}: {values}")
     if result["shared"]:
         lines.append(f"overlay of {len(result['shared'])} shared runs written")
     return "\n".join(lines)
+
+
+def _config_lines(configs: pd.DataFrame, labels: list[str]) -> list[str]:
+    if configs.empty:
+        return ["settings: the same in every run the sides share (or no runs to compare)"]
+    lines = [f"{len(configs)} setting(s) differ:"]
+    for row in configs.head(SHOWN_SETTINGS).to_dict("records"):
+        values = " | ".join(f"{label} {row[label]}" for label in labels)
+        lines.append(f"  {row['experiment']}/{row['variant']} {row['setting']}: {values}")
+    if len(configs) > SHOWN_SETTINGS:
+        lines.append(f"  ... and {len(configs) - SHOWN_SETTINGS} more in configs.csv")
+    return lines
 
 
 def _fmt(x) -> str:
     return "-" if x is None or (isinstance(x, float) and np.isnan(x)) else f"{x:.4g}"
 
 
-__all__ = ["CompareError", "compare", "locate", "report"]
+__all__ = ["CompareError", "check_labels", "compare", "config_table", "locate", "report"]

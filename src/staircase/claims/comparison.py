@@ -30,17 +30,20 @@ Verdicts (one row per metric, like the rest of the audit)
 --------------------------------------------------------
 A6, over the A6 methods: the fraction whose key-rank speed-up is >= ``min_speedup`` (they reach a
 high eps-rank sooner), the fraction whose key-loss speed-up is >= ``min_speedup``, and the
-fraction with fewer median stairs than their baseline (they cut the staircase); each must be
+fraction that cut the staircase (A1 does not pass on them while it passes on their baseline: the
+audit's A1 decisions, ``a1_pass``; without them the stair counts are a description); each must be
 >= ``a6_min_fraction``. And the mechanism: over the A6 methods compared with the main baseline,
 Spearman's correlation between the key-rank and the key-loss speed-ups (methods that reach a high
-rank sooner are those that train faster) must be >= ``a6_min_spearman``.
+rank sooner are those that train faster) must be >= ``a6_min_spearman`` with a one-sided
+permutation p <= alpha (:func:`spearman_permutation`).
 A7, per pre-training variant: its median initial eps-rank of the first hidden layer minus the
-baseline's (>= 1; a guard: pre-training maximises the log-det of that very Gram, so this is a
-mechanism check, not evidence), of the last hidden layer (>= 1), its key-loss speed-up
-(>= ``min_speedup``; the pre-training's time is included), and its median final relative L2 error
-over the baseline's (<= ``max_error_ratio``). Variants listed in ``chosen_here`` had their settings
-chosen by a scan on this experiment: their speed and error rows are descriptions (role), judged
-as evidence only on other experiments.
+baseline's (>= 1; a test of the mechanism, which can fail: pre-training maximises the log-det of
+that very Gram), of the last hidden layer (>= 1), its key-loss speed-up (>= ``min_speedup``; the
+pre-training's time is included), and its median final relative L2 error over the baseline's
+(<= ``max_error_ratio``). Variants listed in ``chosen_here`` had their settings chosen by a scan on
+this experiment: their speed and error rows are descriptions (role), judged as evidence only on
+other experiments, and a test row without a value says "speeds training" was not tested here, so
+A7 is INCONCLUSIVE there unless a tested row fails.
 
 Every verdict row carries a ``role`` (test, guard, description; see staircase.claims.verdicts) and the
 ``null`` it is judged against.
@@ -241,10 +244,11 @@ def _fmt(x: float) -> str:
     return "inf" if np.isinf(x) else "n/a" if np.isnan(x) else f"{x:.2g}"
 
 
-VERDICT_COLUMNS = ["claim", "metric", "role", "value", "op", "threshold", "null", "n", "detail"]
+VERDICT_COLUMNS = ["claim", "metric", "role", "value", "op", "threshold", "null", "n", "detail", "p_value"]
+PERMUTATION_DRAWS = 20000  # above 8 methods (8! = 40 320 orders are enumerated), seeded draws
 
 
-def _verdict(claim, metric, role, value, op, threshold, null, n, detail) -> dict:
+def _verdict(claim, metric, role, value, op, threshold, null, n, detail, p_value=float("nan")) -> dict:
     return dict(
         claim=claim,
         metric=metric,
@@ -255,7 +259,32 @@ def _verdict(claim, metric, role, value, op, threshold, null, n, detail) -> dict
         null=null,
         n=int(n),
         detail=detail,
+        p_value=float(p_value),
     )
+
+
+def spearman_permutation(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """(Spearman, one-sided permutation p of a correlation at least that large): every order of
+    ``y`` up to 8 values, else PERMUTATION_DRAWS seeded ones (scipy.stats.permutation_test, with
+    the Spearman computed on ranks for all orders at once)."""
+    rx = stats.rankdata(x)
+    rx = (rx - rx.mean()) / np.linalg.norm(rx - rx.mean())
+
+    def spearman(yy, axis=-1):
+        ry = stats.rankdata(yy, axis=axis)
+        ry = ry - ry.mean(axis=axis, keepdims=True)
+        return (ry @ rx) / np.linalg.norm(ry, axis=axis)
+
+    res = stats.permutation_test(
+        (y,),
+        spearman,
+        permutation_type="pairings",
+        alternative="greater",
+        vectorized=True,
+        n_resamples=np.inf if len(x) <= 8 else PERMUTATION_DRAWS,
+        random_state=0,
+    )
+    return float(res.statistic), float(res.pvalue)
 
 
 def _a6_fraction(a6: pd.DataFrame, metric: str, col: str, op: str, threshold: float, opt: dict) -> dict:
@@ -275,8 +304,42 @@ def _a6_fraction(a6: pd.DataFrame, metric: str, col: str, op: str, threshold: fl
     )
 
 
-def a6_verdicts(summary: pd.DataFrame, comparison: dict) -> list[dict]:
-    """A6's rows over the acceleration methods (none without any); see the module docstring."""
+def _a6_cuts(a6: pd.DataFrame, opt: dict, a1_pass: dict | None) -> dict:
+    """A6's "cuts the staircase", judged with A1's test (``a1_pass``: {variant: True, False, or None
+    with too few seeds}): the share of methods on which A1 does not pass while it passes on their
+    baseline, among the methods whose baseline passes A1 (INCONCLUSIVE without any). Without A1's
+    decisions (a notebook's table) the stair counts are shown as a description: counting integer
+    steps is not evidence (docs/claims.md)."""
+    if a1_pass is None:
+        detail = ", ".join(f"{v}: {_fmt(x)}" for v, x in zip(a6["variant"], a6["stairs_minus_baseline"]))
+        hits = a6["stairs_minus_baseline"].map(lambda v: vd.passes(v, "<", 0.0))
+        return _verdict(
+            "A6", "fraction of methods with fewer detected stairs than the baseline (not evidence)", "description",
+            hits.mean(), ">=", opt["a6_min_fraction"], "", len(a6), f"stairs_minus_baseline per method: {detail}",
+        )  # fmt: skip
+    judged = [(v, b) for v, b in zip(a6["variant"], a6["baseline"]) if a1_pass.get(b) and a1_pass.get(v) is not None]
+    cuts = [v for v, _ in judged if not a1_pass[v]]
+    detail = (
+        f"A1 passes on the baseline and not on: {', '.join(cuts) or 'none'}; judged: {', '.join(v for v, _ in judged)}"
+        if judged
+        else "no method's baseline passes A1 (with enough seeds): no staircase to cut"
+    )
+    return _verdict(
+        "A6",
+        "fraction of methods that cut the staircase: A1 does not pass on them while it passes on their baseline",
+        "test",
+        len(cuts) / len(judged) if judged else float("nan"),
+        ">=",
+        opt["a6_min_fraction"],
+        "a method leaves the staircase as it is (A1 passes on it as on its baseline): fraction 0",
+        len(judged),
+        detail,
+    )
+
+
+def a6_verdicts(summary: pd.DataFrame, comparison: dict, a1_pass: dict | None = None) -> list[dict]:
+    """A6's rows over the acceleration methods (none without any); see the module docstring.
+    ``a1_pass``: A1's decision per variant (:func:`_a6_cuts`)."""
     opt = options(comparison)
     s_min = float(comparison["min_speedup"])
     a6 = summary[summary["group"] == "A6"]
@@ -288,28 +351,25 @@ def a6_verdicts(summary: pd.DataFrame, comparison: dict) -> list[dict]:
         )
         for what, col in (("eps-rank", "time_speedup_rank"), ("loss", "time_speedup_loss"))
     ]
-    rows.append(
-        _a6_fraction(
-            a6, "fraction of methods with fewer stairs than the baseline", "stairs_minus_baseline", "<", 0.0, opt
-        )
-    )
+    rows.append(_a6_cuts(a6, opt, a1_pass))
     same = a6[a6["baseline"] == comparison["baseline"]]
     x, y = same["time_speedup_rank"].to_numpy(float), same["time_speedup_loss"].to_numpy(float)
     keep = ~(np.isnan(x) | np.isnan(y))
-    rho = float("nan")
+    rho, p = float("nan"), float("nan")
     if keep.sum() >= 3 and len(set(x[keep])) > 1 and len(set(y[keep])) > 1:
-        rho = float(stats.spearmanr(x[keep], y[keep]).statistic)
+        rho, p = spearman_permutation(x[keep], y[keep])
     rows.append(
         _verdict(
             "A6",
-            "Spearman over methods of the key-rank and key-loss speed-ups",
+            "Spearman over methods of the key-rank and key-loss speed-ups (and its permutation p <= alpha)",
             "test",
             rho,
             ">=",
             opt["a6_min_spearman"],
-            "speed-ups in rank and loss unrelated (Spearman 0)",
+            "speed-ups in rank and loss unrelated: the loss speed-ups permuted over the methods (one-sided)",
             int(keep.sum()),
             f"methods compared with {comparison['baseline']} (not-reached counts as speed-up 0)",
+            p,
         )
     )
     return rows
@@ -344,7 +404,7 @@ def a7_verdicts(summary: pd.DataFrame, comparison: dict) -> list[dict]:
         last_gain, last_detail = _init_gain(r, base, last)
         for role, metric, value, op, th, null, detail in (
             (
-                "guard",
+                "test",
                 "initial first-layer eps-rank minus the baseline's (mechanism: pre-training maximises its log-det)",
                 first_gain,
                 ">=",
@@ -382,14 +442,32 @@ def a7_verdicts(summary: pd.DataFrame, comparison: dict) -> list[dict]:
             ),
         ):
             rows.append(_verdict("A7", f"{r['variant']}: {metric}", role, value, op, th, null, r["seeds"], detail))
+        if r["variant"] in chosen:  # "speeds training" untested here: the claim cannot PASS on this experiment
+            rows.append(
+                _verdict(
+                    "A7", f"{r['variant']}: speed-up to the key loss on an experiment that did not choose its settings",
+                    "test", float("nan"), ">=", s_min, "no speed-up (1)", r["seeds"],
+                    "not tested here (comparison.chosen_here): the speed-up above is a description; see the other "
+                    "experiments",
+                )
+            )  # fmt: skip
     return rows
 
 
-def verdicts(summary: pd.DataFrame, comparison: dict) -> pd.DataFrame:
-    """Rows (claim, metric, role, value, op, threshold, null, n, detail, verdict), A6's then A7's;
-    each judged by its role (:func:`staircase.claims.verdicts.decide`). See the module docstring."""
-    frame = pd.DataFrame(a6_verdicts(summary, comparison) + a7_verdicts(summary, comparison), columns=VERDICT_COLUMNS)
-    frame["verdict"] = [vd.decide(*r) for r in zip(frame["role"], frame["value"], frame["op"], frame["threshold"])]
+def verdicts(summary: pd.DataFrame, comparison: dict, a1_pass: dict | None = None, alpha: float = 0.05) -> pd.DataFrame:
+    """Rows (claim, metric, role, value, op, threshold, null, n, detail, p_value, verdict), A6's then
+    A7's; each judged by its role (:func:`staircase.claims.verdicts.decide`), and a row with a
+    p-value FAILs unless also p <= ``alpha``. ``a1_pass``: A1's decision per variant (the audit's;
+    without it the stairs row is a description). See the module docstring."""
+    rows = a6_verdicts(summary, comparison, a1_pass) + a7_verdicts(summary, comparison)
+    frame = pd.DataFrame(rows, columns=VERDICT_COLUMNS)
+    frame["verdict"] = [
+        vd.FAIL if v == vd.PASS and np.isfinite(p) and p > alpha else v
+        for v, p in zip(
+            (vd.decide(*r) for r in zip(frame["role"], frame["value"], frame["op"], frame["threshold"])),
+            frame["p_value"],
+        )
+    ]
     return frame
 
 

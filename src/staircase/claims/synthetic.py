@@ -280,12 +280,68 @@ def _spectra_arrays(seeds, layers, width: int, eps: float) -> dict[str, np.ndarr
     return arrays
 
 
+# ---- A2's own families: a lagged coupling and a shared narrow growth phase (docs/claims.md, A2) ----
+def _rank_rising_at(n_points: int, intervals, start: float = 5.0) -> np.ndarray:
+    """An eps-rank that rises by one level in each measurement interval of ``intervals``."""
+    ranks = np.full(n_points, start)
+    for i in intervals:
+        ranks[i + 1 :] += 1
+    return ranks
+
+
+def _spaced_intervals(rng: np.random.Generator, lo: int, hi: int, k: int, gap: int) -> np.ndarray:
+    """``k`` sorted intervals in [lo, hi) at least ``gap`` apart (fewer when they do not fit)."""
+    picks = np.sort(rng.choice(np.arange(lo, hi), size=min(k, max(hi - lo, 0)), replace=False))
+    kept = [int(i) for i in picks[:1]]
+    for i in picks[1:]:
+        if i - kept[-1] >= gap:
+            kept.append(int(i))
+    return np.array(kept, dtype=int)
+
+
+def _log_trend(n_points: int, rng: np.random.Generator) -> np.ndarray:
+    """A smooth falling log loss over the run, fastest early (as loss_for's trend)."""
+    u = np.linspace(0.0, 1.0, n_points)
+    return -rng.uniform(1, 4) * u ** rng.uniform(0.3, 1.0)
+
+
+def lagged_coupling(steps, rng: np.random.Generator, lag: int, rises: int = 5) -> tuple[np.ndarray, np.ndarray, dict]:
+    """(ranks, loss, description): ``rises`` rank rises spread over the run, each followed ``lag``
+    measurements later by a drop of the log loss (0.1-0.5) on a smooth trend with noise: coupled
+    rise by rise, late by ``lag``."""
+    n = len(steps)
+    at = _spaced_intervals(rng, 3, n - 3 - lag, rises, gap=4)
+    log_loss = _log_trend(n, rng) + rng.normal(0.0, float(rng.choice([0.002, 0.01, 0.03])), n)
+    for i in at:
+        log_loss[i + lag + 1 :] -= rng.uniform(0.1, 0.5)
+    return _rank_rising_at(n, at), np.exp(log_loss), {"lag": lag, "rises": len(at)}
+
+
+def shared_phase(steps, rng: np.random.Generator, width: int, rises: int = 5) -> tuple[np.ndarray, np.ndarray, dict]:
+    """(ranks, loss, description): one narrow growth phase of ``width`` measurements in which the
+    rank rises ``rises`` times at random and the log loss falls by 1-3 (evenly, or as a logistic
+    centred on the phase), with no coupling rise by rise: the null A2 must hold against."""
+    n = len(steps)
+    start = int(rng.integers(5, n - width - 5))
+    at = _spaced_intervals(rng, start, start + width, rises, gap=2)
+    idx = np.arange(n) - start
+    if rng.random() < 0.5:
+        phase = np.clip(idx / width, 0.0, 1.0)
+    else:
+        phase = 1 / (1 + np.exp(-(idx - width / 2) / (width / 6)))
+    noise = float(rng.choice([0.002, 0.01, 0.03]))
+    log_loss = 0.3 * _log_trend(n, rng) - rng.uniform(1, 3) * phase + rng.normal(0.0, noise, n)
+    return _rank_rising_at(n, at), np.exp(log_loss), {"width": width, "rises": len(at)}
+
+
 __all__ = [
     "SHAPES",
     "bursts",
     "initial_spectrum",
+    "lagged_coupling",
     "loss_for",
     "moving_spectra",
+    "shared_phase",
     "smooth_rise",
     "spectra",
     "staircase",

@@ -57,6 +57,7 @@ def write_results(
     elapsed: float,
     device: str,
     pretrain: dict | None = None,
+    extra: dict | None = None,
 ) -> None:
     """Write metrics.parquet, ranks.parquet, spectra.npz and run.json (each atomically) in ``out_dir``,
     then manifest.json (last: its presence says the others are whole).
@@ -68,7 +69,8 @@ def write_results(
     bound's eps (a column); normalisation: the Gram's weights (``integral`` or ``mean``); config:
     run.json's ``config``; train_clock: (wall, CPU) seconds of training outside the measurements;
     diverged_at: per seed, the step it diverged at (< 0: it did not); steps_done, elapsed, device:
-    for the provenance (:func:`staircase.records.provenance.job_record`); pretrain: what pre-training did.
+    for the provenance (:func:`staircase.records.provenance.job_record`); pretrain: what pre-training did;
+    extra: more run.json keys, over the others (the Tracker's ``complete``, ``stopped``, its user's commit).
     """
     run = {
         "config": config,
@@ -81,6 +83,7 @@ def write_results(
         "measure_cpu_s": {k: round(v, 3) for k, v in clock.seconds.items()},
         "pretrain": pretrain,
         **job_record([int(s) for s in seeds], diverged_at, steps_done, elapsed, device),
+        **(extra or {}),
     }
     seeds, steps = np.asarray(seeds), np.asarray(rec.steps)
     spec = {f"layer{l}": np.stack([st[l] for st in rec.spectra], axis=1) for l in range(depth)}

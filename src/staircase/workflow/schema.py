@@ -95,6 +95,22 @@ def schema_check(instance: Any, schema, where: str = "") -> None:
         raise ConfigError(f"{'.'.join(filter(None, [where, key])) or 'config'}: {problem}")
 
 
+# what YAML 1.1 (PyYAML) leaves as text but any reader means as a number: 1e-3, 5E4, 2.5e3
+_EXPONENT_FLOAT = re.compile(r"[-+]?(\d+(\.\d*)?|\.\d+)[eE][-+]?\d+")
+
+
+def exponent_float(text) -> float | None:
+    """The float that ``text`` spells in exponent notation YAML 1.1 does not read (None if it is not one)."""
+    return float(text) if isinstance(text, str) and _EXPONENT_FLOAT.fullmatch(text.strip()) else None
+
+
+def yaml_number_text(value: float) -> str:
+    """How to write ``value`` so that YAML 1.1 reads a float: a dot and a signed exponent (1.0e-3)."""
+    mantissa, exponent = f"{value:e}".split("e")
+    mantissa = mantissa.rstrip("0")
+    return f"{mantissa}0e{int(exponent):+d}" if mantissa.endswith(".") else f"{mantissa}e{int(exponent):+d}"
+
+
 def schema_problem(error) -> tuple[str, str]:
     """(dotted key, one-line problem) of a jsonschema ValidationError; a name that breaks its
     pattern and an integer written as a float are said in words."""
@@ -107,6 +123,9 @@ def schema_problem(error) -> tuple[str, str]:
     elif error.validator == "type" and isinstance(error.instance, float) and error.instance.is_integer():
         if "integer" in str(error.validator_value):
             problem = f"{error.instance} is not an integer (write {int(error.instance)}, without a decimal point)"
+    elif error.validator == "type" and exponent_float(error.instance) is not None:
+        written = yaml_number_text(exponent_float(error.instance))
+        problem = f"{error.instance!r} is text to YAML 1.1, not a number: write {written}"
     elif error.validator in ("anyOf", "oneOf") and error.context:  # say what each alternative wanted
         alternatives = list(dict.fromkeys(" ".join(sub.message.split()) for sub in error.context))
         problem = f"{error.instance!r} is not valid: " + "; or ".join(alternatives)

@@ -1,7 +1,7 @@
-"""A1 - the eps-rank rises in a staircase: :func:`staircase.core.steptest.staircase_test` per
-healthy seed (the stall prominence of the spectrum's motion at eps against one growth phase),
-Fisher-combined over the experiment's seeds; the same test on the eps-rank alone and the stair
-count are descriptions."""
+"""A1 - the eps-rank rises in a staircase, judged per variant (cell):
+:func:`staircase.core.steptest.staircase_test` per healthy seed (the stall prominence of the
+spectrum's motion at eps against one growth phase), Fisher-combined over the cell's seeds; the
+same test on the eps-rank alone and the stair count are descriptions."""
 
 from __future__ import annotations
 
@@ -14,6 +14,10 @@ from staircase.records.runs import Run
 
 
 def judge(audit: ExperimentAudit) -> list[vd.Row]:
+    return audit.per_cell(judge_cell)
+
+
+def judge_cell(audit: ExperimentAudit) -> list[vd.Row]:
     tests = [(r, s, audit.tests[r.variant].staircase[s]) for r, s in audit.healthy()]
     for r, s, res in tests:
         where = f"stall from step {res.step:g} held {res.hold_ratio:.3g}x as long" if res.statistic else "no stall"
@@ -26,7 +30,9 @@ def judge(audit: ExperimentAudit) -> list[vd.Row]:
             res.p_value,
             f"median {res.null_median:.3g}, 95% {res.null_q95:.3g}",
             f"{where} as the motion around it; eps-rank rose {res.rank_rise}; "
-            f"null noise sigma {res.noise[0]:g}, rho {res.noise[1]:g}",
+            f"null noise sigma {res.noise[0]:g}, rho {res.noise[1]:g}; stall p {res.stall_p:.3g}, "
+            f"burst share {res.burst:.3g} (p {res.burst_p:.3g}, contrast {res.burst_contrast:.3g}); "
+            f"{res.excursions} excursion(s) masked",
         )
     return _a1_tests(audit, tests) + _a1_descriptions(audit)
 
@@ -40,13 +46,13 @@ def _a1_tests(audit: ExperimentAudit, tests: list[tuple[Run, int, steptest.Stair
     beat = sum(vd.compare_p(res.p_value, alpha) == PASS for *_, res in tests)
     null_med = np.median([res.null_median for *_, res in tests]) if tests else np.nan
     per_seed = ", ".join(f"{r.variant}/seed{s} p={res.p_value:.3g}" for r, s, res in tests)
-    r_value, r_spread, _ = vd.summarise([res.hold_ratio for *_, res in tests])
+    r_value, r_spread, _ = vd.summarise([res.effect for *_, res in tests])
     return [
         vd.pvalue_row(
             "A1",
             audit.name,
-            "stall prominence of the spectrum at eps: log of how much longer its most prominent stall "
-            "lasted than its motion around it (Fisher over seeds)",
+            "stall prominence of the spectrum at eps (log of how much longer its most prominent stall "
+            "lasted than its motion around it) and its burst share, Bonferroni per seed, Fisher over seeds",
             value,
             p,
             alpha,
@@ -57,8 +63,8 @@ def _a1_tests(audit: ExperimentAudit, tests: list[tuple[Run, int, steptest.Stair
         vd.threshold_row(
             "A1",
             audit.name,
-            "effect size: how many times longer the most prominent stall lasted than the motion around it "
-            "(median over seeds)",
+            "effect size: how many times longer the most prominent stall lasted than the motion around it, "
+            "or the burst contrast where the burst share decided (median over seeds)",
             r_value,
             ">=",
             audit.t["a1_min_stall_ratio"],

@@ -1,5 +1,8 @@
-"""A2 - the loss falls as the eps-rank rises: :func:`staircase.core.steptest.coupling_test` of log
-loss at the rank's rises, Fisher-combined over seeds; Spearman(loss, eps-rank) described."""
+"""A2 - the loss falls as the eps-rank rises, judged per variant (cell):
+:func:`staircase.core.steptest.coupling_test` of log loss at the rank's rises (a drop within
+``COUPLING_LAG`` measurements after a rise counts; compared only within the rank's active period,
+so a shared growth phase is not coupling), Fisher-combined over the cell's seeds;
+Spearman(loss, eps-rank) described."""
 
 from __future__ import annotations
 
@@ -9,6 +12,10 @@ from staircase.core import stairs
 
 
 def judge(audit: ExperimentAudit) -> list[vd.Row]:
+    return audit.per_cell(judge_cell)
+
+
+def judge_cell(audit: ExperimentAudit) -> list[vd.Row]:
     results = [(r, s, audit.tests[r.variant].loss_coupling[s]) for r, s in audit.healthy()]
     for r, s, c in results:
         audit.record("A2", r.variant, s, "loss drop at rises (percentile)", c.statistic, c.p_value, "0.5")
@@ -23,7 +30,8 @@ def judge(audit: ExperimentAudit) -> list[vd.Row]:
             "A2",
             "loss drop rate (log loss per step)",
             results,
-            "no coupling beyond the shared trend: each rise moved at random within its window",
+            "no coupling beyond the shared trend or growth phase: each rise moved at random within its window, "
+            "inside the rank's active period",
         ),
         vd.description_row(
             "A2",

@@ -8,6 +8,7 @@ src/staircase/claims/claims.yaml), so a change to one claim's test touches one m
 
 from __future__ import annotations
 
+import copy
 import importlib
 from functools import cached_property
 from pathlib import Path
@@ -163,6 +164,28 @@ class ExperimentAudit:
 
         return cells.cell_table(self.runs, self.tests, self.t)
 
+    def cell(self, run: Run) -> ExperimentAudit:
+        """This audit restricted to one variant (cell), sharing its per-seed tests and records."""
+        sub = copy.copy(self)
+        sub.runs = [run]
+        sub.__dict__.pop("cells", None)
+        return sub
+
+    def per_cell(self, judge_cell) -> list[vd.Row]:
+        """A claim judged per variant (cell), never on the variants' seeds pooled: ``judge_cell``'s
+        rows for each cell, their metric prefixed with the variant when there are several. The
+        experiment's verdict combines them as any rows (:func:`staircase.claims.verdicts.combine`):
+        it passes only when every cell's tests pass, so one cell never carries another
+        (docs/claims.md, "Cells, not pools")."""
+        if len(self.runs) == 1:
+            return judge_cell(self)
+        rows = []
+        for run in self.runs:
+            for row in judge_cell(self.cell(run)):
+                row.metric = f"cell {run.variant}: {row.metric}"
+                rows.append(row)
+        return rows
+
     def rows(self, claim: str) -> list[vd.Row]:
         """The rows of ``claim``, by the judge module the registry declares for it (paper A's claims;
         papers B and C judge studies, not experiments: none here)."""
@@ -171,16 +194,18 @@ class ExperimentAudit:
         return importlib.import_module(registry.judge_module(claim)).judge(self)
 
 
-def coupling_row(audit, claim, what, results: list, null_what: str, extra=()) -> vd.Row:
+def coupling_row(audit: ExperimentAudit, claim, what, results: list, null_what: str, extra=()) -> vd.Row:
     value, spread, n = vd.summarise([c.statistic for *_, c in results])
     p = steptest.fisher([c.p_value for *_, c in results])
-    q95 = np.nanmedian([c.null_q95 for *_, c in results]) if results else np.nan
+    q95s = [c.null_q95 for *_, c in results if np.isfinite(c.null_q95)]
+    q95 = np.median(q95s) if q95s else np.nan
     rises = sum(c.n_rises for *_, c in results)
     return vd.pvalue_row(
         claim,
         audit.name,
-        f"{what}: mean percentile at the rank's rises among the intervals within "
-        f"{audit.settings['loss_window']} measurements (0.5 at chance; Fisher over seeds)",
+        f"{what}, fastest within {steptest.COUPLING_LAG} measurements after each rise: mean percentile at the "
+        f"rank's rises among the intervals of its active period within {audit.settings['loss_window']} "
+        "measurements (0.5 at chance; Fisher over seeds)",
         value,
         p,
         audit.t["alpha"],
