@@ -466,7 +466,7 @@ def test_check_config_on_a_file_that_is_no_config(tmp_path, capsys, content, exp
     assert len(err) == 1 and err[0].startswith(f"staircase: error: {path}: {expected}"), err
 
 
-# ---- one grammar: every section's `defaults:` under its entries (README, "Changing a setting") ----------
+# ---- one grammar: every section's `defaults:` under its entries (docs/configuration.md) ----------
 def test_experiment_defaults_resolve_in_the_documented_order():
     config = load()
     config["experiments"] = {

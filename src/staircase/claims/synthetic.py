@@ -11,7 +11,7 @@ and as must-pass / must-fail fixtures in the tests. Time is normalised, u = step
   one-to-one or smoothed over a few measurements) or not (a smooth decay sharing the trend, half
   of the time with drops of its own at random times);
 * :func:`write_run` - a run directory as ``staircase train`` writes it (metrics.parquet,
-  ranks.parquet, spectra.npz, run.json; see README "What you get") from given series.
+  ranks.parquet, spectra.npz, run.json; see docs/outputs.md) from given series.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""A computable lower bound on the loss from the epsilon-rank of the features (README.md, "The quantities").
+"""A computable lower bound on the loss from the epsilon-rank of the features (docs/quantities.md).
 
 Write the network output as u = sum_j a_j phi_j (the bias b is the coefficient of phi_0 = 1, so
 callers prepend a column of ones and b to the coefficients). In the quadrature inner product

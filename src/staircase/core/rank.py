@@ -1,6 +1,6 @@
 """Gram matrices of neurons, their spectra, the epsilon-rank, and peer rank metrics.
 
-Conventions (README.md, "The quantities"):
+Conventions (docs/quantities.md):
 
 * ``features`` is an (N, n) array: n neurons (basis functions) evaluated at N points, or a
   stack (..., N, n) of such arrays (one per model). Torch tensors of any float dtype are accepted.

@@ -1,4 +1,4 @@
-"""The results format, written and read in one place (README, "Results format").
+"""The results format, written and read in one place (docs/outputs.md, docs/results-format.md).
 
 ``writer`` writes a run's metrics.parquet, ranks.parquet, spectra.npz and run.json;
 ``runs`` reads them back (and names a damaged file with its remedy); ``provenance`` writes files

@@ -2,7 +2,7 @@
 and the tracker of any PyTorch model (:class:`staircase.training.tracker.Tracker`) both call
 :func:`write_results`, so that the audit, the notebooks and :mod:`staircase.records.runs` read either alike.
 
-A run directory holds (README, "What you get, and where"):
+A run directory holds (docs/outputs.md; the manifest: docs/results-format.md):
 
 * ``metrics.parquet`` - one row per (seed, step): ``seed, step``, the scalar columns in the order
   the writer is given them, with ``eps_rank`` (last hidden layer at the main eps) fourth and

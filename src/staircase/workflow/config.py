@@ -95,7 +95,7 @@ def experiment_names(config: dict) -> list[str]:
 
 def experiment_settings(config: dict, name: str) -> dict:
     """The experiment's settings at the configured scale (before variants). Resolution order, each
-    deep-merged over the one before (README, "Changing a setting"): ``experiments.defaults`` at the
+    deep-merged over the one before (docs/configuration.md): ``experiments.defaults`` at the
     scale < the experiment < its ``full:`` at scale full < a named variant < a sweep's values."""
     if name == "defaults" or name not in config["experiments"]:
         have = sorted(experiment_names(config))

@@ -52,14 +52,15 @@ from staircase.workflow import config as cfgmod
 from staircase.workflow import lowrank_settings
 
 THROUGHPUT_PATH = Path(__file__).with_name("throughput.csv")
-# measured on the 2-core CI machine (README, "Scale"): `python -c "import staircase.training.trainer, staircase.cli"`,
+# measured on the 2-core CI machine (docs/running.md, "Scale"):
+# `python -c "import staircase.training.trainer, staircase.cli"`,
 # user + system CPU, three runs: 2.0-2.1 s
 STARTUP_CPU_S = 2.0
 # a figure or table: its papermill job and its HTML copy, about 12 s of CPU each at the default scale
 # (PERFORMANCE.md, "Wall time of the default-scale pipeline")
 NOTEBOOK_CPU_S = 24.0
 # the A1-A3 tests per healthy seed and measurement at 400 null samples: `staircase audit` on the full-scale
-# fit1d run took 10.0 s of CPU for 8 seeds x 681 measurements (1.8e-3; README, "Scale"); the notebooks
+# fit1d run took 10.0 s of CPU for 8 seeds x 681 measurements (1.8e-3; docs/running.md, "Scale"); the notebooks
 # (staircase, summary, universality or regime table) test each seed about twice more: 3 x 1.8e-3
 ANALYSIS_CPU_S_PER_SEED_MEASUREMENT = 5.4e-3
 COLUMNS = [
