@@ -30,6 +30,19 @@ def checkpoints(steps: int, count: int) -> np.ndarray:
     return np.unique(np.concatenate([[0], geo, [steps]]))
 
 
+def write_tables_and_spectra(out: Path, tables: dict[str, pd.DataFrame], arrays: dict[str, np.ndarray]) -> None:
+    """Each table as ``<name>.parquet`` and the arrays as spectra.npz in ``out``, each file atomically."""
+    out.mkdir(parents=True, exist_ok=True)
+    for name, frame in tables.items():
+        atomic_write(out / f"{name}.parquet", lambda t, f=frame: f.to_parquet(t, index=False))
+
+    def write_npz(tmp):
+        with open(tmp, "wb") as fh:
+            np.savez_compressed(fh, **arrays)
+
+    atomic_write(out / "spectra.npz", write_npz)
+
+
 class WeightsRun:
     """One study: ``family`` names its config section and results folder. A subclass's
     ``__init__`` calls this one first, then builds its data, network (``self.net``), ``steps``,
@@ -99,19 +112,11 @@ class WeightsRun:
         """Every table, spectra.npz (checkpoint steps, the members' labels, ``layer<l>``: member x
         checkpoint x singular value) and run.json, each written atomically."""
         out = self.out_dir
-        out.mkdir(parents=True, exist_ok=True)
-        for name, frame in self.tables().items():
-            atomic_write(out / f"{name}.parquet", lambda t, f=frame: f.to_parquet(t, index=False))
         spectra = {
             f"layer{l + 1}": np.stack([step[l] for step in self.spectra], axis=1) for l in range(self.net.n_layers)
         }
         arrays = {"steps": np.asarray(self.log_steps[: len(self.spectra)]), **self.member_arrays(), **spectra}
-
-        def write_npz(tmp):
-            with open(tmp, "wb") as fh:
-                np.savez_compressed(fh, **arrays)
-
-        atomic_write(out / "spectra.npz", write_npz)
+        write_tables_and_spectra(out, self.tables(), arrays)
         write_json(
             out / "run.json",
             {
@@ -124,9 +129,9 @@ class WeightsRun:
         )
 
     @classmethod
-    def run(cls, cfg: dict, out_dir, progress: bool = True) -> Path:
-        """Train one study and write its results to ``out_dir``."""
-        job = cls(cfg, out_dir, progress)
+    def run(cls, cfg: dict, out_dir, progress: bool = True, **options) -> Path:
+        """Train one study and write its results to ``out_dir`` (``options``: the study's own, e.g. a part)."""
+        job = cls(cfg, out_dir, progress, **options)
         job.train()
         job.write_outputs()
         print(job.summary(out_dir), file=sys.stderr)
