@@ -120,7 +120,7 @@ def test_every_command_has_its_own_help_with_an_example_that_parses():
 
 def test_every_command_reading_a_config_takes_config_and_set():
     readers = {"train", "audit", "calibrate", "bench", "rank-points", "variants", "check-config", "cost"}
-    readers |= {"collapse", "align", "lowrank-studies"}
+    readers |= {"collapse", "collapse-merge", "align", "lowrank-studies"}
     for name, p in commands().items():
         flags = {flag for action in p._actions for flag in action.option_strings}
         if name in readers:

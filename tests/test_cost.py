@@ -41,7 +41,11 @@ def test_jobs_resolve_the_sizes_of_every_training_job():
     assert (pde.family, pde.points, pde.rows, pde.dim) == ("pde", 1000, 3, 1)
     sgd = next(j for n, j in jobs.items() if n.startswith("regime_fit1d/sgd"))
     assert sgd.points == 32  # a mini-batch is what a step costs
-    assert jobs["rank_collapse/digits_lambda"].seeds == 11 * 5  # every (lambda, seed) cell stacked
+    # split by cells at full scale (docs/full-scale.md): one job per lambda, its 5 seeds stacked
+    parts = [j for j in cost.jobs(_config("full")) if j.name == "rank_collapse/digits_lambda"]
+    assert [j.part for j in parts] == list(range(11)) and {j.seeds for j in parts} == {5}
+    whole = {j.name: j for j in cost.jobs(_config())}["rank_collapse/digits_lambda"]
+    assert whole.part is None and whole.seeds == 7 * 2  # at the default scale every (lambda, seed) cell stacked
 
 
 def _table(rows):

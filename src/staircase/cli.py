@@ -13,7 +13,7 @@ The workflow calls these; a user can too, to run one job by hand::
     staircase bench                                      # engine vs peers, ratios in results/bench
     staircase rank-points --experiment fit1d             # how many quadrature points the eps-ranks need
 
-Papers B and C add ``collapse``, ``align`` and ``lowrank-studies`` (see staircase.cli_lowrank).
+Papers B and C add ``collapse``, ``collapse-merge``, ``align`` and ``lowrank-studies`` (see staircase.cli_lowrank).
 """
 
 from __future__ import annotations
@@ -76,6 +76,8 @@ EXAMPLES = {
     "cost": "staircase cost --set scale=full --cores 16",
     "notebook-failure": "staircase notebook-failure results/small/notebooks/layers_fit1d.ipynb",
     "collapse": "staircase collapse --config config.yaml --study digits_lambda --out /tmp/collapse",
+    "collapse-merge": "staircase collapse-merge --config config.yaml --study gauss_noise --parts /tmp/g/parts/0 "
+    "/tmp/g/parts/1 /tmp/g/parts/2 /tmp/g/parts/3 /tmp/g/parts/4 --out /tmp/g",
     "align": "staircase align --config config.yaml --study digits01_ngd --out /tmp/align",
     "lowrank-studies": "staircase lowrank-studies --config config.yaml",
 }

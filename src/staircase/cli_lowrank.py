@@ -1,16 +1,25 @@
-"""``staircase collapse`` (paper B), ``staircase align`` (paper C) and ``staircase lowrank-studies``.
+"""``staircase collapse`` (paper B), ``staircase align`` (paper C), ``staircase collapse-merge`` and
+``staircase lowrank-studies``.
 
 The workflow passes a study's resolved config as JSON; by hand, name the study::
 
     staircase lowrank-studies --config config.yaml
     staircase collapse --config config.yaml --study digits_lambda --out /tmp/collapse
     staircase align --config config.yaml --study digits01_ngd --out /tmp/align
+
+A rank_collapse study split into one job per lambda x noise cell (``split: cells``, docs/full-scale.md)
+trains each cell with ``--part K`` and joins them with ``collapse-merge``::
+
+    staircase collapse --config config.yaml --study grid --part 0 --out /tmp/grid/parts/0
+    staircase collapse-merge --config config.yaml --study grid --parts /tmp/grid/parts/* --out /tmp/grid
 """
 
 from __future__ import annotations
 
+import argparse
+
 from staircase.errors import ConfigError
-from staircase.training import alignment, collapse
+from staircase.training import alignment, collapse, collapse_parts
 from staircase.workflow import lowrank_settings as settings
 from staircase.workflow.overrides import SET_HELP
 
@@ -32,6 +41,15 @@ def _run_config(args, family: str, load_config, read_run_config) -> dict:
     return studies[args.study]
 
 
+def checked_part(part: int | None, cfg: dict) -> int | None:
+    """--part K names one of the study's lambda x noise cells, 0 .. cells - 1."""
+    cells = collapse.grid_cells(cfg)
+    if part is not None and not 0 <= part < cells:
+        study = cfg["study"]
+        raise ConfigError(f"--part {part}: study {study} has {cells} lambda x noise cells: give 0 to {cells - 1}")
+    return part
+
+
 def add_commands(sub, load_config, read_run_config, check_job_start) -> None:
     """Register the subcommands on the main parser's subparsers, with the main CLI's validated
     config loader ``load_config(path, overrides)``, its --run-config reader and its start checks
@@ -41,8 +59,18 @@ def add_commands(sub, load_config, read_run_config, check_job_start) -> None:
         family = COMMANDS[args.command]
         cfg = _run_config(args, family, load_config, read_run_config)
         check_job_start(args, cfg)
-        job = collapse if family == "rank_collapse" else alignment
-        job.run(cfg, args.out, progress=not args.no_progress)
+        if family == "rank_collapse":
+            part = checked_part(args.part, cfg)
+            collapse.run(cfg, args.out, progress=not args.no_progress, part=part)
+        else:
+            alignment.run(cfg, args.out, progress=not args.no_progress)
+        return 0
+
+    def merge(args) -> int:
+        cfg = _run_config(args, "rank_collapse", load_config, read_run_config)
+        check_job_start(args, cfg)
+        out = collapse_parts.merge(cfg, args.parts, args.out)
+        print(f"staircase: rank_collapse/{cfg['study']}: {len(args.parts)} parts merged; results in {out}")
         return 0
 
     def list_studies(args) -> int:
@@ -66,7 +94,18 @@ def add_commands(sub, load_config, read_run_config, check_job_start) -> None:
         p.add_argument("--out", required=True, help="output folder")
         p.add_argument("--device", help="cpu, cuda or auto (overrides the config)")
         p.add_argument("--no-progress", action="store_true", help="no progress line")
+        if name == "collapse":
+            p.add_argument("--part", type=int, help="train only lambda x noise cell K (0-based, all its seeds)")
         p.set_defaults(func=train)
+    p = sub.add_parser("collapse-merge", help="paper B: join a study's parts (collapse --part K) into its files")
+    p.add_argument("--run-config", help="resolved study config as JSON, or @file")
+    p.add_argument("--config", help="config.yaml (with --study)")
+    p.add_argument("--study", help="the study of config.yaml to merge (with --config)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help=SET_HELP)
+    p.add_argument("--parts", nargs="+", required=True, help="the output folders of all its parts, in any order")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--device", help=argparse.SUPPRESS)
+    p.set_defaults(func=merge)
     p = sub.add_parser("lowrank-studies", help="list the enabled studies of papers B and C")
     p.add_argument("--config", default="config.yaml", metavar="CONFIG", help="the configuration file")
     p.add_argument("config_file", nargs="?", metavar="CONFIG", help="the same as --config (kept for old scripts)")

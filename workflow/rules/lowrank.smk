@@ -1,5 +1,6 @@
 # Papers B (rank_collapse) and C (alignment): one training job per study (its grid cells and seeds
-# stacked in one process), and their figures and claim tables. Studies are selected by the claims
+# stacked in one process), or, for a rank_collapse study with `split: cells`, one job per lambda x noise
+# cell and a merge writing the study's files (docs/full-scale.md); and their figures and claim tables. Studies are selected by the claims
 # they are tagged with (config.yaml: rank_collapse.studies.<name>.claims, alignment.studies...).
 from staircase.claims import lowrank as lowrank_claims
 from staircase.workflow import lowrank_settings as lowrank_settings
@@ -18,6 +19,13 @@ LOWRANK_THRESHOLDS = {
 
 
 lowrank_dir = lambda family, study: lowrank_settings.run_dir(family, study, RESULTS)
+# {study: its number of parts} of the rank_collapse studies split into one job per cell (split: cells)
+COLLAPSE_PARTS = {
+    s: n
+    for s in LOWRANK["rank_collapse"]
+    if (n := lowrank_settings.parts(config, "rank_collapse", s))
+}
+COLLAPSE_WHOLE = [s for s in LOWRANK["rank_collapse"] if s not in COLLAPSE_PARTS]
 
 
 # the files `name` of the given studies of a family
@@ -37,6 +45,7 @@ AUDIT_INPUTS.extend(
 
 # <root>/runs/<family>/<study> would also match the train rule's <root>/runs/<experiment>/<variant>
 ruleorder: rank_collapse > train
+ruleorder: rank_collapse_merge > train
 ruleorder: alignment > train
 
 
@@ -57,7 +66,7 @@ rule rank_collapse:
     benchmark:
         res("benchmarks/rank_collapse/{study}.tsv")
     wildcard_constraints:
-        study=_one_of(LOWRANK["rank_collapse"]),
+        study=_one_of(COLLAPSE_WHOLE),
     conda:
         ENV
     threads: 1
@@ -68,6 +77,89 @@ rule rank_collapse:
         out=lambda w: lowrank_dir("rank_collapse", w.study),
     shell:
         "python -m staircase collapse --run-config {params.run_config:q} --out {params.out} > {log} 2>&1"
+
+
+# the files of a study's part {part}: the study's own files, for its cells
+collapse_part_dir = (
+    lambda study, part: f"{lowrank_dir('rank_collapse', study)}/parts/{part}"
+)
+
+
+rule rank_collapse_part:
+    """Paper B, a study split by cells: train lambda x noise cell {part} (all its seeds) of the study."""
+    output:
+        metrics=res("runs/rank_collapse/{study}/parts/{part}/metrics.parquet"),
+        layers=res("runs/rank_collapse/{study}/parts/{part}/layers.parquet"),
+        claims=res("runs/rank_collapse/{study}/parts/{part}/claims_inputs.parquet"),
+        spectra=res("runs/rank_collapse/{study}/parts/{part}/spectra.npz"),
+        run=res("runs/rank_collapse/{study}/parts/{part}/run.json"),
+        manifest=res("runs/rank_collapse/{study}/parts/{part}/manifest.json"),
+    log:
+        res("logs/rank_collapse/{study}/part{part}.log"),
+    benchmark:
+        res("benchmarks/rank_collapse/{study}/part{part}.tsv")
+    wildcard_constraints:
+        study=_one_of(COLLAPSE_PARTS),
+        part="[0-9]+",
+    conda:
+        ENV
+    threads: 1
+    params:
+        run_config=lambda w: json.dumps(
+            LOWRANK["rank_collapse"][w.study], sort_keys=True
+        ),
+        out=lambda w: collapse_part_dir(w.study, w.part),
+    shell:
+        "python -m staircase collapse --run-config {params.run_config:q} --part {wildcards.part}"
+        " --out {params.out} > {log} 2>&1"
+
+
+rule rank_collapse_merge:
+    """Paper B, a study split by cells: its tables, spectra and run.json from its parts', equal to those
+    of the study trained in one job (staircase.training.collapse_parts)."""
+    input:
+        lambda w: [
+            f"{collapse_part_dir(w.study, k)}/{name}"
+            for k in range(COLLAPSE_PARTS[w.study])
+            for name in (
+                "metrics.parquet",
+                "layers.parquet",
+                "claims_inputs.parquet",
+                "spectra.npz",
+                "run.json",
+            )
+        ],
+    output:
+        metrics=res("runs/rank_collapse/{study}/metrics.parquet"),
+        layers=res("runs/rank_collapse/{study}/layers.parquet"),
+        claims=res("runs/rank_collapse/{study}/claims_inputs.parquet"),
+        spectra=res("runs/rank_collapse/{study}/spectra.npz"),
+        run=res("runs/rank_collapse/{study}/run.json"),
+        # written last (staircase.records.manifest)
+        manifest=res("runs/rank_collapse/{study}/manifest.json"),
+    log:
+        res("logs/rank_collapse/{study}.log"),
+    wildcard_constraints:
+        study=_one_of(COLLAPSE_PARTS),
+    conda:
+        ENV
+    threads: 1
+    params:
+        run_config=lambda w: json.dumps(
+            LOWRANK["rank_collapse"][w.study], sort_keys=True
+        ),
+        parts=lambda w: [
+            collapse_part_dir(w.study, k) for k in range(COLLAPSE_PARTS[w.study])
+        ],
+        out=lambda w: lowrank_dir("rank_collapse", w.study),
+    shell:
+        "python -m staircase collapse-merge --run-config {params.run_config:q} --parts {params.parts}"
+        " --out {params.out} > {log} 2>&1"
+
+
+# seconds of reading and concatenating: on a cluster, on the submitting node
+localrules:
+    rank_collapse_merge,
 
 
 rule alignment:
@@ -98,8 +190,17 @@ rule alignment:
         "python -m staircase align --run-config {params.run_config:q} --out {params.out} > {log} 2>&1"
 
 
-for _family in lowrank_settings.FAMILIES:
-    TARGETS.extend(job_outputs(getattr(rules, _family), study=list(LOWRANK[_family])))
+TARGETS.extend(job_outputs(rules.rank_collapse, study=COLLAPSE_WHOLE))
+TARGETS.extend(job_outputs(rules.rank_collapse_merge, study=list(COLLAPSE_PARTS)))
+_parts = [(s, k) for s, n in COLLAPSE_PARTS.items() for k in range(n)]
+TARGETS.extend(
+    job_outputs(
+        rules.rank_collapse_part,
+        study=[s for s, _ in _parts],
+        part=[k for _, k in _parts],
+    )
+)
+TARGETS.extend(job_outputs(rules.alignment, study=list(LOWRANK["alignment"])))
 
 
 # ---- figures and tables, registered by the claims the studies test ----------------------------

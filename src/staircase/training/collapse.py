@@ -3,7 +3,9 @@
 One study = one job: a grid of weight-decay values lambda (x noise levels of a Gaussian mixture) x
 seeds, every cell a bias-free ReLU MLP, all stacked along the model axis and trained together
 (the total loss is the sum of the cells' objectives, so each cell's trajectory is that of training
-it alone). Objective of a cell, with the mean cross-entropy over the N training points:
+it alone). A study too long for one job trains one lambda x noise cell per job instead (``part``,
+its seeds stacked; cell numbers stay the study's) and staircase.training.collapse_parts merges them.
+Objective of a cell, with the mean cross-entropy over the N training points:
 
     J(W) = (1/N) sum_i CE(f(x_i), y_i) + (lambda/2) sum_l ||W_l||_F^2
 
@@ -45,7 +47,8 @@ dtype. Outputs, written atomically in ``out_dir``:
   B1-B3 verdicts need (``staircase.claims.lowrank``), without retraining.
 * ``spectra.npz`` - ``steps``, ``weight_decay``, ``noise``, ``seed`` (per cell) and ``layer<l>``
   (cell, step, min(n_l, n_{l-1})): the singular values of every layer at every checkpoint.
-* ``run.json`` - resolved config, classes K, cells, per-cell status (ok / diverged), provenance, wall time.
+* ``run.json`` - resolved config, classes K, cells, per-cell status (ok / diverged), provenance, wall time;
+  a part's also ``part`` (K), a merged study's ``parts`` (each part's wall time, host, commit).
 * ``manifest.json`` - written last: every file's sha256, size and shape and the study's identity;
   the readers verify the folder against it (docs/results-format.md)
 
@@ -72,6 +75,12 @@ from staircase.problems import datasets as datamod
 from staircase.training.weights_run import WeightsRun, checkpoints
 
 VIOLATION_RTOL = 1e-9
+# the row order of each table: a study's parts (staircase.training.collapse_parts) merge to the same
+TABLE_ORDER = {"metrics": ["cell", "step"], "layers": ["cell", "step", "layer"], "claims_inputs": ["cell", "layer"]}
+
+
+def in_table_order(name: str, frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.sort_values(TABLE_ORDER[name], kind="stable").reset_index(drop=True)
 
 
 def load_data(cfg: dict) -> tuple[np.ndarray, np.ndarray, list]:
@@ -86,6 +95,12 @@ def load_data(cfg: dict) -> tuple[np.ndarray, np.ndarray, list]:
     levels = [float(v) for v in np.atleast_1d(params.pop("noise"))]
     x, y = datamod.gaussian_mixture(noise=levels, **params)
     return x, y, levels
+
+
+def grid_cells(cfg: dict) -> int:
+    """How many lambda x noise cells a resolved study has (each trains all its seeds): its parts."""
+    noise = cfg["data"].get("noise")
+    return len(cfg["weight_decay"]) * (1 if noise is None else len(np.atleast_1d(noise)))
 
 
 def _inverse(lam: np.ndarray) -> np.ndarray:
@@ -145,7 +160,7 @@ class CollapseRun(WeightsRun):
 
     family = "rank_collapse"
 
-    def __init__(self, cfg: dict, out_dir, progress: bool = True):
+    def __init__(self, cfg: dict, out_dir, progress: bool = True, part: int | None = None):
         super().__init__(cfg, out_dir, progress)
         self.dtype = torch.float64 if cfg["train"].get("dtype", "float32") == "float64" else torch.float32
         x, y, levels = load_data(cfg)
@@ -160,6 +175,10 @@ class CollapseRun(WeightsRun):
             }
         )
         level_of = np.array([g[1] for g in grid])
+        self.part = part
+        if part is not None:  # one lambda x noise cell: its seeds are consecutive cells (seeds vary fastest)
+            keep = slice(part * len(cfg["seeds"]), (part + 1) * len(cfg["seeds"]))
+            self.cells, level_of = self.cells.iloc[keep].reset_index(drop=True), level_of[keep]
         x = np.asarray(x)
         x_cells = x[level_of] if x.ndim == 3 else x  # (S, N, d) or shared (N, d)
         self.x64 = torch.as_tensor(x_cells, dtype=torch.float64, device=self.device)
@@ -247,8 +266,10 @@ class CollapseRun(WeightsRun):
         newly = (self.diverged_at < 0) & ~healthy
         for s in np.flatnonzero(newly):
             self.diverged_at[s] = self.step
+            cell = self.cells["cell"].iloc[s]
             print(
-                f"staircase: {self.name} cell {s} diverged at step {self.step}; recorded as diverged", file=sys.stderr
+                f"staircase: {self.name} cell {cell} diverged at step {self.step}; recorded as diverged",
+                file=sys.stderr,
             )
         return self.diverged_at < 0
 
@@ -311,13 +332,10 @@ class CollapseRun(WeightsRun):
         claims["stationarity_avg_max"] = claims.groupby("cell")["stationarity_avg"].transform("max")
         claims["classes"] = self.classes
         claims["steps"] = self.steps
-        claims["diverged"] = claims["cell"].map(lambda c: bool(self.diverged_at[c] >= 0))
-        sort = ["cell", "step"]
-        return dict(
-            metrics=metrics.sort_values(sort, kind="stable").reset_index(drop=True),
-            layers=layers.sort_values(sort + ["layer"], kind="stable").reset_index(drop=True),
-            claims_inputs=claims.sort_values(["cell", "layer"], kind="stable").reset_index(drop=True),
-        )
+        diverged = dict(zip(self.cells["cell"], self.diverged_at >= 0))
+        claims["diverged"] = claims["cell"].map(lambda c: bool(diverged[c]))
+        tables = dict(metrics=metrics, layers=layers, claims_inputs=claims)
+        return {name: in_table_order(name, frame) for name, frame in tables.items()}
 
     def members(self):
         return self.cells["cell"]
@@ -330,21 +348,25 @@ class CollapseRun(WeightsRun):
         }
 
     def record(self) -> dict:
+        part = {} if self.part is None else {"part": self.part}
         return {
             "classes": self.classes,
             "train_points": self.n,
             "cells": self.cells.to_dict(orient="list"),
             "seeds": [int(s) for s in self.cfg["seeds"]],
+            **part,
         }
 
     def summary(self, out_dir) -> str:
         bad = int((self.diverged_at >= 0).sum())
+        part = "" if self.part is None else f" part {self.part}"
         return (
-            f"staircase: {self.name}: {len(self.cells)} cells (lambda x noise x seed), {self.step} steps in "
+            f"staircase: {self.name}{part}: {len(self.cells)} cells (lambda x noise x seed), {self.step} steps in "
             f"{self.elapsed:.1f}s; results in {out_dir}" + (f" ({bad} cell(s) diverged)" if bad else "")
         )
 
 
-def run(cfg: dict, out_dir, progress: bool = True) -> Path:
-    """Train one rank_collapse study (its resolved config) and write its results to ``out_dir``."""
-    return CollapseRun.run(cfg, out_dir, progress)
+def run(cfg: dict, out_dir, progress: bool = True, part: int | None = None) -> Path:
+    """Train one rank_collapse study (its resolved config) and write its results to ``out_dir``; with
+    ``part``, only its lambda x noise cell number ``part`` (all seeds; staircase.training.collapse_parts)."""
+    return CollapseRun.run(cfg, out_dir, progress, part=part)

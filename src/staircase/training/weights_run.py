@@ -32,6 +32,28 @@ def checkpoints(steps: int, count: int) -> np.ndarray:
     return np.unique(np.concatenate([[0], geo, [steps]]))
 
 
+def write_tables_and_spectra(out: Path, tables: dict[str, pd.DataFrame], arrays: dict[str, np.ndarray]) -> None:
+    """Each table as ``<name>.parquet`` and the arrays as spectra.npz in ``out``, each file atomically
+    (an old manifest.json deleted first: until :func:`seal_study`, the folder is unfinished)."""
+    refuse_symlink(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / manifest.NAME).unlink(missing_ok=True)
+    for name, frame in tables.items():
+        atomic_write(out / f"{name}.parquet", lambda t, f=frame: f.to_parquet(t, index=False))
+
+    def write_npz(tmp):
+        with open(tmp, "wb") as fh:
+            np.savez_compressed(fh, **arrays)
+
+    atomic_write(out / "spectra.npz", write_npz)
+
+
+def seal_study(out: Path, tables: dict) -> None:
+    """manifest.json, after run.json: its presence says the others are whole (the readers verify
+    the folder against it, staircase.records.runs.load_study_run)."""
+    manifest.seal(out, names=[*(f"{name}.parquet" for name in tables), "spectra.npz", "run.json"])
+
+
 class WeightsRun:
     """One study: ``family`` names its config section and results folder. A subclass's
     ``__init__`` calls this one first, then builds its data, network (``self.net``), ``steps``,
@@ -101,22 +123,12 @@ class WeightsRun:
         """Every table, spectra.npz (checkpoint steps, the members' labels, ``layer<l>``: member x
         checkpoint x singular value) and run.json, each written atomically, then manifest.json."""
         out = self.out_dir
-        refuse_symlink(out)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / manifest.NAME).unlink(missing_ok=True)  # until the new files are all in place, the folder is unfinished
-        tables = self.tables()
-        for name, frame in tables.items():
-            atomic_write(out / f"{name}.parquet", lambda t, f=frame: f.to_parquet(t, index=False))
         spectra = {
             f"layer{l + 1}": np.stack([step[l] for step in self.spectra], axis=1) for l in range(self.net.n_layers)
         }
         arrays = {"steps": np.asarray(self.log_steps[: len(self.spectra)]), **self.member_arrays(), **spectra}
-
-        def write_npz(tmp):
-            with open(tmp, "wb") as fh:
-                np.savez_compressed(fh, **arrays)
-
-        atomic_write(out / "spectra.npz", write_npz)
+        tables = self.tables()
+        write_tables_and_spectra(out, tables, arrays)
         write_json(
             out / "run.json",
             {
@@ -127,13 +139,12 @@ class WeightsRun:
                 **job_record(self.members(), self.diverged_at, self.step, self.elapsed, self.device),
             },
         )
-        # last: its presence says the others are whole (the readers verify the folder against it)
-        manifest.seal(out, names=[*(f"{name}.parquet" for name in tables), "spectra.npz", "run.json"])
+        seal_study(out, tables)
 
     @classmethod
-    def run(cls, cfg: dict, out_dir, progress: bool = True) -> Path:
-        """Train one study and write its results to ``out_dir``."""
-        job = cls(cfg, out_dir, progress)
+    def run(cls, cfg: dict, out_dir, progress: bool = True, **options) -> Path:
+        """Train one study and write its results to ``out_dir`` (``options``: the study's own, e.g. a part)."""
+        job = cls(cfg, out_dir, progress, **options)
         job.train()
         job.write_outputs()
         print(job.summary(out_dir), file=sys.stderr)

@@ -101,6 +101,12 @@ class Job:
     rows: int = 1  # forward rows per point (PDE: value, gradient, Laplacian)
     eval_points: int = 0
     measurements: int = 0
+    part: int | None = None  # a rank_collapse study split by cells: which cell this job trains
+
+    @property
+    def label(self) -> str:
+        """The job as the projection names it: its name, and its part if it is one."""
+        return self.name if self.part is None else f"{self.name}/part{self.part}"
 
     @property
     def forward(self) -> float:
@@ -147,8 +153,11 @@ def _lowrank_points(cfg: dict) -> int:
     return int(data.get("points", 360))  # digits 0 vs 1: 360 images
 
 
-def lowrank_job(cfg: dict) -> Job:
+def lowrank_job(cfg: dict, part: int | None = None) -> Job:
+    """A paper B or C study's job; with ``part``, one of a split study's jobs (one lambda x noise cell)."""
     cells = len(cfg.get("weight_decay", [0])) * len((cfg.get("data") or {}).get("noise", [0]))
+    if part is not None:
+        cells = 1
     model = cfg["model"]
     depth = int(model.get("depth", model.get("relu_layers", 0) + model.get("linear_layers", 0)))
     return Job(
@@ -160,7 +169,18 @@ def lowrank_job(cfg: dict) -> Job:
         width=int(model["width"]),
         depth=depth,
         points=_lowrank_points(cfg),
+        part=part,
     )
+
+
+def lowrank_jobs(config: dict, family: str) -> list[Job]:
+    """The training jobs of a family's studies: one per study, or one per cell of a split study
+    (its merge, seconds of reading parquet, is not a training job)."""
+    out = []
+    for study, cfg in lowrank_settings.studies(config, family).items():
+        parts = lowrank_settings.parts(config, family, study)
+        out += [lowrank_job(cfg, k) for k in range(parts)] if parts else [lowrank_job(cfg)]
+    return out
 
 
 def jobs(config: dict) -> list[Job]:
@@ -171,7 +191,7 @@ def jobs(config: dict) -> list[Job]:
         for cfg in cfgmod.variants(config, name).values()
     ]
     for family in lowrank_settings.FAMILIES:
-        out += [lowrank_job(cfg) for cfg in lowrank_settings.studies(config, family).values()]
+        out += lowrank_jobs(config, family)
     return out
 
 
@@ -255,7 +275,8 @@ class Model:
         target = max(sum(self.modelled(job)), 1e-9)
         best, ratio = np.inf, 1.0
         for row in same.itertuples():
-            modelled = max(sum(self.modelled(Job(**{k: getattr(row, k) for k in Job.__dataclass_fields__}))), 1e-9)
+            sizes = {k: getattr(row, k) for k in COLUMNS if k in Job.__dataclass_fields__}
+            modelled = max(sum(self.modelled(Job(**sizes))), 1e-9)
             if abs(np.log(modelled / target)) < best:
                 best, ratio = abs(np.log(modelled / target)), (row.train_cpu_s + row.measure_cpu_s) / modelled
         return float(ratio)
@@ -324,8 +345,8 @@ def project(config: dict, notebooks: int = 0, table: pd.DataFrame | None = None)
     for job in found:
         train, measure = model.project(job) if model is not None else (float("nan"), 0.0)
         if not np.isfinite(train):
-            unprojected.append(job.name)
-        rows.append(dict(job=job.name, kind=job.kind, model_steps=job.model_steps, train_s=train, measure_s=measure))
+            unprojected.append(job.label)
+        rows.append(dict(job=job.label, kind=job.kind, model_steps=job.model_steps, train_s=train, measure_s=measure))
     per_job = pd.DataFrame(rows)
     paper_a = per_job[per_job["kind"] == "paper_a"]
     seed_measurements = sum(j.seeds * j.measurements for j in found if j.kind == "paper_a")

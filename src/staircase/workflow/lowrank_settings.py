@@ -7,7 +7,10 @@ A section has the grammar of ``experiments:`` (docs/configuration.md): ``default
 one before: the defaults at the scale < the study < the study's ``full:`` at scale full. Lists (seeds, the
 weight-decay grid, noise levels) are replaced, not merged. What only describes a study
 (``description``, ``claims``, ``enabled``) stays out of the resolved config, so tagging a study never
-retrains it. All grid cells and seeds of a study are trained in one process, stacked.
+retrains it. All grid cells and seeds of a study are trained in one process, stacked; or, for a
+rank_collapse study with ``split: cells`` (:func:`parts`), one process per lambda x noise cell (all its
+seeds stacked) and a merge that writes the study's files as the one process would. ``split`` is how the
+study is run, not what it computes: it stays out of the resolved config too.
 
 ``check(config)`` adds what the JSON schema cannot express (which data keys each data set needs,
 architecture constraints), raising ``staircase.workflow.config.ConfigError`` with one line naming the key.
@@ -19,12 +22,13 @@ import inspect
 
 from staircase.errors import ConfigError
 from staircase.problems import datasets as datamod
+from staircase.training import collapse
 from staircase.workflow import memory, schema
 from staircase.workflow.defaults import at_scale, deep_merge
 
 FAMILIES = ("rank_collapse", "alignment")
 SHARED_KEYS = ("model", "train", "log", "metrics", "seeds")
-NOT_SETTINGS = ("description", "claims", "enabled", "full")
+NOT_SETTINGS = ("description", "claims", "enabled", "full", "split")
 
 # data sets per family, and the generator whose parameters a study's ``data`` block may set
 DATASETS = {
@@ -51,10 +55,21 @@ def studies(config: dict, family: str) -> dict[str, dict]:
         if not study.get("enabled", True):
             continue
         cfg = deep_merge(defaults, at_scale(study, scale, NOT_SETTINGS))
+        cfg.pop("split", None)  # a study's full: block may set it; it does not change a number
         cfg.update(family=family, study=name, scale=scale)
         cfg.setdefault("device", config.get("device", "auto"))
         out[name] = cfg
     return out
+
+
+def parts(config: dict, family: str, study: str) -> int:
+    """How many jobs train an enabled study at the config's scale: 0 for one job writing the study's
+    files itself; with ``split: cells`` (rank_collapse only), one job per lambda x noise cell, and a
+    merge (``staircase collapse-merge``) joins them."""
+    block = at_scale(config[family]["studies"][study], config.get("scale", "small"))
+    if block.get("split", "none") == "none":
+        return 0
+    return collapse.grid_cells(studies(config, family)[study])
 
 
 def claims_of(config: dict, family: str) -> dict[str, list[str]]:
