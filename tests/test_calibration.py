@@ -42,7 +42,9 @@ def test_the_families_cover_the_classes_of_issue_23():
     assert {f"loss drops {lag} measurements after each rise" for lag in range(4)} <= set(power)
 
 
-@pytest.mark.parametrize("fam", [f for f in families.FAMILIES if f.draw not in families.NEEDS_POOL], ids=lambda fam: fam.name)
+@pytest.mark.parametrize(
+    "fam", [f for f in families.FAMILIES if f.draw not in families.NEEDS_POOL], ids=lambda fam: fam.name
+)
 def test_every_family_draws_a_finite_case_on_every_schedule(fam, plan):
     rng = np.random.default_rng(0)
     for steps in plan.values():

@@ -19,7 +19,7 @@ def test_bad_lowrank_config_fails_before_any_job(tmp_path):
     """(The checks beyond the schema are unit-tested in test_lowrank; both run in the same place.)"""
     cfg = yaml.safe_load(TINY.read_text())
     cfg["rank_collapse"]["studies"]["grid"]["weight_decay"] = ["1e-3"]
-    expected = "rank_collapse.studies.grid.weight_decay.0: '1e-3' is not of type 'number'"
+    expected = "rank_collapse.studies.grid.weight_decay.0: '1e-3' is text to YAML 1.1, not a number: write 1.0e-3"
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(cfg))
     res = snakemake("--dry-run", "--cores", "1", "--configfile", str(path), cwd=tmp_path)

@@ -169,7 +169,7 @@ BAD_CONFIGS = {
     "string for a number": (
         lambda c: _fit1d(c)["train"].update(lr="1e-3"),
         [],
-        "experiments.fit1d.train.lr: '1e-3' is not of type 'number'",
+        "experiments.fit1d.train.lr: '1e-3' is text to YAML 1.1, not a number: write 1.0e-3",
     ),
     "negative width": (
         lambda c: _fit1d(c)["model"].update(width=-3),
