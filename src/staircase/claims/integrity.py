@@ -10,6 +10,7 @@ the same settings (training is deterministic), does.
 from __future__ import annotations
 
 import hashlib
+import json
 
 import numpy as np
 
@@ -36,15 +37,23 @@ def seed_problems(run: Run) -> list[str]:
     ]
 
 
+def settings(run: Run) -> str:
+    """The run's resolved settings without its names: equal for a copy under another name."""
+    config = {k: v for k, v in run.config.items() if k not in ("experiment", "variant")}
+    return json.dumps(config, sort_keys=True, default=str)
+
+
 def copies(runs: list[Run]) -> list[str]:
-    """Pairs (run/seed) whose series are identical: one copied, or the same seed trained twice.
+    """Pairs (run/seed) whose series are identical under equal settings: one copied, or the same
+    seed trained twice. Two variants whose settings differ but train identically (mini-batch SGD
+    whose batch holds every point is gradient descent) are distinct cells of a design, not copies.
     Healthy seeds only: they are the evidence (a diverged seed's series is left out of every test)."""
-    first: dict[str, str] = {}
+    first: dict[tuple[str, str], str] = {}
     found = []
     for run in runs:
         for seed in sorted(set(run.healthy_seeds)):
             name = f"{run.path}/seed{seed}"
-            key = fingerprint(run, seed)
+            key = (fingerprint(run, seed), settings(run))
             if key in first:
                 found.append(f"{first[key]} and {name} hold identical series")
             else:
