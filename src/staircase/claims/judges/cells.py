@@ -174,7 +174,8 @@ def across_row(judges: dict[str, ExperimentAudit], config: dict) -> vd.Row | Non
 
 def record_cells(audit: ExperimentAudit, claim: str) -> None:
     for c in audit.cells.itertuples():
-        if np.isfinite(c.a1_p):
+        # a cell not trained to its budget's factor has no verdict (a1_pass None): no seed record
+        if np.isfinite(c.a1_p) and c.a1_pass is not None:
             audit.record(
                 claim, c.variant, -1, "cell passes A1 (Fisher p, stall ratio)", float(c.a1_pass), c.a1_p,
                 f"x{c.a1_stall_ratio:.3g}",
