@@ -1,5 +1,5 @@
-"""Every stacked network class against a saved reference, bit for bit: initial parameters, forward
-pass (with the hidden layers), forward Laplacian and the weight gradient of a loss built on it.
+"""Every stacked network class against a saved reference, to a few float eps of its scale: initial parameters,
+forward pass (with the hidden layers), forward Laplacian and the weight gradient of a loss built on it.
 
 The reference (tests/data/network_reference.npz) was written by the code before the networks shared
 a base class and one forward Laplacian (issue 18); regenerate it only for an intended change of
@@ -117,7 +117,14 @@ def test_matches_saved_reference(name):
     assert sorted(got) == sorted(expected)
     for key, value in got.items():
         assert value.dtype == expected[key].dtype, key
-        np.testing.assert_array_equal(value, expected[key], err_msg=key, strict=True)
+        # bit for bit is a promise on one CPU kind only: float32 kernels pick other instructions on
+        # another CPU (the saved reference differs by ~1e-8 on an AMD EPYC), so a few float eps
+        # (of each array's scale: gradients of size 1e3 cancel to entries of size 1)
+        eps = np.finfo(value.dtype).eps if np.issubdtype(value.dtype, np.floating) else 0
+        # a gradient's scale is that of all the model's gradients (batch norm's bias gradients are 0 + rounding)
+        family = [k for k in expected if "/grad/" in k] if "/grad/" in key else [key]
+        scale = max(float(np.max(np.abs(expected[k]), initial=1.0)) for k in family) if eps else 0.0
+        np.testing.assert_allclose(value, expected[key], rtol=64 * eps, atol=64 * eps * scale, err_msg=key, strict=True)
 
 
 if __name__ == "__main__":
