@@ -77,7 +77,10 @@ def test_a2_false_positive_rate_and_power(plan):
     null = pd_rows(family("uncoupled loss"), plan, 150)
     coupled = pd_rows(family("coupled loss"), plan, 100)
     assert calibration.rate(null["p_value"], ALPHA)["rate"] <= ALPHA
-    assert calibration.rate(coupled["p_value"], ALPHA)["rate"] >= 0.5
+    # The lag-tolerant A2 (issue 23) has ~0.24 power on these families, published in docs/claims.md: rises at
+    # the start and end of growth get narrow windows. Its must-pass fixture is in test_steptest; here the
+    # power must stay well above the false-positive rate, so a test that lost all power still fails.
+    assert calibration.rate(coupled["p_value"], ALPHA)["rate"] >= 3 * ALPHA
 
 
 def pd_rows(fam, plan, size):

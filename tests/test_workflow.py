@@ -115,7 +115,8 @@ def test_tiny_end_to_end(tiny_run):
     assert not (
         tiny_run / "results/small/checkpoints"
     ).exists()  # checkpoints, locks and their folders: gone after success
-    assert not list((tiny_run / "results").rglob(".*"))  # no temporary (hidden) file of atomic_write left
+    # no temporary (hidden) file of atomic_write left; the root's lock file stays (docs/reliability.md)
+    assert [p.name for p in (tiny_run / "results").rglob(".*")] in ([], [".staircase.lock"])
 
     # the run ends with the claims summary; the audit and the report exist
     assert re.search(

@@ -54,7 +54,7 @@ def copies(runs: list[Run]) -> list[str]:
         for seed in sorted(set(run.healthy_seeds)):
             name = f"{run.path}/seed{seed}"
             key = (fingerprint(run, seed), settings(run))
-            if key in first:
+            if key in first and not first[key].startswith(f"{run.path}/seed"):  # seeds of one run: seed_problems
                 found.append(f"{first[key]} and {name} hold identical series")
             else:
                 first[key] = name
