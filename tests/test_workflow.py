@@ -140,7 +140,8 @@ def test_tiny_end_to_end(tiny_run):
     assert not metrics["eps_bound_violation"].any() and metrics["eps_bound"].notna().all()
     assert "# Claims audit" in (tiny_run / "results/small/audit/claims.md").read_text()
     calibration = pd.read_csv(tiny_run / "results/small/calibration/summary.csv")
-    assert set(calibration["test"]) >= {"A1", "A2"} and (calibration["draws"] == 10).all()
+    # calibration_draws (10) per family, half as many for the power and per-cell families (docs/claims.md)
+    assert set(calibration["test"]) >= {"A1", "A2"} and calibration["draws"].isin([10, 5]).all()
     assert "How often the tests err" in (tiny_run / "results/small/audit/claims.md").read_text()
     res = snakemake("--cores", "1", "--configfile", str(TINY), "--report", "report.html", cwd=tiny_run)
     assert res.returncode == 0, res.stderr[-3000:]
