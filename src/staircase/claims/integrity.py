@@ -48,16 +48,16 @@ def copies(runs: list[Run]) -> list[str]:
     seed trained twice. Two variants whose settings differ but train identically (mini-batch SGD
     whose batch holds every point is gradient descent) are distinct cells of a design, not copies.
     Healthy seeds only: they are the evidence (a diverged seed's series is left out of every test)."""
-    first: dict[tuple[str, str], str] = {}
+    first: dict[tuple[str, str], tuple[Run, str]] = {}  # fingerprint and settings -> (run, "run/seed")
     found = []
     for run in runs:
         for seed in sorted(set(run.healthy_seeds)):
             name = f"{run.path}/seed{seed}"
             key = (fingerprint(run, seed), settings(run))
-            if key in first and not first[key].startswith(f"{run.path}/seed"):  # seeds of one run: seed_problems
-                found.append(f"{first[key]} and {name} hold identical series")
+            if key in first and first[key][0] is not run:  # seeds of one run: seed_problems
+                found.append(f"{first[key][1]} and {name} hold identical series")
             else:
-                first[key] = name
+                first.setdefault(key, (run, name))
     return found
 
 
