@@ -13,8 +13,9 @@ big arrays a job holds at its peak, each counted as (elements x bytes x a factor
 temporaries made alongside; a training step and a measurement are not at their peak together). The
 factors were calibrated on CPU runs (wide, deep, many-point, 2-D PDE, high-dimensional, L-BFGS and
 record-heavy jobs of papers A, B and C, 0.2-2.4 GB above the fixed part) against the measured peak
-resident memory, which the estimate exceeds by 0-35 % (tests/test_config.py keeps a measured job
-between 1x and 2x). It counts host memory only: on a GPU the same arrays must also fit the GPU's
+resident memory, which the estimate exceeds by 0-35 %; the batched loss bound's n x n systems,
+added later, were checked on fit1d (width 40-2000), poisson1d (1000), poisson2d (300) and ridge8d (800):
+6-70 % above the measured peak (tests/test_config.py keeps a measured job between 1x and 2x). It counts host memory only: on a GPU the same arrays must also fit the GPU's
 memory, which is not checked.
 """
 
@@ -96,8 +97,12 @@ def train_job(cfg: dict) -> dict[str, tuple[float, str]]:
             # bound's least-squares system on the training points
             seeds * (n_rank + n_err) * width * layers * b * 2
             + seeds * n_rank * width * 8 * 3
-            + seeds * n_train * (width + 1) * 8 * 4,
-            f"{points} x model.width x seeds",
+            + seeds * n_train * (width + 1) * 8 * 4
+            # the loss bound's batched QR, Gram eigenpairs and SVD of the last layer
+            # (staircase.core.bounds.loss_lower_bounds): ~6 float64 arrays of
+            # max(points, width + 1) x (width + 1) per seed, dominant for wide layers
+            + seeds * max(n_train, width + 1) * (width + 1) * 8 * 6,
+            f"{points} x model.width x seeds; model.width^2 x seeds",
         ),
         "gram": (seeds * width * width * 8 * 2, "model.width^2 x seeds"),
         "parameters": (seeds * params * b * states, "model.width^2 x model.depth x seeds"),
