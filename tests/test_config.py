@@ -166,7 +166,7 @@ GIANT = {
     "width": (
         {"model": {"width": 60000}},
         "the job needs about",
-        "for parameters: model.width^2 x model.depth x seeds",
+        "for bound: model.width^2 x seeds",
     ),
     "points": (
         {"task": {"train_points": 5_000_000, "rank_points": 5_000_000}, "model": {"width": 500}},

@@ -97,12 +97,15 @@ def train_job(cfg: dict) -> dict[str, tuple[float, str]]:
             # bound's least-squares system on the training points
             seeds * (n_rank + n_err) * width * layers * b * 2
             + seeds * n_rank * width * 8 * 3
-            + seeds * n_train * (width + 1) * 8 * 4
+            + seeds * n_train * (width + 1) * 8 * 4,
+            f"{points} x model.width x seeds",
+        ),
+        "bound": (
             # the loss bound's batched QR, Gram eigenpairs and SVD of the last layer
             # (staircase.core.bounds.loss_lower_bounds): ~6 float64 arrays of
             # max(points, width + 1) x (width + 1) per seed, dominant for wide layers
-            + seeds * max(n_train, width + 1) * (width + 1) * 8 * 6,
-            f"{points} x model.width x seeds; model.width^2 x seeds",
+            seeds * max(n_train, width + 1) * (width + 1) * 8 * 6,
+            "model.width^2 x seeds",
         ),
         "gram": (seeds * width * width * 8 * 2, "model.width^2 x seeds"),
         "parameters": (seeds * params * b * states, "model.width^2 x model.depth x seeds"),
@@ -159,7 +162,7 @@ def peak(parts: dict[str, tuple[float, str]]) -> float:
     records), and the larger of its two transient phases: a training step, or a measurement."""
     size = {k: v[0] for k, v in parts.items()}
     arrays = size["data"] + size["parameters"] + size["records"]
-    arrays += max(size["training"], size["measurement"] + size.get("gram", 0.0))
+    arrays += max(size["training"], size["measurement"] + size.get("gram", 0.0) + size.get("bound", 0.0))
     return RUNTIME_BYTES + MARGIN * arrays
 
 
