@@ -15,8 +15,9 @@ factors were calibrated on CPU runs (wide, deep, many-point, 2-D PDE, high-dimen
 record-heavy jobs of papers A, B and C, 0.2-2.4 GB above the fixed part) against the measured peak
 resident memory, which the estimate exceeds by 0-35 %; the batched loss bound's n x n systems,
 added later, were checked on fit1d (width 40-2000), poisson1d (1000), poisson2d (300) and ridge8d (800):
-6-70 % above the measured peak (tests/test_config.py keeps a measured job between 1x and 2x). It counts host memory only: on a GPU the same arrays must also fit the GPU's
-memory, which is not checked.
+6-70 % above the measured peak (tests/test_config.py keeps a measured job between 1x and 2x).
+It counts host memory only: on a GPU the same arrays must also fit the GPU's memory, which is not
+checked.
 """
 
 from __future__ import annotations
