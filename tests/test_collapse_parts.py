@@ -78,6 +78,15 @@ def test_merge_refuses_parts_of_another_study_or_a_missing_part(tmp_path):
     shutil.copytree(dirs[0], tmp_path / "again")
     with pytest.raises(ConfigError, match="part 0 is given twice"):
         collapse_parts.merge(cfg, [*dirs, tmp_path / "again"], tmp_path / "merged")
+    # a part whose files are not those its manifest sealed (one byte flipped) is refused, naming it
+    flipped = tmp_path / "flipped"
+    shutil.copytree(dirs[1], flipped)
+    table = next(flipped.glob("*.parquet"))
+    data = bytearray(table.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    table.write_bytes(bytes(data))
+    with pytest.raises(ConfigError, match=rf"--parts: .*{table.name}: does not match its manifest.json"):
+        collapse_parts.merge(cfg, [dirs[0], flipped, *dirs[2:]], tmp_path / "merged")
     assert not (tmp_path / "merged").exists()  # nothing written before the parts are checked
     collapse_parts.merge(cfg, dirs[::-1], tmp_path / "merged")  # any order
     assert (tmp_path / "merged" / "run.json").exists()

@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from staircase.errors import ConfigError
+from staircase.errors import ConfigError, UnreadableResult
+from staircase.records import manifest
 from staircase.records.provenance import write_json
 from staircase.training.collapse import TABLE_ORDER, grid_cells, in_table_order
 from staircase.training.weights_run import seal_study, write_tables_and_spectra
@@ -36,12 +37,17 @@ SAME_IN_EVERY_PART = ("config", "classes", "train_points", "seeds", "package_ver
 
 def read_parts(cfg: dict, part_dirs) -> tuple[list[Path], list[dict]]:
     """The parts' folders and run.json records in part order, checked to be every part of this
-    study once, trained with its config and the same versions."""
+    study once, whole (each verified against its manifest.json, as every reader of a finished
+    result is), trained with its config and the same versions."""
     runs = {}
     for folder in map(Path, part_dirs):
         path = folder / "run.json"
         if not path.is_file():
             raise ConfigError(f"--parts: {path}: missing (the part has not finished)")
+        try:
+            manifest.verify(folder)
+        except UnreadableResult as err:
+            raise ConfigError(f"--parts: {err}") from None
         run = json.loads(path.read_text())
         if run.get("part") in runs:
             raise ConfigError(f"--parts: {path}: part {run.get('part')!r} is given twice")
