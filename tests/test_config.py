@@ -634,3 +634,45 @@ def test_snakemake_refuses_a_misread_config_arg_before_any_job(tmp_path):
     )
     assert res.returncode == 1 and "Traceback" not in res.stderr
     assert "config error: --config audit: the key 'a' is given twice in one mapping" in res.stderr.splitlines()[-1]
+
+
+# ---- the CLI validates as Snakemake's validate does ---------------------------------------------
+SHIPPED = [REPO / "config.yaml", *sorted((REPO / ".test" / "config").glob("*.yaml"))]
+
+
+def _snakemake_validated(config: dict) -> dict:
+    from snakemake.utils import validate
+
+    validate(config, str(cfgmod.SCHEMA_PATH))
+    return config
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
+def test_the_cli_fills_defaults_exactly_as_snakemake_validate(path):
+    """schema.validate_with_defaults (the CLI's, schema parsed once) and snakemake.utils.validate
+    (the workflow's) give the same config, key for key, and the same first error."""
+    ours, theirs = loader.load_config_file(path), _snakemake_validated(loader.load_config_file(path))
+    cfgmod.validate_with_defaults(ours)
+    assert json.dumps(ours, sort_keys=True) == json.dumps(theirs, sort_keys=True)
+    assert ours != loader.load_config_file(path)  # defaults were filled in: the comparison is not vacuous
+    # a default is a fresh copy: filling one config never changes the next one's
+    ours["experiments"][next(iter(ours["experiments"]))]["rank"]["eps"].append(0.5)
+    again = loader.load_config_file(path)
+    cfgmod.validate_with_defaults(again)
+    assert json.dumps(again, sort_keys=True) == json.dumps(theirs, sort_keys=True)
+    # the first error found is Snakemake's too
+    broken = loader.load_config_file(path)
+    broken["experiments"][next(iter(broken["experiments"]))]["train"] = {"lr": "fast", "steps": -1}
+    errors = []
+    for validate in (cfgmod.validate_with_defaults, _snakemake_validated):
+        try:
+            validate(json.loads(json.dumps(broken)))
+        except Exception as err:  # noqa: BLE001  (Snakemake wraps jsonschema's error in a WorkflowError)
+            cause = err if hasattr(err, "absolute_path") else err.__context__
+            errors.append(cfgmod.schema_problem(cause))
+    assert len(errors) == 2 and errors[0] == errors[1], errors
+
+
+def test_the_schema_reads_the_same_with_libyaml():
+    assert cfgmod.load_schema() == yaml.safe_load(cfgmod.SCHEMA_PATH.read_text())
+    assert cfgmod.load_schema() is not cfgmod.load_schema()  # a copy each time: callers may change it

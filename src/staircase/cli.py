@@ -59,9 +59,6 @@ def _load(command: str):
     return importlib.import_module(COMMAND_MODULES[command])
 
 
-SCHEMA = cfgmod.SCHEMA_PATH
-
-
 # every command's --help ends with one example of it (test_cli checks that each has one)
 EXAMPLES = {
     "train": "staircase train --config config.yaml --experiment fit1d --set train.lr=1e-3 --out /tmp/fit1d",
@@ -86,20 +83,18 @@ EXAMPLES = {
 def _load_config(path: str, overrides: list[str], experiment: str | None = None) -> dict:
     """config.yaml with --set overrides (:func:`staircase.workflow.overrides.apply_override`),
     validated (and defaults filled) exactly as the workflow does it: Snakemake's validate against
-    the same schema, then config.check. Anything wrong with it is a ConfigError (one line)."""
-    from snakemake.utils import validate  # heavy (snakemake's whole engine); only a config file needs it
+    the same schema (its algorithm, staircase.workflow.schema.validate_with_defaults, without
+    re-reading the schema), then config.check. Anything wrong with it is a ConfigError (one line)."""
+    import jsonschema
 
     config = loader.load_config_file(path)  # strict: duplicate keys, YAML 1.1 surprises, alias bombs
     for item in overrides:
         apply_override(config, item, experiment)
     cfgmod.check_values(config)  # NaN and infinity pass every minimum and maximum of the schema
     try:
-        validate(config, str(SCHEMA))
-    except Exception as err:  # WorkflowError wrapping jsonschema's ValidationError
-        cause = err.__context__
-        if not hasattr(cause, "absolute_path"):
-            raise
-        where, problem = cfgmod.schema_problem(cause)
+        cfgmod.validate_with_defaults(config)
+    except jsonschema.ValidationError as err:
+        where, problem = cfgmod.schema_problem(err)
         raise cfgmod.ConfigError(f"{where or 'config'}: {problem}") from None
     cfgmod.check(config)
     return config

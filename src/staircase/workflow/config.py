@@ -43,6 +43,7 @@ from staircase.workflow.schema import (  # noqa: F401  (re-exported: config is t
     load_schema,
     schema_check,
     schema_problem,
+    validate_with_defaults,
     validator,
 )
 

@@ -4,6 +4,8 @@ Every check raises ``ConfigError`` with one line naming the dotted key."""
 
 from __future__ import annotations
 
+import copy
+import functools
 import math
 import re
 from pathlib import Path
@@ -36,9 +38,41 @@ NAME_RULES = {  # the schema's name patterns, said in words
 SCHEMA_PATH = Path(__file__).with_name("config.schema.yaml")
 
 
+@functools.lru_cache(maxsize=1)
+def _parsed_schema() -> dict | None:
+    # once per process, with libyaml where PyYAML has it: the pure-Python parser took ~0.3 s for
+    # this file, and a command, a test or a config check read it several times
+    if not SCHEMA_PATH.exists():
+        return None
+    return yaml.load(SCHEMA_PATH.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506
+
+
 def load_schema() -> dict | None:
-    """workflow/schemas/config.schema.yaml, or None where the package runs without the workflow."""
-    return yaml.safe_load(SCHEMA_PATH.read_text()) if SCHEMA_PATH.exists() else None
+    """workflow/schemas/config.schema.yaml (a copy the caller may change), or None where the
+    package runs without the workflow."""
+    parsed = _parsed_schema()
+    return copy.deepcopy(parsed) if parsed is not None else None
+
+
+def validate_with_defaults(config: Any) -> None:
+    """What the workflow's ``snakemake.utils.validate(config, schema)`` does, without parsing the
+    schema file again at every call (the CLI and the tests check many configs): a Draft 2020-12
+    validator whose ``properties`` first sets each missing property's default (jsonschema's FAQ
+    recipe, which Snakemake's ``set_default=True`` is), raising the first ValidationError found,
+    as Snakemake's does. Each default is a fresh copy, so no two configs share one.
+    tests/test_config.py keeps the result equal to Snakemake's on every shipped config."""
+    base = jsonschema.Draft202012Validator
+    validate_properties = base.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        for name, subschema in properties.items():
+            if "default" in subschema:
+                instance.setdefault(name, copy.deepcopy(subschema["default"]))
+        yield from validate_properties(validator, properties, instance, schema)
+
+    schema = _parsed_schema()
+    if schema is not None:
+        jsonschema.validators.extend(base, {"properties": set_defaults})(schema).validate(config)
 
 
 def check_values(config: Any) -> None:
