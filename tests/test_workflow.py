@@ -68,11 +68,24 @@ def _snapshot(root: Path) -> dict:
     }
 
 
+CHECKOUT = ("Snakefile", "workflow", "notebooks", "src", "envs")  # not config.yaml: only the tiny config
+
+
+def in_checkout(*args, cwd, timeout=900) -> subprocess.CompletedProcess:
+    """Snakemake on the Snakefile of the checkout ``cwd``, as a user of a clone runs it."""
+    cmd = [SNAKEMAKE, "--snakefile", "Snakefile", *args]
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    """The tiny config run once through the whole workflow; shared by the tests below."""
+    """The tiny config run once through the whole workflow, in a checkout of its own (a copy of
+    the repository's workflow files, results inside it); shared by the tests below."""
     work = tmp_path_factory.mktemp("tiny")
-    res = snakemake("--cores", "2", "--configfile", str(TINY), cwd=work, timeout=1200)
+    for name in CHECKOUT:
+        src = REPO / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, work / name)
+    res = in_checkout("--cores", "2", "--configfile", str(TINY), cwd=work, timeout=1200)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     (work / "snakemake.out").write_text(res.stdout + res.stderr)
     return work
@@ -143,12 +156,12 @@ def test_tiny_end_to_end(tiny_run):
     # calibration_draws (10) per family, half as many for the power and per-cell families (docs/claims.md)
     assert set(calibration["test"]) >= {"A1", "A2"} and calibration["draws"].isin([10, 5]).all()
     assert "How often the tests err" in (tiny_run / "results/small/audit/claims.md").read_text()
-    res = snakemake("--cores", "1", "--configfile", str(TINY), "--report", "report.html", cwd=tiny_run)
+    res = in_checkout("--cores", "1", "--configfile", str(TINY), "--report", "report.html", cwd=tiny_run)
     assert res.returncode == 0, res.stderr[-3000:]
     assert "Claims audit" in (tiny_run / "report.html").read_text()
 
     # nothing changed: nothing re-runs
-    res = snakemake("--dry-run", "--cores", "2", "--configfile", str(TINY), cwd=tiny_run)
+    res = in_checkout("--dry-run", "--cores", "2", "--configfile", str(TINY), cwd=tiny_run)
     assert "Nothing to be done" in res.stdout + res.stderr
 
 
@@ -252,7 +265,7 @@ def test_bad_config_fails_before_any_job_with_one_line(tiny_run, tmp_path, case)
     bad.write_text(yaml.safe_dump(cfg))
     before = _snapshot(tiny_run / "results")
     # not a dry run: a bad config that got through would re-run jobs over the existing results
-    res = snakemake("--cores", "1", "--configfile", str(bad), *args, cwd=tiny_run)
+    res = in_checkout("--cores", "1", "--configfile", str(bad), *args, cwd=tiny_run)
     out = res.stdout + res.stderr
     assert res.returncode != 0
     errors = [line for line in out.splitlines() if "config error:" in line]
@@ -294,7 +307,7 @@ def test_removing_any_output_plans_the_job_that_writes_it(tiny_run, tmp_path):
             saved[name] = tmp_path / name.replace("/", "_")
             (tiny_run / name).rename(saved[name])
         try:
-            res = snakemake("--dry-run", "--printshellcmds", "--cores", "2", "--configfile", str(TINY), cwd=tiny_run)
+            res = in_checkout("--dry-run", "--printshellcmds", "--cores", "2", "--configfile", str(TINY), cwd=tiny_run)
             assert res.returncode == 0, res.stderr[-3000:]
             planned = {path: job["rule"] for job in _jobs(res.stdout) for path in job["output"]}
             for name, rule in group.items():
@@ -303,7 +316,7 @@ def test_removing_any_output_plans_the_job_that_writes_it(tiny_run, tmp_path):
             for name, path in saved.items():
                 path.rename(tiny_run / name)
     assert (
-        "Nothing to be done" in snakemake("--dry-run", "--cores", "2", "--configfile", str(TINY), cwd=tiny_run).stdout
+        "Nothing to be done" in in_checkout("--dry-run", "--cores", "2", "--configfile", str(TINY), cwd=tiny_run).stdout
     )
     assert results.exists()
 
@@ -312,7 +325,7 @@ def test_removing_any_output_plans_the_job_that_writes_it(tiny_run, tmp_path):
 def test_misspelt_experiment_in_a_target_runs_nothing(tiny_run):
     before = _snapshot(tiny_run / "results")
     # (targets before --configfile, which takes every argument after it for a config file)
-    res = snakemake(
+    res = in_checkout(
         "results/small/runs/fti1d/base/metrics.parquet", "--cores", "1", "--configfile", str(TINY), cwd=tiny_run
     )
     out = res.stdout + res.stderr
@@ -323,23 +336,21 @@ def test_misspelt_experiment_in_a_target_runs_nothing(tiny_run):
 
 
 @pytest.mark.slow
-def test_a_checkout_moved_with_its_results_reruns_nothing_and_roots_keep_runs_apart(tmp_path):
+def test_a_checkout_moved_with_its_results_reruns_nothing_and_roots_keep_runs_apart(tiny_run, tmp_path):
     """Every run writes under results/<scale>[-<tag>]: the default and another scale or tag live
     side by side; claims.md says which root, scale and code it describes; and paths that
     Snakemake records are relative, so moving a finished checkout plans no job."""
+    # the module's finished tiny run, its checkout copied whole (results and Snakemake's records
+    # with their files' times): running the tiny workflow again here cost ~150 s of the suite
     checkout = tmp_path / "a" / "checkout"
-    checkout.mkdir(parents=True)
-    for name in ("Snakefile", "workflow", "notebooks", "src", "envs"):  # not config.yaml: only the tiny config
-        src = REPO / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, checkout / name)
+    shutil.copytree(tiny_run, checkout, symlinks=True)
     shutil.copy(TINY, checkout / "tiny.yaml")
 
     def run(*args, cwd):
-        cmd = [SNAKEMAKE, "--snakefile", "Snakefile", *args, "--configfile", "tiny.yaml"]
-        return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=1200)
+        return in_checkout(*args, "--configfile", "tiny.yaml", cwd=cwd, timeout=1200)
 
-    res = run("--cores", "2", cwd=checkout)
-    assert res.returncode == 0, res.stderr[-3000:]
+    res = run("--dry-run", "--cores", "1", cwd=checkout)
+    assert "Nothing to be done" in res.stdout + res.stderr, (res.stdout + res.stderr)[-3000:]
     claims = (checkout / "results/small/audit/claims.md").read_text()
     assert "results root **results/small**" in claims and "scale **small**" in claims and "tag **none**" in claims
     moved = tmp_path / "elsewhere" / "deeper" / "checkout"
