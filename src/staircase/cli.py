@@ -31,7 +31,6 @@ from staircase import benchmarks
 from staircase.cli_lowrank import add_commands
 from staircase.errors import UnreadableResult
 from staircase.records.provenance import AlreadyRunning, write_json
-from staircase.training.trainer import choose_device
 from staircase.version import __version__
 from staircase.workflow import config as cfgmod
 from staircase.workflow import loader
@@ -163,6 +162,8 @@ def writable_folder(flag: str, path: str | None, file: bool = False) -> None:
 def check_job_start(args, cfg: dict) -> None:
     """What a job checks when it starts, before any training: the device it asks for exists on
     this machine (--device overrides the config's), and its output folders can be written."""
+    from staircase.training.trainer import choose_device  # torch: only the commands that train
+
     if args.device:
         cfg["device"] = args.device
     try:

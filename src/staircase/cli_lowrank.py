@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 
 from staircase.errors import ConfigError
-from staircase.training import alignment, collapse, collapse_parts
 from staircase.workflow import lowrank_settings as settings
 from staircase.workflow.overrides import SET_HELP
 
@@ -43,6 +42,8 @@ def _run_config(args, family: str, load_config, read_run_config) -> dict:
 
 def checked_part(part: int | None, cfg: dict) -> int | None:
     """--part K names one of the study's lambda x noise cells, 0 .. cells - 1."""
+    from staircase.training import collapse
+
     cells = collapse.grid_cells(cfg)
     if part is not None and not 0 <= part < cells:
         study = cfg["study"]
@@ -59,6 +60,9 @@ def add_commands(sub, load_config, read_run_config, check_job_start) -> None:
         family = COMMANDS[args.command]
         cfg = _run_config(args, family, load_config, read_run_config)
         check_job_start(args, cfg)
+        # the training modules (and torch) load with the command that runs them, as in cli.py
+        from staircase.training import alignment, collapse
+
         if family == "rank_collapse":
             part = checked_part(args.part, cfg)
             collapse.run(cfg, args.out, progress=not args.no_progress, part=part)
@@ -69,6 +73,8 @@ def add_commands(sub, load_config, read_run_config, check_job_start) -> None:
     def merge(args) -> int:
         cfg = _run_config(args, "rank_collapse", load_config, read_run_config)
         check_job_start(args, cfg)
+        from staircase.training import collapse_parts
+
         out = collapse_parts.merge(cfg, args.parts, args.out)
         print(f"staircase: rank_collapse/{cfg['study']}: {len(args.parts)} parts merged; results in {out}")
         return 0

@@ -14,7 +14,6 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from staircase.errors import ConfigError
 from staircase.version import __version__
@@ -41,6 +40,8 @@ def git_state(cwd: str | os.PathLike | None = None) -> dict:
 
 
 def provenance(device: str) -> dict:
+    import torch  # here, not at the top: atomic_write's readers (audit, notebooks) never need torch
+
     return {
         "package_version": __version__,
         **git_state(),

@@ -27,10 +27,7 @@ from typing import Any
 import numpy as np
 
 from staircase.errors import ConfigError
-from staircase.networks.mlp import ACTIVATIONS
-from staircase.problems import TASKS
 from staircase.training import budget
-from staircase.training.methods import check_run_config
 from staircase.workflow import lowrank_settings, memory
 from staircase.workflow.defaults import at_scale, deep_merge
 from staircase.workflow.schema import (  # noqa: F401  (re-exported: config is the workflow's one entry)
@@ -255,6 +252,8 @@ def _check_precision(cfg: dict, where: str) -> None:
 
 def _check_task(task: dict, where: str) -> None:
     """The task's parameters against its constructor, then the task's own checks."""
+    from staircase.problems import TASKS  # torch: imported by validation only (see _check_run_settings)
+
     task = dict(task)
     tname = task.pop("name")
     if tname not in TASKS:
@@ -275,6 +274,12 @@ def _check_task(task: dict, where: str) -> None:
 
 def _check_run_settings(cfg: dict, where: str, min_points: int) -> None:
     """One resolved variant: task, activation, eps, seeds, training methods, precision, log schedule."""
+    # torch's modules are imported here, not at the top: the notebooks, the audit and the
+    # calibration read configs through this module without validating them, and importing torch
+    # cost each of those processes ~2 s (issue 27; tests/test_imports.py keeps them torch-free)
+    from staircase.networks.mlp import ACTIVATIONS
+    from staircase.training.methods import check_run_config
+
     _check_task(cfg["task"], where)
     _check_precision(cfg, where)
     act = cfg["model"]["activation"]

@@ -21,8 +21,6 @@ from __future__ import annotations
 import inspect
 
 from staircase.errors import ConfigError
-from staircase.problems import datasets as datamod
-from staircase.training import collapse
 from staircase.workflow import memory, schema
 from staircase.workflow.defaults import at_scale, deep_merge
 
@@ -30,11 +28,20 @@ FAMILIES = ("rank_collapse", "alignment")
 SHARED_KEYS = ("model", "train", "log", "metrics", "seeds")
 NOT_SETTINGS = ("description", "claims", "enabled", "full", "split")
 
-# data sets per family, and the generator whose parameters a study's ``data`` block may set
-DATASETS = {
-    "rank_collapse": {"digits": datamod.digits, "gaussian_mixture": datamod.gaussian_mixture},
-    "alignment": {"digits01": datamod.digits01, "separable_gaussian": datamod.separable_gaussian},
-}
+
+def datasets() -> dict[str, dict]:
+    """Data sets per family, and the generator whose parameters a study's ``data`` block may set.
+
+    A function, not a module constant: the generators' module imports torch, which readers of a
+    config (notebooks, audit) should not pay for (tests/test_imports.py)."""
+    from staircase.problems import datasets as datamod
+
+    return {
+        "rank_collapse": {"digits": datamod.digits, "gaussian_mixture": datamod.gaussian_mixture},
+        "alignment": {"digits01": datamod.digits01, "separable_gaussian": datamod.separable_gaussian},
+    }
+
+
 # keys of a data block that are not generator parameters
 
 
@@ -69,6 +76,8 @@ def parts(config: dict, family: str, study: str) -> int:
     block = at_scale(config[family]["studies"][study], config.get("scale", "small"))
     if block.get("split", "none") == "none":
         return 0
+    from staircase.training import collapse  # torch: see datasets()
+
     return collapse.grid_cells(studies(config, family)[study])
 
 
@@ -136,15 +145,16 @@ def check_run(cfg, family: str) -> None:
 
 
 def _check_data(family: str, where: str, data: dict) -> None:
+    from staircase.problems.datasets import DATA_EXTRA
+
+    known = datasets()[family]
     name = data.get("name")
-    if name not in DATASETS[family]:
-        raise ConfigError(
-            f"{where}.data.name: {name!r} is not a {family} data set; choose one of {sorted(DATASETS[family])}"
-        )
-    sig = inspect.signature(DATASETS[family][name])
+    if name not in known:
+        raise ConfigError(f"{where}.data.name: {name!r} is not a {family} data set; choose one of {sorted(known)}")
+    sig = inspect.signature(known[name])
     accepted = list(sig.parameters)
     for key in data:
-        if key not in datamod.DATA_EXTRA and key not in accepted:
+        if key not in DATA_EXTRA and key not in accepted:
             raise ConfigError(f"{where}.data.{key}: not a parameter of data set {name!r} (accepted: {accepted})")
     for key, p in sig.parameters.items():
         if p.default is inspect.Parameter.empty and key not in data:

@@ -25,8 +25,6 @@ from __future__ import annotations
 import os
 
 from staircase.errors import ConfigError
-from staircase.problems import TASKS
-from staircase.problems.pde import PDETask
 
 GB = 1e9
 MAX_GB = 1e9  # the schema's bound on job_memory_gb (an exabyte); no float overflows to int on the way
@@ -70,6 +68,9 @@ def train_job(cfg: dict) -> dict[str, tuple[float, str]]:
     """Estimated peak bytes of a paper-A training job (``staircase train``) by part:
     {part: (bytes, the settings that size it)}. ``cfg`` is a resolved run config whose task has
     passed its own checks."""
+    from staircase.problems import TASKS  # torch: only where a job is sized (see config._check_run_settings)
+    from staircase.problems.pde import PDETask
+
     task_cfg = dict(cfg["task"])
     task = TASKS[task_cfg.pop("name")](**task_cfg)
     counts = task.point_counts()
