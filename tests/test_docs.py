@@ -145,3 +145,24 @@ def test_tiny_tagged_run_is_the_tiny_config_alone(tmp_path):
     alone = planned_outputs(snakemake("--cores", "1", "--configfile", "tiny.yaml", "--config", f"tag={tag}",
                                       "--dry-run", "--printshellcmds", cwd=tmp_path))  # fmt: skip
     assert sorted(readme) == sorted(alone)
+
+
+# ---- the reference run's key figures (docs/results.md) -----------------------------------------
+
+
+def test_the_key_figures_on_the_site_are_the_reference_runs_own():
+    """Each figure docs/results.md shows is listed in provenance.json with the commit of the run
+    that drew it, and its bytes are the copy that script made (a figure edited by hand fails)."""
+    import hashlib
+    import json
+
+    folder = REPO / "docs/results/figures"
+    provenance = json.loads((folder / "provenance.json").read_text())
+    assert re.fullmatch(r"[0-9a-f]{40}", provenance["commit"])
+    shown = re.findall(r"\]\(results/figures/([\w]+)\.png\)", (REPO / "docs/results.md").read_text())
+    assert shown and set(shown) == set(provenance["figures"]), "docs/results.md and provenance.json disagree"
+    assert provenance["commit"][:7] in (REPO / "docs/results.md").read_text()
+    for stem, record in provenance["figures"].items():
+        data = (folder / f"{stem}.png").read_bytes()
+        assert hashlib.sha256(data).hexdigest() == record["sha256"], f"{stem}.png is not the recorded copy"
+    assert {p.stem for p in folder.glob("*.png")} == set(provenance["figures"]), "a figure no page shows"
