@@ -1,6 +1,6 @@
 """Command line: ``staircase train``, ``audit``, ``calibrate``, ``compare``, ``registry``, ``variants``,
-``check-config``, ``bench`` (and ``notebook-failure``, which the notebook rules call when a notebook
-fails).
+``check-config``, ``bench`` (and ``notebook-failure``: the one line the notebook jobs print when a notebook
+fails, for a failed copy run by hand).
 
 The workflow calls these; a user can too, to run one job by hand::
 

@@ -2,16 +2,15 @@
 # so each rule's {name} is constrained to its own registry.
 
 
-# papermill writes the executed notebook into the log folder first: Snakemake deletes a failed
-# job's outputs, and the partially executed copy is what shows the failing cell. On failure,
-# `staircase notebook-failure` names that cell (In [n]), the error, and where the copy is.
-# The static HTML copy (readable without Jupyter) is made in the same job: a job of its own per
-# notebook cost a Snakemake job and a process start-up each (PERFORMANCE.md, "The default run").
+# One process per notebook job (staircase.workflow.notebook_job): papermill executes the notebook
+# into the log folder first (Snakemake deletes a failed job's outputs, and the partially executed
+# copy is what shows the failing cell; on failure one line names that cell, In [n], the error and
+# where the copy is), then the copy becomes the output and nbconvert writes the static HTML copy
+# (readable without Jupyter) in the same process: a job of its own per HTML copy cost a Snakemake
+# job and a process start-up each, and a second command in the job ~2 s of CPU (PERFORMANCE.md).
 PAPERMILL = (
-    "papermill {input.notebook} {log.notebook} -k python3 --cwd . -y {params.parameters:q}"
-    " > {log.stderr} 2>&1 || {{ python -m staircase notebook-failure {log.notebook} {log.stderr} >&2;"
-    " exit 1; }}; cp {log.notebook} {output.notebook}"
-    " && jupyter nbconvert --to html {output.notebook} --output-dir {params.folder:q} >> {log.stderr} 2>&1"
+    "python -m staircase.workflow.notebook_job {input.notebook} {log.notebook} {output.notebook}"
+    " {params.folder:q} --parameters {params.parameters:q} --log {log.stderr}"
 )
 
 
