@@ -177,3 +177,53 @@ def test_seed_table_one_row_per_seed():
     assert list(table["n_stairs"]) == [1, 1]
     assert list(table["truncated"]) == [False, True]
     assert (table["spearman"] < -0.7).all()
+
+
+def _segment_bounds_reference(steps, ranks, min_points, min_span):
+    """The array version of the plateau bounds that stairs._plateau_bounds replaced, verbatim."""
+    values = ranks
+    edges = np.flatnonzero(np.diff(values) != 0) + 1
+    starts = np.concatenate([[0], edges])
+    stops = np.concatenate([edges, [len(values)]])
+    runs = [(int(values[a]), int(a), int(b)) for a, b in zip(starts, stops)] if len(values) else []
+    confirmed = [(v, a, b) for v, a, b in runs if b - a >= min_points and steps[b - 1] - steps[a] >= min_span]
+    merged = []
+    for v, a, b in confirmed:
+        if merged and merged[-1][0] == v:
+            merged[-1][2] = b
+        else:
+            merged.append([v, a, b])
+    for k, (v, _, b) in enumerate(merged):
+        limit = merged[k + 1][1] if k + 1 < len(merged) else len(ranks)
+        merged[k][2] = b + int(np.flatnonzero(ranks[b:limit] == v).max(initial=-1)) + 1
+    for k, (v, a, _) in enumerate(merged):
+        floor = merged[k - 1][2] if k else 0
+        merged[k][1] = floor + int(np.flatnonzero(ranks[floor:a] == v).min(initial=a - floor))
+    return merged
+
+
+def test_plateau_bounds_equal_the_array_version_they_replaced():
+    rng = np.random.default_rng(7)
+    checked = 0
+    for _ in range(3000):
+        n = int(rng.integers(0, 120))
+        steps = np.cumsum(rng.integers(1, 50, n)).astype(float)
+        kind = rng.integers(3)
+        if kind == 0:  # a noisy staircase with excursions
+            ranks = np.cumsum(rng.random(n) < 0.1) + (rng.random(n) < 0.15) * rng.integers(-2, 3, n)
+        elif kind == 1:  # few levels, many returns
+            ranks = rng.integers(0, 4, n)
+        else:  # a rise with long holds
+            ranks = np.repeat(np.arange(n), rng.integers(1, 6, n))[:n]
+        ranks = ranks.astype(float)
+        if n and rng.random() < 0.2:  # a divergence: NaN from some step on
+            ranks[int(rng.integers(n)) :] = np.nan
+        min_points, min_span = int(rng.integers(1, 5)), float(rng.choice([0.0, 0.0, 30.0, 200.0]))
+        s, r, _ = stairs._checked(steps, ranks, min_points)
+        got = stairs._plateau_bounds(s, r, min_points, min_span)
+        assert got == _segment_bounds_reference(s, r, min_points, min_span)
+        levels = stairs.plateau_levels(steps, ranks, min_points, min_span)
+        seg = stairs.segment(steps, ranks, min_points, min_span)
+        np.testing.assert_array_equal(levels, seg.levels_at_steps())
+        checked += len(got)
+    assert checked > 10000  # the cases hold many plateaus, not mostly empty series

@@ -224,3 +224,21 @@ def test_one_phase_fit_stays_finite_and_sane_when_the_solver_returns_garbage(mon
     assert (np.diff(fit) >= -1e-9).all() and np.sqrt(np.mean((fit - levels) ** 2)) < 2
     res = steptest.levels_test(STEPS, levels, n_null=50)  # the null stays within the levels' range
     assert res["p_value"] <= 1 and np.ptp(res["fit"]) <= np.ptp(levels)
+
+
+def test_ar1_noise_equals_the_recursion_number_for_number():
+    """ar1_noise filters with scipy.signal.lfilter; the loop it replaced, here, gives the same bits."""
+    for n, sigma, rho, size in [
+        (1, 1.0, 0.5, 3),
+        (2, 0.3, 0.9, 1),
+        (200, 0.1, 0.9, 400),
+        (57, 2.0, -0.4, 5),
+        (30, 1.0, 0.0, 2),
+    ]:
+        got = steptest.ar1_noise(n, sigma, rho, np.random.default_rng(n), size=size)
+        e = np.random.default_rng(n).normal(0.0, sigma, (size, n))
+        if rho:
+            scale = np.sqrt(1 - rho**2)
+            for i in range(1, n):
+                e[:, i] = rho * e[:, i - 1] + scale * e[:, i]
+        assert np.array_equal(got, e)

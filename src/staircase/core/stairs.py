@@ -246,24 +246,9 @@ def _finite_prefix(*arrays: np.ndarray) -> int:
     return int(bad[0]) if len(bad) else len(ok)
 
 
-def _runs(values: np.ndarray) -> list[tuple[int, int, int]]:
-    """(value, start, stop) of each run of equal consecutive values."""
-    if len(values) == 0:
-        return []
-    edges = np.flatnonzero(np.diff(values) != 0) + 1
-    starts = np.concatenate([[0], edges])
-    stops = np.concatenate([edges, [len(values)]])
-    return [(int(values[a]), int(a), int(b)) for a, b in zip(starts, stops)]
-
-
-def segment(steps, ranks, min_points: int = 2, min_span: float = 0.0) -> Staircase:
-    """Plateaus and jumps of one epsilon-rank series (see the module docstring).
-
-    steps: increasing training steps of the checkpoints; ranks: the epsilon-rank at each (integer
-    values; NaN from a divergence on is cut off). ``min_points`` (>= 1) and ``min_span`` (steps)
-    are the hysteresis: the least number of consecutive measurements, and the least span in
-    steps, for a level to count as a plateau.
-    """
+def _checked(steps, ranks, min_points: int) -> tuple[np.ndarray, np.ndarray, bool]:
+    """(steps, integer ranks, truncated): the finite prefix of a series, checked as
+    :func:`segment` documents."""
     steps = np.asarray(steps, dtype=float)
     ranks = np.asarray(ranks, dtype=float)
     if steps.shape != ranks.shape or steps.ndim != 1:
@@ -277,23 +262,58 @@ def segment(steps, ranks, min_points: int = 2, min_span: float = 0.0) -> Stairca
         raise ValueError("steps must be strictly increasing")
     if np.any(ranks != np.round(ranks)):
         raise ValueError("ranks must be integers (an epsilon-rank counts eigenvalues)")
-    ranks = ranks.astype(int)
+    return steps, ranks.astype(int), truncated
 
-    confirmed = [(v, a, b) for v, a, b in _runs(ranks) if b - a >= min_points and steps[b - 1] - steps[a] >= min_span]
+
+def _plateau_bounds(steps: np.ndarray, ranks: np.ndarray, min_points: int, min_span: float) -> list[list[int]]:
+    """[level, start, stop) of each plateau of a checked series (see the module docstring).
+
+    Plain Python on lists: a series has a few hundred measurements and a few dozen runs, where
+    numpy's per-call overhead dominated (the A1 null simulation segments each series hundreds of
+    times; tests/test_stairs.py holds this equal to the array version it replaced)."""
+    r = ranks.tolist()
+    t = steps.tolist()
+    edges = (np.flatnonzero(np.diff(ranks) != 0) + 1).tolist()
     merged: list[list[int]] = []  # [level, start, stop]
-    for v, a, b in confirmed:
-        if merged and merged[-1][0] == v:
-            merged[-1][2] = b
-        else:
-            merged.append([v, a, b])
+    for a, b in zip([0, *edges], [*edges, len(r)]):  # runs of equal consecutive values
+        if b - a >= min_points and t[b - 1] - t[a] >= min_span:  # a confirmed run
+            if merged and merged[-1][0] == r[a]:
+                merged[-1][2] = b
+            else:
+                merged.append([r[a], a, b])
     # a plateau lasts up to its level's last visit before the next plateau, and starts at its
     # level's first visit after the previous one: lone returns to a level belong to its plateau
     for k, (v, _, b) in enumerate(merged):
-        limit = merged[k + 1][1] if k + 1 < len(merged) else len(ranks)
-        merged[k][2] = b + int(np.flatnonzero(ranks[b:limit] == v).max(initial=-1)) + 1
+        limit = merged[k + 1][1] if k + 1 < len(merged) else len(r)
+        merged[k][2] = next((i + 1 for i in range(limit - 1, b - 1, -1) if r[i] == v), b)
     for k, (v, a, _) in enumerate(merged):
         floor = merged[k - 1][2] if k else 0
-        merged[k][1] = floor + int(np.flatnonzero(ranks[floor:a] == v).min(initial=a - floor))
+        merged[k][1] = next((i for i in range(floor, a) if r[i] == v), a)
+    return merged
+
+
+def plateau_levels(steps, ranks, min_points: int = 2, min_span: float = 0.0) -> np.ndarray:
+    """``segment(...).levels_at_steps()`` without building the :class:`Staircase`: at each
+    measurement of the finite prefix the level of the plateau it belongs to, or of the last one
+    before it; NaN before the first plateau."""
+    steps, ranks, _ = _checked(steps, ranks, min_points)
+    out = np.full(len(ranks), np.nan)
+    merged = _plateau_bounds(steps, ranks, min_points, min_span)
+    for k, (v, a, _) in enumerate(merged):
+        out[a : merged[k + 1][1] if k + 1 < len(merged) else len(ranks)] = v
+    return out
+
+
+def segment(steps, ranks, min_points: int = 2, min_span: float = 0.0) -> Staircase:
+    """Plateaus and jumps of one epsilon-rank series (see the module docstring).
+
+    steps: increasing training steps of the checkpoints; ranks: the epsilon-rank at each (integer
+    values; NaN from a divergence on is cut off). ``min_points`` (>= 1) and ``min_span`` (steps)
+    are the hysteresis: the least number of consecutive measurements, and the least span in
+    steps, for a level to count as a plateau.
+    """
+    steps, ranks, truncated = _checked(steps, ranks, min_points)
+    merged = _plateau_bounds(steps, ranks, min_points, min_span)
     plateaus = tuple(Plateau(v, a, b, float(steps[a]), float(steps[b - 1])) for v, a, b in merged)
     jumps = tuple(
         Jump(

@@ -64,7 +64,7 @@ import numpy as np
 from scipy import stats
 from scipy.ndimage import median_filter
 from scipy.optimize import nnls
-from scipy.signal import find_peaks, peak_prominences, savgol_coeffs, savgol_filter
+from scipy.signal import find_peaks, lfilter, peak_prominences, savgol_coeffs, savgol_filter
 
 from staircase.core import stairs
 
@@ -89,8 +89,7 @@ def _finite(steps, values) -> tuple[np.ndarray, np.ndarray]:
 def envelope(steps, ranks, min_points: int = 2, min_span: float = 0.0) -> np.ndarray | None:
     """Running maximum of the denoised series (plateau levels of :func:`staircase.core.stairs.segment`,
     carried forward; the first plateau's level before it); None without any plateau."""
-    seg = stairs.segment(steps, ranks, min_points=min_points, min_span=min_span)
-    levels = seg.levels_at_steps()
+    levels = stairs.plateau_levels(steps, ranks, min_points=min_points, min_span=min_span)
     known = np.flatnonzero(np.isfinite(levels))
     if not len(known):
         return None
@@ -176,10 +175,11 @@ def _ramps(t: np.ndarray, tau: float) -> np.ndarray:
 def ar1_noise(n: int, sigma: float, rho: float, rng: np.random.Generator, size: int = 1) -> np.ndarray:
     """(size, n) stationary AR(1) noise of standard deviation sigma and lag-1 correlation rho."""
     e = rng.normal(0.0, sigma, (size, n))
-    if rho:
+    if rho and n > 1:
+        # e[i] = rho e[i-1] + scale e[i] for i >= 1, as one IIR filter (scipy.signal.lfilter; the
+        # same two products and sum as the loop it replaced, so the same numbers: tests/test_steptest.py)
         scale = np.sqrt(1 - rho**2)
-        for i in range(1, n):
-            e[:, i] = rho * e[:, i - 1] + scale * e[:, i]
+        e[:, 1:] = lfilter([scale], [1.0, -rho], e[:, 1:], axis=1, zi=rho * e[:, :1])[0]
     return e
 
 
