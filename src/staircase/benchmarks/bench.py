@@ -42,7 +42,7 @@ The code, in the order a reader meets it: this module runs the selected comparis
 (:func:`run_benchmarks`, ``staircase bench``) and writes their tables and summary.json;
 ``comparisons.py`` holds the comparisons, ``contenders.py`` what each contender runs, from the
 starting point of ``initial.py``, each in a fresh process (``worker.py``: ``python -m
-staircase.benchmarks.bench <kind> <json kwargs>`` runs one), and ``report.py`` the text of the ratios.
+staircase.benchmarks.worker <kind> <json kwargs>`` runs one), and ``report.py`` the text of the ratios.
 """
 
 from __future__ import annotations
@@ -63,7 +63,6 @@ import torch
 from staircase.benchmarks import COMPARISONS
 from staircase.benchmarks.comparisons import compare, compare_gpu, compare_schedules, compare_tracker
 from staircase.benchmarks.report import report
-from staircase.benchmarks.worker import worker_main
 from staircase.records.provenance import provenance, write_json
 from staircase.workflow import config as cfgmod
 
@@ -285,7 +284,3 @@ def run_benchmarks(
     run.write_summary()
     log(report(summary))
     return summary
-
-
-if __name__ == "__main__":  # a worker process of in_process (worker.py)
-    sys.exit(worker_main(sys.argv[1:]))

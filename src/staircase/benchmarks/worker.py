@@ -1,6 +1,7 @@
 """Each contender runs in a fresh Python process with one thread (torch and numpy's BLAS), so that
 no contender inherits another's warm caches, threads or memory: :func:`in_process` starts
-``python -m staircase.benchmarks.bench <kind> <json kwargs>``, whose :func:`worker_main` runs the
+``python -m staircase.benchmarks.worker <kind> <json kwargs>`` (this module, which imports only the
+contenders: the whole bench module cost each worker about a second more of imports), whose :func:`worker_main` runs the
 contender (contenders.py) and prints its result as one ``BENCH-RESULT <json>`` line.
 """
 
@@ -27,7 +28,7 @@ RESULT_PREFIX = "BENCH-RESULT "
 
 
 def worker_main(argv: list[str]) -> int:
-    """Entry point of a worker process: ``python -m staircase.benchmarks.bench <kind> <json kwargs>``."""
+    """Entry point of a worker process: ``python -m staircase.benchmarks.worker <kind> <json kwargs>``."""
     kind, kwargs = argv[0], json.loads(argv[1])
     result = WORKERS[kind](**kwargs)
     print(RESULT_PREFIX + json.dumps(result))
@@ -39,7 +40,7 @@ def in_process(kind: str, env: dict | None = None, **kwargs) -> dict:
     full_env = {**os.environ, **SINGLE_THREAD_ENV, **(env or {})}
     src = str(Path(__file__).resolve().parents[2])
     full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [src, full_env.get("PYTHONPATH")]))
-    cmd = [sys.executable, "-m", "staircase.benchmarks.bench", kind, json.dumps(kwargs)]
+    cmd = [sys.executable, "-m", "staircase.benchmarks.worker", kind, json.dumps(kwargs)]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, env=full_env, capture_output=True, text=True)
     wall = time.perf_counter() - t0
@@ -49,3 +50,7 @@ def in_process(kind: str, env: dict | None = None, **kwargs) -> dict:
     result = json.loads(lines[-1][len(RESULT_PREFIX) :])
     result["process_wall_s"] = wall  # including interpreter start and imports
     return result
+
+
+if __name__ == "__main__":  # a worker process of in_process
+    sys.exit(worker_main(sys.argv[1:]))
