@@ -297,10 +297,14 @@ def plateau_levels(steps, ranks, min_points: int = 2, min_span: float = 0.0) -> 
     measurement of the finite prefix the level of the plateau it belongs to, or of the last one
     before it; NaN before the first plateau."""
     steps, ranks, _ = _checked(steps, ranks, min_points)
-    out = np.full(len(ranks), np.nan)
-    merged = _plateau_bounds(steps, ranks, min_points, min_span)
+    return _levels_of(_plateau_bounds(steps, ranks, min_points, min_span), len(ranks))
+
+
+def _levels_of(merged: list[list[int]], n: int) -> np.ndarray:
+    """The level at each of ``n`` measurements from plateau bounds (see :func:`plateau_levels`)."""
+    out = np.full(n, np.nan)
     for k, (v, a, _) in enumerate(merged):
-        out[a : merged[k + 1][1] if k + 1 < len(merged) else len(ranks)] = v
+        out[a : merged[k + 1][1] if k + 1 < len(merged) else n] = v
     return out
 
 

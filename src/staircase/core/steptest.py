@@ -89,7 +89,11 @@ def _finite(steps, values) -> tuple[np.ndarray, np.ndarray]:
 def envelope(steps, ranks, min_points: int = 2, min_span: float = 0.0) -> np.ndarray | None:
     """Running maximum of the denoised series (plateau levels of :func:`staircase.core.stairs.segment`,
     carried forward; the first plateau's level before it); None without any plateau."""
-    levels = stairs.plateau_levels(steps, ranks, min_points=min_points, min_span=min_span)
+    return _running_max(stairs.plateau_levels(steps, ranks, min_points=min_points, min_span=min_span))
+
+
+def _running_max(levels: np.ndarray) -> np.ndarray | None:
+    """The envelope of plateau levels (NaN before the first plateau): None without any plateau."""
     known = np.flatnonzero(np.isfinite(levels))
     if not len(known):
         return None
@@ -107,7 +111,11 @@ def hold_times(steps, ranks, min_points: int = 2, min_span: float = 0.0) -> np.n
 def _level_holds(steps, ranks, min_points, min_span) -> tuple[int, np.ndarray]:
     """(level of the first complete hold, the complete holds: levels first + 1 .. last - 1)."""
     steps, ranks = _finite(steps, ranks)
-    env = envelope(steps, ranks, min_points, min_span) if len(steps) else None
+    return _holds_of(steps, envelope(steps, ranks, min_points, min_span) if len(steps) else None)
+
+
+def _holds_of(steps: np.ndarray, env: np.ndarray | None) -> tuple[int, np.ndarray]:
+    """:func:`_level_holds` from the envelope of the series at ``steps``."""
     if env is None or env[-1] - env[0] < 2:
         return -1, np.array([])
     levels = np.arange(int(env[0]) + 1, int(env[-1]))
@@ -115,6 +123,19 @@ def _level_holds(steps, ranks, min_points, min_span) -> tuple[int, np.ndarray]:
     leave = np.searchsorted(env, levels + 1, side="left")
     spacing = np.diff(steps)
     return int(env[0]) + 1, np.maximum(steps[leave] - steps[first], spacing[first - 1] / 2)
+
+
+def _simulated_holds(steps, sims: np.ndarray, min_points, min_span):
+    """:func:`hold_times` of each row of ``sims`` at ``steps``, which the observed series' test has
+    checked: a finite, integer-valued ``sims`` skips the per-series checks of :func:`hold_times` (the
+    null simulation's hot loop, hundreds of series a test); anything else takes that route."""
+    if not len(steps) or not np.isfinite(sims).all() or np.any(sims != np.round(sims)):
+        return [hold_times(steps, sim, min_points, min_span) for sim in sims]
+    out = []
+    for sim in sims.astype(int):
+        bounds = stairs._plateau_bounds(steps, sim, min_points, min_span)
+        out.append(_holds_of(steps, _running_max(stairs._levels_of(bounds, len(sim))))[1])
+    return out
 
 
 def plateau_prominence(holds) -> tuple[float, int]:
@@ -424,8 +445,8 @@ def levels_test(steps, levels, n_null=400, seed=0, min_points=2, min_span=0.0, l
         noise = (max(noise[0], jitter(np.asarray(latent, dtype=float)[: len(steps)])), noise[1])
     null = np.array(
         [
-            plateau_prominence(hold_times(steps, sim, min_points, min_span))[0]
-            for sim in _simulate(fit, *noise, rng, n_null)
+            plateau_prominence(holds)[0]
+            for holds in _simulated_holds(steps, _simulate(fit, *noise, rng, n_null), min_points, min_span)
         ]
     )
     p = (1 + np.sum(null >= observed - 1e-12)) / (1 + n_null)
