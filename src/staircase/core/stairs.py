@@ -147,11 +147,7 @@ class Staircase:
         """The denoised series, for plotting: at each measurement the level of the plateau it
         belongs to, or of the last plateau before it (a jump shows at the new plateau's first
         measurement); NaN before the first plateau."""
-        out = np.full(len(self.ranks), np.nan)
-        for i, p in enumerate(self.plateaus):
-            end = self.plateaus[i + 1].start if i + 1 < len(self.plateaus) else len(self.ranks)
-            out[p.start : end] = p.level
-        return out
+        return _levels_of([[p.level, p.start, p.stop] for p in self.plateaus], len(self.ranks))
 
 
 @dataclass(frozen=True)
