@@ -97,8 +97,8 @@ def write_root(root: Path, rows: list[dict], commits=("abc123",)) -> None:
 
 
 def a1_rows(variant, p, effect):
-    cell = f"cell {variant}: "
-    return [
+    cell, run = f"cell {variant}: ", [f"results/small-ladder/runs/ladder_fit1d/{variant}"]
+    rows = [
         dict(claim="A1", experiment="ladder_fit1d", metric=cell + "stall prominence", role="test", value=1.0,
              verdict="PASS" if p <= 0.05 else "FAIL", p_value=p, n=3),
         dict(claim="A1", experiment="ladder_fit1d", metric=cell + "effect size: stall ratio", role="test", value=effect,
@@ -106,6 +106,7 @@ def a1_rows(variant, p, effect):
         dict(claim="A1", experiment="ladder_fit1d", metric=cell + "detected stairs", role="description", value=9.0,
              verdict="INFO", n=3),
     ]  # fmt: skip
+    return [dict(row, runs=run) for row in rows]  # each cell's rows name its one run, as the audit's do
 
 
 def test_the_table_takes_each_rungs_verdict_by_the_audits_rule(tmp_path):
@@ -143,6 +144,10 @@ def test_rungs_of_two_commits_or_a_missing_rung_are_refused_in_one_line(tmp_path
     write_root(tmp_path / "missing", rows + a1_rows("w40_steps30000_seeds3", 0.5, 1.0))
     with pytest.raises(SystemExit, match="w40_steps30000_seeds3/run.json is missing"):
         load_tool().rung_table(tmp_path / "missing")
+    pooled = [dict(row, runs=[]) for row in a1_rows("w40_steps6000_seeds3", 0.001, 3.5)]
+    write_root(tmp_path / "pooled", pooled)
+    with pytest.raises(SystemExit, match="rows that judge no single run"):
+        load_tool().rung_table(tmp_path / "pooled")
 
 
 def test_calibration_by_schedule_decides_as_the_audit_does(tmp_path):

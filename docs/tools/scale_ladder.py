@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import socket
 import sys
 from pathlib import Path
@@ -35,7 +34,6 @@ OUT = DOCS / "results" / "scale_ladder.csv"
 PAGE = DOCS / "scale-ladder.md"
 OUT_CALIBRATION = DOCS / "results" / "scale_ladder_calibration.csv"
 CLAIMS = ("A1", "A2", "A3")
-CELL = re.compile(r"^cell (?P<variant>[^:]+): ")
 # the statistic each claim's effect column holds (the value of that test row of the audit)
 EFFECT = {
     "A1": "effect size: stall ratio or burst contrast, median over seeds (>= 2)",
@@ -66,15 +64,17 @@ def rung_settings(root: Path, experiment: str, variant: str) -> dict:
 
 
 def cell_rows(claims: pd.DataFrame) -> pd.DataFrame:
-    """The ladder's rows of claims.csv with their cell (variant) split from the metric."""
+    """The ladder's rows of claims.csv with their cell: the variant of the one run each row judged
+    (its ``runs`` column), and the metric without the audit's "cell <variant>: " prefix."""
     rows = claims[claims["experiment"].str.startswith("ladder_") & claims["claim"].isin(CLAIMS)].copy()
     if rows.empty:
         fail("the audit holds no row of a ladder_* experiment: is this the root of the ladder's run?")
-    found = rows["metric"].str.extract(CELL)["variant"]
-    if found.isna().any():
-        fail(f"rows without a cell: {sorted(set(rows.loc[found.isna(), 'metric']))[:3]}")
-    rows["variant"] = found
-    rows["metric"] = rows["metric"].str.replace(CELL, "", regex=True)
+    runs = rows["runs"].astype("string").fillna("")
+    several = runs.str.contains(";") | (runs == "")
+    if several.any():
+        fail(f"rows that judge no single run: {sorted(set(rows.loc[several, 'metric']))[:3]}")
+    rows["variant"] = [Path(run).name for run in runs]
+    rows["metric"] = [m.removeprefix(f"cell {v}: ") for m, v in zip(rows["metric"], rows["variant"])]
     return rows
 
 
