@@ -72,3 +72,15 @@ def test_notebook_kernels_and_the_readers_of_results_do_not_import_torch():
     ]:
         probes[module] = f"import {module}"
     assert _importing_torch(probes) == {}
+
+
+def test_loading_the_workflow_imports_no_judge_of_a_claim():
+    """Every Snakemake command (a dry run too) runs the rule files' imports; a judge's module brings
+    scipy.stats (~1 s a command; the suite runs Snakemake dozens of times). The rule files import
+    from the registry instead (staircase.claims.registry.threshold_keys)."""
+    files = [ROOT / "Snakefile", *sorted((ROOT / "workflow/rules").glob("*.smk"))]
+    lines = [line for f in files for line in f.read_text().splitlines() if line.startswith(("import ", "from "))]
+    assert any("staircase.claims" in line for line in lines)  # the probe sees the registry's import
+    probe = "\n".join(lines) + "\nimport sys; print(sorted(m for m in ('scipy.stats', 'torch') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.split("\n")[-2] == "[]"

@@ -2,7 +2,6 @@
 # stacked in one process), or, for a rank_collapse study with `split: cells`, one job per lambda x noise
 # cell and a merge writing the study's files (docs/full-scale.md); and their figures and claim tables. Studies are selected by the claims
 # they are tagged with (config.yaml: rank_collapse.studies.<name>.claims, alignment.studies...).
-from staircase.claims import lowrank as lowrank_claims
 from staircase.workflow import lowrank_settings as lowrank_settings
 
 LOWRANK = {f: lowrank_settings.studies(config, f) for f in lowrank_settings.FAMILIES}
@@ -14,7 +13,7 @@ LOWRANK_TAGS = {
 LOWRANK_THRESHOLDS = {
     k: v
     for k, v in claims_registry.thresholds(config).items()
-    if k in lowrank_claims.threshold_keys()
+    if k in claims_registry.threshold_keys("staircase.claims.lowrank")
 }
 
 

@@ -95,11 +95,7 @@ VIOLATION_RTOL = 1e-9  # as collapse.VIOLATION_RTOL: rounding of a float64 compa
 
 def threshold_keys() -> list[str]:
     """The audit thresholds claims B1-C3 use (claims.yaml), in their order of first use."""
-    keys = []
-    for family in CLAIMS.values():
-        for claim in family:
-            keys += [k for k in registry.claims()[claim]["thresholds"] if k not in keys]
-    return keys
+    return registry.threshold_keys(__name__)
 
 
 def thresholds(config: dict) -> dict:

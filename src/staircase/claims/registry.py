@@ -88,6 +88,17 @@ def threshold_defaults() -> dict:
     return {k: v["default"] for k, v in props.items() if "default" in v}
 
 
+def threshold_keys(judge: str) -> list[str]:
+    """The audit thresholds of the claims ``judge`` (a module's name) judges, in claims.yaml's order of
+    first use. Here rather than in the judge: the workflow reads it when it loads, and a judge's
+    imports (scipy.stats: ~2 s) would be paid by every Snakemake command, dry runs included."""
+    keys = []
+    for claim in claims().values():
+        if claim["judge"] == judge:
+            keys += [k for k in claim["thresholds"] if k not in keys]
+    return keys
+
+
 def thresholds(config: dict) -> dict:
     """The audit thresholds of ``config`` over the schema's defaults."""
     return {**threshold_defaults(), **(config.get("audit") or {})}
