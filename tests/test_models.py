@@ -237,3 +237,9 @@ def test_output_coefficients_reproduce_the_output():
     features = torch.cat([torch.ones(3, 29, 1, dtype=torch.float64), hidden[-1]], dim=-1)  # [1, phi_1..phi_n]
     torch.testing.assert_close(torch.einsum("snj,sj->sn", features, coef), out[..., 0], rtol=1e-13, atol=1e-14)
     assert torch.equal(coef[:, 0], model.biases[-1][:, 0, 0])
+
+
+def test_the_torch_free_activation_names_are_the_model_s():
+    from staircase.networks import ACTIVATION_NAMES
+
+    assert sorted(ACTIVATION_NAMES) == sorted(ACTIVATIONS)

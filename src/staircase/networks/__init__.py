@@ -7,3 +7,7 @@ Fourier-feature, modified and normalised variants; ``build_model`` from a config
 ``forward_laplacian`` (exact input Laplacians carried through the layers, for PDE losses).
 Imports only problems, records, core, errors.
 """
+
+# The activations StackedMLP knows (the keys of mlp.ACTIVATIONS, which holds their torch functions;
+# tests/test_models.py keeps the two equal): the config's validation checks a name without torch.
+ACTIVATION_NAMES = ("tanh", "sin", "relu", "sigmoid", "gelu")

@@ -15,9 +15,9 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from staircase.core import quadrature
+from staircase.lazytorch import torch
 
 
 @dataclass
@@ -47,8 +47,13 @@ class Task(ABC):
         """The exact solution / target function at points x (N, d) -> (N,)."""
 
     @abstractmethod
+    def train_arrays(self) -> dict[str, np.ndarray]:
+        """The arrays the loss needs (points, targets), as numpy: what a config check or a cost
+        projection sizes without torch."""
+
     def train_data(self, device, dtype) -> dict[str, torch.Tensor]:
-        """Tensors the loss needs, built once."""
+        """:meth:`train_arrays` as tensors the loss needs, built once."""
+        return {k: torch.as_tensor(v, device=device, dtype=dtype) for k, v in self.train_arrays().items()}
 
     @abstractmethod
     def loss(self, model, data) -> torch.Tensor:
@@ -59,8 +64,11 @@ class Task(ABC):
     # others (a PDE's boundary points) are used in full at every step.
     batched_keys: tuple[str, ...] = ()
 
-    def batch_points(self, data) -> int:
-        """How many training points a mini-batch is drawn from."""
+    def batch_points(self, data=None) -> int:
+        """How many training points a mini-batch is drawn from (in ``data``, else in
+        :meth:`train_arrays`)."""
+        if data is None:
+            data = self.train_arrays()
         return int(data[self.batched_keys[0]].shape[0])
 
     def minibatch(self, data, index: torch.Tensor) -> dict[str, torch.Tensor]:

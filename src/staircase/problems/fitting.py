@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
 
+from staircase.lazytorch import no_grad, torch
 from staircase.problems import BoundSystem, Task
 
 
@@ -18,17 +18,14 @@ class FittingTask(Task):
     def train_points(self) -> np.ndarray:
         raise NotImplementedError
 
-    def train_data(self, device, dtype):
+    def train_arrays(self):
         x = self.train_points()
-        return {
-            "x": torch.as_tensor(x, device=device, dtype=dtype),
-            "y": torch.as_tensor(self.exact(x), device=device, dtype=dtype),
-        }
+        return {"x": x, "y": self.exact(x)}
 
     def loss(self, model, data):
         return ((model(data["x"])[..., 0] - data["y"]) ** 2).mean(dim=-1)
 
-    @torch.no_grad()
+    @no_grad
     def bound_system(self, model, data):
         _, hidden = model(data["x"], return_hidden=True)
         phi = hidden[-1].to(torch.float64).cpu().numpy()

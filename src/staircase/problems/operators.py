@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
+from staircase.lazytorch import torch
 
 
 @dataclass

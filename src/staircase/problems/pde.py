@@ -25,8 +25,8 @@ with weights 1/N_int and boundary_weight/N_bd and target [f; g] (``bound_system`
 from __future__ import annotations
 
 import numpy as np
-import torch
 
+from staircase.lazytorch import no_grad, torch
 from staircase.problems import BoundSystem, Task
 from staircase.problems.operators import laplacian
 from staircase.problems.targets import SineProducts
@@ -98,13 +98,9 @@ class PDETask(Task):
         raise NotImplementedError
 
     # ---- the Task interface -------------------------------------------------------------------
-    def train_data(self, device, dtype):
+    def train_arrays(self):
         xi, xb = self.interior_points(), self.boundary_points()
-
-        def t(a):
-            return torch.as_tensor(a, device=device, dtype=dtype)
-
-        return {"x_int": t(xi), "f": t(self.source(xi)), "x_bd": t(xb), "g": t(self.boundary_values(xb))}
+        return {"x_int": xi, "f": self.source(xi), "x_bd": xb, "g": self.boundary_values(xb)}
 
     def residuals(self, model, data) -> tuple[torch.Tensor, torch.Tensor]:
         """Interior residual L u - f (S, N_int) and boundary residual u - g (S, N_bd)."""
@@ -117,7 +113,7 @@ class PDETask(Task):
         r_int, r_bd = self.residuals(model, data)
         return (r_int**2).mean(dim=-1) + self.boundary_weight * (r_bd**2).mean(dim=-1)
 
-    @torch.no_grad()
+    @no_grad
     def bound_system(self, model, data):
         der = laplacian(model, data["x_int"], hidden=True)
         phi, lap_phi = der.hidden[-1].to(torch.float64), der.lap_hidden[-1].to(torch.float64)

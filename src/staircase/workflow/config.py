@@ -252,7 +252,7 @@ def _check_precision(cfg: dict, where: str) -> None:
 
 def _check_task(task: dict, where: str) -> None:
     """The task's parameters against its constructor, then the task's own checks."""
-    from staircase.problems import TASKS  # torch: imported by validation only (see _check_run_settings)
+    from staircase.problems import TASKS  # here, not at the top: see _check_run_settings
 
     task = dict(task)
     tname = task.pop("name")
@@ -274,11 +274,12 @@ def _check_task(task: dict, where: str) -> None:
 
 def _check_run_settings(cfg: dict, where: str, min_points: int) -> None:
     """One resolved variant: task, activation, eps, seeds, training methods, precision, log schedule."""
-    # torch's modules are imported here, not at the top: the notebooks, the audit and the
-    # calibration read configs through this module without validating them, and importing torch
-    # cost each of those processes ~2 s (issue 27; tests/test_imports.py keeps them torch-free)
-    from staircase.networks.mlp import ACTIVATIONS
-    from staircase.training.methods import check_run_config
+    # imported here, not at the top: the notebooks, the audit and the calibration read configs
+    # through this module without validating them. None of these imports torch (a task's tensors are
+    # built when it trains), so validating a config, which every Snakemake command does, costs no
+    # torch import (~2.2 s; tests/test_imports.py keeps it so)
+    from staircase.networks import ACTIVATION_NAMES as ACTIVATIONS
+    from staircase.training.run_checks import check_run_config
 
     _check_task(cfg["task"], where)
     _check_precision(cfg, where)

@@ -122,7 +122,7 @@ def paper_a_job(cfg: dict) -> Job:
     """The sizes of one resolved paper-A run config (builds the task's point sets: cheap)."""
     params = dict(cfg["task"])
     task = make_task(params.pop("name"), **params)
-    data = task.train_data("cpu", None)
+    data = task.train_arrays()
     per_step = int(cfg["train"].get("batch_size") or task.batch_points(data))
     pde = isinstance(task, PDETask)
     rank_x, _ = task.rank_points()

@@ -68,7 +68,7 @@ def train_job(cfg: dict) -> dict[str, tuple[float, str]]:
     """Estimated peak bytes of a paper-A training job (``staircase train``) by part:
     {part: (bytes, the settings that size it)}. ``cfg`` is a resolved run config whose task has
     passed its own checks."""
-    from staircase.problems import TASKS  # torch: only where a job is sized (see config._check_run_settings)
+    from staircase.problems import TASKS  # only where a job is sized (see config._check_run_settings)
     from staircase.problems.pde import PDETask
 
     task_cfg = dict(cfg["task"])
