@@ -278,14 +278,16 @@ def _check_run_settings(cfg: dict, where: str, min_points: int) -> None:
     # through this module without validating them. None of these imports torch (a task's tensors are
     # built when it trains), so validating a config, which every Snakemake command does, costs no
     # torch import (~2.2 s; tests/test_imports.py keeps it so)
-    from staircase.networks import ACTIVATION_NAMES as ACTIVATIONS
+    from staircase.networks import ACTIVATION_NAMES
     from staircase.training.run_checks import check_run_config
 
     _check_task(cfg["task"], where)
     _check_precision(cfg, where)
     act = cfg["model"]["activation"]
-    if act not in ACTIVATIONS:
-        raise ConfigError(f"{where}.model.activation: unknown activation {act!r}; choose one of {sorted(ACTIVATIONS)}")
+    if act not in ACTIVATION_NAMES:
+        raise ConfigError(
+            f"{where}.model.activation: unknown activation {act!r}; choose one of {sorted(ACTIVATION_NAMES)}"
+        )
     if cfg["rank"]["main_eps"] not in cfg["rank"]["eps"]:
         raise ConfigError(
             f"{where}.rank.main_eps: {cfg['rank']['main_eps']} is not one of rank.eps {cfg['rank']['eps']}"
